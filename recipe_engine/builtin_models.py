@@ -1,0 +1,68 @@
+"""Models that ship with the engine, addressed as `model.id: builtin:NAME`.
+
+This registry is torch-free: it holds each model's config, so `steer validate --check-model`
+can check layers and dimensions of a builtin recipe without building anything. The weights are
+made by `recipe_engine.models.builtin_build` on first use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["BUILTIN_PREFIX", "BUILTINS", "BuiltinModel", "builtin_name"]
+
+BUILTIN_PREFIX = "builtin:"
+
+
+@dataclass(frozen=True)
+class BuiltinModel:
+    name: str
+    description: str
+    model_type: str  # transformers model_type of the config
+    config: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+# Byte-level vocabulary: 256 bytes + <|endoftext|>. Needs no training, so it is deterministic.
+_BYTE_VOCAB = 257
+
+BUILTINS: dict[str, BuiltinModel] = {
+    "tiny-random": BuiltinModel(
+        name="tiny-random",
+        description="4-layer, 64-wide GPT-2 with seeded random weights and a byte tokenizer: "
+        "for plumbing, tests and CI, not for meaningful steering.",
+        model_type="gpt2",
+        config={
+            "n_layer": 4,
+            "n_embd": 64,
+            "n_head": 4,
+            "n_positions": 256,
+            "vocab_size": _BYTE_VOCAB,
+            "bos_token_id": 256,
+            "eos_token_id": 256,
+        },
+    ),
+    "tiny-random-llama": BuiltinModel(
+        name="tiny-random-llama",
+        description="4-layer, 64-wide Llama (grouped-query attention) with seeded random "
+        "weights and a byte tokenizer.",
+        model_type="llama",
+        config={
+            "num_hidden_layers": 4,
+            "hidden_size": 64,
+            "intermediate_size": 128,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 256,
+            "vocab_size": _BYTE_VOCAB,
+            "bos_token_id": 256,
+            "eos_token_id": 256,
+            "pad_token_id": 256,
+        },
+    ),
+}
+
+
+def builtin_name(model_id: str) -> str | None:
+    return model_id[len(BUILTIN_PREFIX) :] if model_id.startswith(BUILTIN_PREFIX) else None

@@ -1,0 +1,91 @@
+"""`steer validate PATH...`: schema and semantic checks, torch-free."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from recipe_engine.cli.validate_report import REPORTERS
+from recipe_engine.errors import UsageError
+from recipe_engine.validate import ValidationResult, validate_file
+
+__all__ = ["add_parser", "find_recipes", "run"]
+
+EPILOG = """\
+examples:
+  steer validate recipes/                     every *.yaml below, recursively
+  steer validate a.yaml b.yaml --format json  machine-readable
+  steer validate recipes/ --format github     annotations in GitHub Actions
+  steer validate recipes/ --check-model       also layer/head/width checks (config only)
+
+Directories are searched recursively for *.yaml and *.yml; names starting with "_" or "."
+(fragments meant for include:, hidden folders) are skipped. Exit status: 0 valid, 1 invalid,
+2 usage error, 3 environment failure (e.g. a hub model not in the local cache).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "validate",
+        help="check recipes against the schema and each other (torch-free)",
+        description="Validate recipe files: schema, references, semantics. Never imports torch.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="recipe files or directories")
+    parser.add_argument("--format", choices=sorted(REPORTERS), default="text")
+    parser.add_argument(
+        "--check-model",
+        action="store_true",
+        help="also check layers, heads and vector widths against the model's config (no weights)",
+    )
+    parser.add_argument(
+        "--allow-outside-root",
+        action="store_true",
+        help="let recipes reference files outside their repository",
+    )
+    parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    parser.set_defaults(handler=run)
+
+
+def _skip(path: Path) -> bool:
+    return path.name.startswith(("_", "."))
+
+
+def find_recipes(paths: Iterable[str]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        path = Path(raw)
+        if path.is_dir():
+            matches = [
+                p
+                for p in sorted(path.rglob("*"))
+                if p.suffix in (".yaml", ".yml")
+                and p.is_file()
+                and not any(_skip(Path(part)) for part in p.relative_to(path).parts)
+            ]
+            if not matches:
+                raise UsageError(f"no recipe files (*.yaml, *.yml) under {raw}")
+            found.extend(matches)
+        elif path.exists():
+            found.append(path)
+        else:
+            raise UsageError(f"{raw}: no such file or directory")
+    return found
+
+
+def run(args: argparse.Namespace) -> int:
+    files = find_recipes(args.paths)
+    results: list[ValidationResult] = [
+        validate_file(p, check_model=args.check_model, allow_outside_root=args.allow_outside_root)
+        for p in files
+    ]
+    REPORTERS[args.format](results, sys.stdout)
+    failed = [r for r in results if not r.ok or (args.strict and r.warnings)]
+    if not failed:
+        return 0
+    if all(r.environment_failure for r in failed):
+        return 3
+    return 1

@@ -1,0 +1,60 @@
+"""Diagnostics: one problem in one recipe, with where it is and a stable code.
+
+Rendered as `file:line:col: /json/pointer: message [code]`. Codes are stable: tests, editors
+and CI annotations key on them, so a code is never renamed once released.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+__all__ = ["Diagnostic", "Location", "Severity"]
+
+Severity = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, order=True)
+class Location:
+    """A place in a source file; line and column are 1-based, as editors count them."""
+
+    file: str
+    line: int
+    column: int
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    code: str
+    message: str
+    pointer: str = ""
+    location: Location | None = None
+    severity: Severity = "error"
+    # Files that included the one the problem is in, outermost first.
+    include_chain: tuple[str, ...] = field(default=())
+
+    def format(self) -> str:
+        where = (
+            f"{self.location.file}:{self.location.line}:{self.location.column}: "
+            if self.location
+            else ""
+        )
+        pointer = f"{self.pointer or '/'}: "
+        level = "" if self.severity == "error" else "warning: "
+        return f"{where}{pointer}{level}{self.message} [{self.code}]"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "code": self.code,
+            "severity": self.severity,
+            "message": self.message,
+            "pointer": self.pointer or "/",
+            "file": self.location.file if self.location else None,
+            "line": self.location.line if self.location else None,
+            "column": self.location.column if self.location else None,
+            "include_chain": list(self.include_chain),
+        }
+
+    def sort_key(self) -> tuple[str, int, int, str]:
+        loc = self.location
+        return (loc.file, loc.line, loc.column, self.code) if loc else ("", 0, 0, self.code)

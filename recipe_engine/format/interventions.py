@@ -1,0 +1,69 @@
+"""`interventions:` what to do to the model, where and how strongly.
+
+Operations on an activation h at the selected positions, with u = v / |v| and
+s = strength x layer weight:
+
+    add          h <- h + s * v               (v unit-length first if normalize: true)
+    set          h <- s * v
+    scale        h <- s * h                   (no vector), or scale only the component along u
+    zero         h <- 0
+    mean_ablate  h <- m                       (m: a mean_activation vector)
+    project_out  h <- h - s * (h . u) u       (s = 1 removes the direction entirely)
+    clamp        h <- h - (h . u) u + s * u   (fix the component along u to s)
+
+Interventions run in the model's execution order (layer, then site: resid_pre, heads,
+attn_out, mlp_out, resid_post). Several interventions on the same layer and site compose in
+the order they are written: each sees the result of the one before.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import Field
+
+from recipe_engine.format.base import RecipeModel
+from recipe_engine.format.layers import LayerSpec
+from recipe_engine.format.positions import PositionSpec
+from recipe_engine.format.sites import MODULE_FIELD, SITE_FIELD, VECTOR_NAME_PATTERN, Site
+
+__all__ = ["OPS", "OPS_NEEDING_VECTOR", "OPS_WITHOUT_VECTOR", "Intervention", "Op", "Site"]
+
+Op = Literal["add", "set", "scale", "zero", "mean_ablate", "project_out", "clamp"]
+OPS: tuple[str, ...] = ("add", "set", "scale", "zero", "mean_ablate", "project_out", "clamp")
+OPS_NEEDING_VECTOR = frozenset({"add", "set", "mean_ablate", "project_out", "clamp"})
+OPS_WITHOUT_VECTOR = frozenset({"zero"})
+
+
+class Intervention(RecipeModel):
+    name: str | None = Field(default=None, description="Label shown in reports.")
+    op: Op = Field(
+        default="add",
+        description="add | set | scale | zero | mean_ablate | project_out | clamp.",
+    )
+    vector: Annotated[str, Field(pattern=VECTOR_NAME_PATTERN)] | None = Field(
+        default=None,
+        description="Name of a vector under `vectors:`. Required by add, set, mean_ablate, "
+        "project_out and clamp; optional for scale; not allowed for zero.",
+    )
+    layers: LayerSpec | None = Field(
+        default=None,
+        description="Layers to act on. Required unless `module` names a fixed module.",
+    )
+    site: Site = SITE_FIELD
+    module: str | None = MODULE_FIELD
+    heads: list[Annotated[int, Field(ge=0)]] | None = Field(
+        default=None,
+        min_length=1,
+        description="Attention heads to act on; only with site: heads. Default: all heads.",
+    )
+    positions: PositionSpec = "all"
+    strength: float = Field(
+        default=1.0,
+        description="Multiplier s (see the op table). Multiplies the raw vector unless "
+        "normalize is true.",
+    )
+    normalize: bool = Field(
+        default=False,
+        description="Use the vector at unit norm, so strength is the norm actually added.",
+    )

@@ -1,0 +1,46 @@
+"""`model:` which network the recipe steers, and how it is loaded."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, StrictBool
+
+from recipe_engine.format.base import RecipeModel
+
+__all__ = ["ARCHITECTURES", "ModelSpec"]
+
+ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "gemma", "phi3", "generic")
+
+
+class ModelSpec(RecipeModel):
+    id: str = Field(
+        min_length=1,
+        description=(
+            "builtin:NAME (shipped with the engine), a hub repo id already in the local cache "
+            "(org/name), or a local folder starting with ./, ../ or / (relative to the recipe)."
+        ),
+    )
+    revision: str | None = Field(
+        default=None, min_length=1, description="Hub revision (branch, tag or commit) to pin."
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        default="float32", description="Weight and activation dtype."
+    )
+    device: str = Field(
+        default="auto",
+        pattern=r"^(auto|cpu|mps|cuda(:\d+)?)$",
+        description="auto | cpu | cuda | cuda:N | mps. auto picks cuda when available.",
+    )
+    trust_remote_code: StrictBool = Field(
+        default=False,
+        description=(
+            "Run the model repository's own Python code. Off unless this recipe itself sets it "
+            "to true; an included fragment cannot turn it on."
+        ),
+    )
+    architecture: Literal["gpt2", "llama", "gpt_neox", "gemma", "phi3", "generic"] | None = Field(
+        default=None,
+        description="Override the architecture adapter (site -> module mapping). Default: "
+        "detected from the model config.",
+    )

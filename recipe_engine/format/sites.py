@@ -1,0 +1,35 @@
+"""Sites: named places in a transformer block where a vector is read or written."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+__all__ = ["SITES", "MODULE_PATTERN", "Site", "VECTOR_NAME_PATTERN"]
+
+Site = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "heads"]
+SITES: tuple[str, ...] = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
+
+# Dotted module path below the model root, with an optional {layer} placeholder,
+# e.g. "transformer.h.{layer}.mlp.c_fc" or "model.layers.{layer}.self_attn.o_proj".
+MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\d+|\{layer\}))*$"
+VECTOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+SITE_FIELD = Field(
+    default="resid_post",
+    description=(
+        "resid_pre (block input) | resid_post (block output) | attn_out (attention output) | "
+        "mlp_out (MLP output) | heads (per-head slices of the input of the attention output "
+        "projection)."
+    ),
+)
+MODULE_FIELD = Field(
+    default=None,
+    pattern=MODULE_PATTERN,
+    description=(
+        "Escape hatch: an explicit module path (its output is used), e.g. "
+        "transformer.h.{layer}.mlp.c_fc. {layer} is replaced by each selected layer. "
+        "Overrides `site`."
+    ),
+)

@@ -1,0 +1,237 @@
+"""Read one YAML file safely into plain Python data, keeping line and column of every node.
+
+Why not `yaml.safe_load`: it forgets where values came from, silently lets a later duplicate
+key win, and expands aliases without a bound (a "billion laughs" file eats all memory). Here
+the file is *composed* into a node graph (cheap: aliases stay shared), then walked by our own
+constructor that counts every node it produces, rejects non-standard tags instead of acting on
+them, and reports duplicate keys.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from recipe_engine.diagnostics import Diagnostic, Location
+from recipe_engine.errors import RecipeLoadError
+from recipe_engine.load.source_map import SourceMap, join_pointer
+
+__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "YamlFile", "read_yaml_file"]
+
+# A recipe is a small hand-written file; these bounds are far above any real one and far below
+# what would hurt the machine.
+MAX_FILE_BYTES = 1 << 20
+MAX_NODES = 100_000
+MAX_DEPTH = 64
+
+_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+_TAG = "tag:yaml.org,2002:"
+_SCALAR_TAGS = {_TAG + t for t in ("null", "bool", "int", "float", "str")}
+_TIMESTAMP = _TAG + "timestamp"
+_MERGE = _TAG + "merge"
+
+
+@dataclass
+class YamlFile:
+    data: Any
+    source_map: SourceMap
+
+
+def _fail(file: str, code: str, message: str, line: int = 1, column: int = 1) -> RecipeLoadError:
+    return RecipeLoadError([Diagnostic(code, message, "", Location(file, line, column))])
+
+
+def _decode(raw: bytes, file: str) -> str:
+    if len(raw) > MAX_FILE_BYTES:
+        raise _fail(
+            file,
+            "file-too-large",
+            f"recipe is {len(raw)} bytes; the limit is {MAX_FILE_BYTES} bytes. Move prompt "
+            "lists into files referenced with {file: ...}",
+        )
+    if b"\x00" in raw[:8192]:
+        raise _fail(file, "binary-file", "file is binary, not a YAML recipe")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        before = raw[: exc.start]
+        line = before.count(b"\n") + 1
+        column = exc.start - (before.rfind(b"\n") + 1) + 1
+        raise _fail(
+            file,
+            "not-utf8",
+            f"byte 0x{raw[exc.start]:02x} is not valid UTF-8; save the file as UTF-8",
+            line,
+            column,
+        ) from None
+    if not text.strip() or all(
+        not ln.strip() or ln.lstrip().startswith("#") for ln in text.splitlines()
+    ):
+        raise _fail(file, "empty-file", "file is empty; a recipe needs at least `version: 1`")
+    return text
+
+
+class _Builder:
+    """Turns a composed node graph into dicts/lists/scalars plus a SourceMap."""
+
+    def __init__(self, file: str) -> None:
+        self.file = file
+        self.map = SourceMap()
+        self.count = 0
+        self._scalars = yaml.SafeLoader("")
+
+    def _loc(self, node: yaml.Node) -> Location:
+        mark = node.start_mark
+        return Location(self.file, mark.line + 1, mark.column + 1)
+
+    def _error(self, node: yaml.Node, code: str, message: str) -> RecipeLoadError:
+        loc = self._loc(node)
+        return _fail(self.file, code, message, loc.line, loc.column)
+
+    def build(self, node: yaml.Node, pointer: str, depth: int) -> Any:
+        self.count += 1
+        if self.count > MAX_NODES:
+            raise self._error(
+                node,
+                "yaml-too-many-nodes",
+                f"document expands to more than {MAX_NODES} nodes (alias bomb or runaway "
+                "anchors); recipes do not need this",
+            )
+        if depth > MAX_DEPTH:
+            raise self._error(
+                node, "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels (recursive alias?)"
+            )
+        self.map.values[pointer] = self._loc(node)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, pointer, depth)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != _TAG + "seq":
+                raise self._tag_error(node)
+            return [
+                self.build(item, join_pointer(pointer, i), depth + 1)
+                for i, item in enumerate(node.value)
+            ]
+        return self._scalar(node)
+
+    def _tag_error(self, node: yaml.Node) -> RecipeLoadError:
+        return self._error(
+            node,
+            "yaml-tag",
+            f"YAML tag {node.tag!r} is not allowed: recipes are plain data, and tags that "
+            "construct objects are never executed. Remove the tag",
+        )
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _TIMESTAMP:
+            return node.value  # keep dates as the text the user wrote: JSON has no date type
+        if node.tag not in _SCALAR_TAGS:
+            raise self._tag_error(node)
+        value = self._scalars.construct_object(node)
+        if isinstance(value, float) and not math.isfinite(value):
+            return value  # kept; the schema stage rejects NaN/Inf with the field's name
+        return value
+
+    def _key(self, node: yaml.Node) -> str | int:
+        if not isinstance(node, yaml.ScalarNode):
+            raise self._error(node, "yaml-key-type", "mapping keys must be plain scalars")
+        if node.tag == _TAG + "int":
+            value = self._scalars.construct_object(node)
+            assert isinstance(value, int)
+            return value
+        if node.tag not in _SCALAR_TAGS | {_TIMESTAMP}:
+            raise self._tag_error(node)
+        if node.tag == _TAG + "null" and node.style is None and node.value in ("", "~", "null"):
+            raise self._error(node, "yaml-key-type", "empty mapping key")
+        # `on:`/`yes:` stay strings: YAML 1.1 would turn these keys into booleans.
+        return str(node.value)
+
+    def _merge_sources(self, node: yaml.Node) -> list[yaml.MappingNode]:
+        if isinstance(node, yaml.MappingNode):
+            return [node]
+        if isinstance(node, yaml.SequenceNode) and all(
+            isinstance(n, yaml.MappingNode) for n in node.value
+        ):
+            return list(node.value)
+        raise self._error(node, "yaml-merge", "`<<` must be followed by a mapping or a list of them")
+
+    def _put(
+        self,
+        result: dict[Any, Any],
+        key: Any,
+        key_node: yaml.Node,
+        value_node: yaml.Node,
+        pointer: str,
+        depth: int,
+    ) -> None:
+        child = join_pointer(pointer, key)
+        self.map.keys[child] = self._loc(key_node)
+        result[key] = self.build(value_node, child, depth + 1)
+
+    def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[Any, Any]:
+        if node.tag != _TAG + "map":
+            raise self._tag_error(node)
+        result: dict[Any, Any] = {}
+        merged: list[tuple[yaml.Node, yaml.Node]] = []
+        explicit: list[tuple[yaml.Node, yaml.Node]] = []
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                for source in self._merge_sources(value_node):
+                    merged.extend(source.value)
+            else:
+                explicit.append((key_node, value_node))
+        seen: dict[Any, yaml.Node] = {}
+        for key_node, _ in explicit:
+            key = self._key(key_node)
+            if key in seen:
+                first = self._loc(seen[key])
+                raise self._error(
+                    key_node,
+                    "duplicate-key",
+                    f"duplicate key {key!r} (first defined at line {first.line}); YAML would "
+                    "silently keep only one of them",
+                )
+            seen[key] = key_node
+        # Merge keys (`<<: *defaults`) fill in only what the mapping does not set itself;
+        # among several merged mappings the earlier one wins, as the YAML merge spec says.
+        for key_node, value_node in merged:
+            key = self._key(key_node)
+            if key not in seen and key not in result:
+                self._put(result, key, key_node, value_node, pointer, depth)
+        for key_node, value_node in explicit:
+            self._put(result, self._key(key_node), key_node, value_node, pointer, depth)
+        return result
+
+
+def read_yaml_file(path: Path, display: str) -> YamlFile:
+    """Read `path` (named `display` in messages). Raises RecipeLoadError, never a yaml error."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise _fail(display, "file-not-found", "file does not exist") from None
+    except IsADirectoryError:
+        raise _fail(display, "file-not-found", "is a directory, not a recipe file") from None
+    except OSError as exc:
+        raise _fail(display, "file-unreadable", f"cannot read file: {exc.strerror}") from None
+    text = _decode(raw, display)
+    try:
+        node = yaml.compose(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        problem = exc.problem or "invalid YAML"
+        context = f" ({exc.context})" if exc.context else ""
+        raise _fail(display, "yaml-syntax", f"YAML syntax error: {problem}{context}", line, column)
+    except yaml.YAMLError as exc:
+        raise _fail(display, "yaml-syntax", f"YAML error: {exc}") from None
+    except RecursionError:
+        raise _fail(display, "yaml-too-deep", "document nests too deeply") from None
+    if node is None:
+        raise _fail(display, "empty-file", "file is empty; a recipe needs at least `version: 1`")
+    builder = _Builder(display)
+    data = builder.build(node, "", 0)
+    return YamlFile(data, builder.map)

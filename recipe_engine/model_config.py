@@ -1,0 +1,123 @@
+"""The shape of a model from its config alone: layers, width, heads. No torch, no weights.
+
+Reads the builtin registry, a local folder's config.json, or a hub model's config.json in the
+local Hugging Face cache (never the network).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recipe_engine.builtin_models import BUILTINS, builtin_name
+
+__all__ = ["ModelShape", "ModelUnavailable", "is_local_path", "read_model_shape"]
+
+
+class ModelUnavailable(Exception):
+    """The config cannot be found here; `code` is a stable diagnostic code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        self.code = code
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    model_type: str
+    n_layers: int
+    hidden_size: int
+    n_heads: int
+    head_dim: int
+
+    @property
+    def heads_width(self) -> int:
+        """Width of the attention output projection's input: n_heads x head_dim."""
+        return self.n_heads * self.head_dim
+
+
+_LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
+_HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
+_HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "n_heads")
+
+
+def is_local_path(model_id: str) -> bool:
+    return model_id.startswith(("./", "../", "/")) or model_id in (".", "..")
+
+
+def _first(config: dict[str, Any], keys: tuple[str, ...]) -> int | None:
+    for key in keys:
+        value = config.get(key)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def shape_from_config(config: dict[str, Any]) -> ModelShape:
+    # Multimodal and some new families nest the language model's config.
+    if _first(config, _LAYER_KEYS) is None and isinstance(config.get("text_config"), dict):
+        config = config["text_config"]
+    layers = _first(config, _LAYER_KEYS)
+    hidden = _first(config, _HIDDEN_KEYS)
+    heads = _first(config, _HEAD_KEYS)
+    if layers is None or hidden is None or heads is None:
+        raise ModelUnavailable(
+            "model-config-unknown",
+            "config.json does not say the number of layers, hidden size and heads in a form "
+            "this engine knows",
+        )
+    head_dim = config.get("head_dim")
+    if not isinstance(head_dim, int) or isinstance(head_dim, bool):
+        head_dim = hidden // heads
+    return ModelShape(str(config.get("model_type", "unknown")), layers, hidden, heads, head_dim)
+
+
+def _hub_cache() -> Path:
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"])
+    home = os.environ.get("HF_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "huggingface"
+    )
+    return Path(home) / "hub"
+
+
+def _cached_hub_config(repo_id: str, revision: str | None) -> Path:
+    folder = _hub_cache() / ("models--" + repo_id.replace("/", "--"))
+    ref = revision or "main"
+    ref_file = folder / "refs" / ref
+    commit = ref_file.read_text().strip() if ref_file.is_file() else ref
+    candidate = folder / "snapshots" / commit / "config.json"
+    if candidate.is_file():
+        return candidate
+    raise ModelUnavailable(
+        "model-not-cached",
+        f"hub model {repo_id!r}{'@' + revision if revision else ''} is not in the local cache "
+        f"({folder}); the engine never downloads at run time. Fetch it first with "
+        f"`huggingface-cli download {repo_id}`, or point model.id at a local folder",
+    )
+
+
+def read_model_shape(model_id: str, revision: str | None, recipe_dir: Path) -> ModelShape:
+    name = builtin_name(model_id)
+    if name is not None:
+        if name not in BUILTINS:
+            raise ModelUnavailable("unknown-builtin", f"no builtin model {name!r}")
+        spec = BUILTINS[name]
+        return shape_from_config({"model_type": spec.model_type, **spec.config})
+    if is_local_path(model_id):
+        path = Path(model_id)
+        config_file = (path if path.is_absolute() else recipe_dir / path) / "config.json"
+        if not config_file.is_file():
+            raise ModelUnavailable("model-not-found", f"no config.json in {model_id!r}")
+    else:
+        config_file = _cached_hub_config(model_id, revision)
+    try:
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelUnavailable("model-config-invalid", f"cannot read {config_file}: {exc}") from None
+    if not isinstance(config, dict):
+        raise ModelUnavailable("model-config-invalid", f"{config_file} is not a JSON object")
+    return shape_from_config(config)

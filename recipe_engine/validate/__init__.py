@@ -1,0 +1,80 @@
+"""Stage 2 of the data flow: a loaded document -> a typed Recipe plus every diagnostic.
+
+Torch-free by design, so `steer validate` runs in any CI in well under a second.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.errors import RecipeError, RecipeLoadError
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.load.includes import LoadedDocument, load_document
+from recipe_engine.load.paths import display_path
+from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
+from recipe_engine.validate.references import check_references
+from recipe_engine.validate.schema_errors import validate_schema
+from recipe_engine.validate.semantic import check_semantics
+
+__all__ = ["ValidationResult", "load_recipe", "validate_file"]
+
+
+@dataclass
+class ValidationResult:
+    path: Path
+    display: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    recipe: Recipe | None = None
+    document: LoadedDocument | None = None
+
+    @property
+    def errors(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "error"]
+
+    @property
+    def warnings(self) -> list[Diagnostic]:
+        return [d for d in self.diagnostics if d.severity == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    @property
+    def environment_failure(self) -> bool:
+        """Every error is the machine's fault (e.g. a hub model not in the cache)."""
+        return bool(self.errors) and all(d.code in ENVIRONMENT_CODES for d in self.errors)
+
+
+def validate_file(
+    path: str | Path, *, check_model: bool = False, allow_outside_root: bool = False
+) -> ValidationResult:
+    """Load and validate one recipe; never raises for a bad recipe, returns its diagnostics."""
+    path = Path(path)
+    result = ValidationResult(path, display_path(path))
+    try:
+        doc = load_document(path, allow_outside_root=allow_outside_root)
+    except RecipeLoadError as exc:
+        result.diagnostics = exc.diagnostics
+        return result
+    result.document = doc
+    recipe, diagnostics = validate_schema(doc)
+    if recipe is not None:
+        diagnostics += check_semantics(recipe, doc)
+        diagnostics += check_references(recipe, doc, allow_outside_root=allow_outside_root)
+        if check_model and not any(d.severity == "error" for d in diagnostics):
+            diagnostics += check_against_model(recipe, doc)
+    result.recipe = recipe if not any(d.severity == "error" for d in diagnostics) else None
+    result.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
+    return result
+
+
+def load_recipe(
+    path: str | Path, *, check_model: bool = False, allow_outside_root: bool = False
+) -> Recipe:
+    """The typed recipe at `path`, or RecipeError carrying every diagnostic."""
+    result = validate_file(path, check_model=check_model, allow_outside_root=allow_outside_root)
+    if result.recipe is None:
+        raise RecipeError(result.errors or result.diagnostics)
+    return result.recipe

@@ -1,0 +1,121 @@
+"""Stage 3 (`--check-model`): the recipe against the model's config, without weights or torch.
+
+Layer and head indices must exist, and vector files must match the width of the site they act
+on. Catching these here means the user sees the recipe line, not nnsight's
+"'Envoy' object has no attribute '10'" or a bare torch shape error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.layers import LayerRangeError, resolve_layers
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.vectors import FileVector, RandomVector
+from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.load.paths import resolve_reference
+from recipe_engine.load.safetensors_header import SafetensorsError, read_header
+from recipe_engine.load.source_map import join_pointer
+from recipe_engine.model_config import ModelShape, ModelUnavailable, read_model_shape
+
+__all__ = ["ENVIRONMENT_CODES", "check_against_model"]
+
+# Problems of the machine, not of the recipe: they map to exit code 3.
+ENVIRONMENT_CODES = frozenset({"model-not-cached"})
+
+
+def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
+    try:
+        shape = read_model_shape(recipe.model.id, recipe.model.revision, doc.path.parent)
+    except ModelUnavailable as exc:
+        return [doc.diagnostic(exc.code, str(exc), "/model/id")]
+    return list(_ModelChecks(recipe, doc, shape).run())
+
+
+class _ModelChecks:
+    def __init__(self, recipe: Recipe, doc: LoadedDocument, shape: ModelShape) -> None:
+        self.recipe = recipe
+        self.doc = doc
+        self.shape = shape
+
+    def run(self) -> Iterator[Diagnostic]:
+        shape = self.shape
+        for name, spec in self.recipe.vectors.items():
+            at = join_pointer("/vectors", name)
+            layer = getattr(spec, "layer", None)
+            if isinstance(layer, int) and not -shape.n_layers <= layer < shape.n_layers:
+                yield self.doc.diagnostic(
+                    "layer-range", str(LayerRangeError(layer, shape.n_layers)), at + "/layer"
+                )
+            if isinstance(spec, RandomVector) and spec.dim not in (None, shape.hidden_size):
+                yield self.doc.diagnostic(
+                    "vector-dim",
+                    f"dim {spec.dim} differs from the model's hidden size {shape.hidden_size}",
+                    at + "/dim",
+                )
+            if isinstance(spec, FileVector):
+                yield from self.file_width(name, spec, at)
+        for index, item in enumerate(self.recipe.interventions):
+            at = f"/interventions/{index}"
+            if item.layers is not None:
+                yield from self.layers(item.layers, at + "/layers")
+            for k, head in enumerate(item.heads or []):
+                if head >= shape.n_heads:
+                    yield self.doc.diagnostic(
+                        "head-range",
+                        f"head {head} out of range (model has {shape.n_heads} heads: "
+                        f"0..{shape.n_heads - 1})",
+                        f"{at}/heads/{k}",
+                    )
+
+    def layers(self, spec: object, pointer: str) -> Iterator[Diagnostic]:
+        n = self.shape.n_layers
+        if isinstance(spec, list):
+            for k, layer in enumerate(spec):
+                if not -n <= layer < n:
+                    yield self.doc.diagnostic(
+                        "layer-range", str(LayerRangeError(layer, n)), f"{pointer}/{k}"
+                    )
+            return
+        if isinstance(spec, dict):
+            for layer in spec:
+                if not -n <= layer < n:
+                    yield self.doc.diagnostic(
+                        "layer-range",
+                        str(LayerRangeError(layer, n)),
+                        join_pointer(pointer, layer),
+                        prefer_key=True,
+                    )
+            return
+        try:
+            resolve_layers(spec, n)
+        except LayerRangeError as exc:
+            yield self.doc.diagnostic("layer-range", str(exc), pointer)
+        except ValueError as exc:
+            yield self.doc.diagnostic("layer-range", str(exc), pointer)
+
+    def width_for(self, vector_name: str) -> tuple[int, str]:
+        """The width a vector must have: hidden size, or n_heads x head_dim if used on heads."""
+        for item in self.recipe.interventions:
+            if item.vector == vector_name and item.site == "heads" and item.module is None:
+                return self.shape.heads_width, "n_heads x head_dim"
+        return self.shape.hidden_size, "hidden size"
+
+    def file_width(self, name: str, spec: FileVector, at: str) -> Iterator[Diagnostic]:
+        path = resolve_reference(spec.path, self.doc.base_dir(at + "/path"))
+        try:
+            tensors, _ = read_header(path)
+        except (OSError, SafetensorsError):
+            return  # already reported by the reference checks
+        key = spec.key if spec.key is not None else (next(iter(tensors)) if len(tensors) == 1 else None)
+        if key is None or key not in tensors or not tensors[key].shape:
+            return
+        width, what = self.width_for(name)
+        actual = tensors[key].shape[-1]
+        if actual != width:
+            yield self.doc.diagnostic(
+                "vector-dim",
+                f"vector {name!r} has width {actual}, but the model's {what} is {width}",
+                at + "/path",
+            )

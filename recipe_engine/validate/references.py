@@ -1,0 +1,199 @@
+"""Stage 2c: files a recipe names exist, stay inside the repository, and hold what they claim.
+
+Prompt files are parsed (a bad JSONL line is reported with its line number), vector files are
+checked by their safetensors header (never unpickled), sha256 pins are verified.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.prompts import PromptFile
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.report_spec import PerplexityMetric
+from recipe_engine.format.vectors import (
+    ContrastiveVector,
+    FileVector,
+    MeanActivationVector,
+    ProbeVector,
+)
+from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.load.paths import is_inside, resolve_reference
+from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_prompts
+from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
+from recipe_engine.load.source_map import join_pointer
+from recipe_engine.model_config import is_local_path
+
+__all__ = ["check_references", "file_sha256"]
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class _References:
+    def __init__(self, recipe: Recipe, doc: LoadedDocument, allow_outside_root: bool) -> None:
+        self.recipe = recipe
+        self.doc = doc
+        self.allow_outside_root = allow_outside_root
+
+    def resolve(self, reference: str, pointer: str, *, want_dir: bool = False) -> Path | Diagnostic:
+        path = resolve_reference(reference, self.doc.base_dir(pointer))
+        if not self.allow_outside_root and not is_inside(path, self.doc.root):
+            return self.doc.diagnostic(
+                "path-outside-root",
+                f"{reference!r} resolves outside the repository root ({self.doc.root}); recipes "
+                "may only read files in their own repository (pass --allow-outside-root to "
+                "permit it)",
+                pointer,
+            )
+        exists = path.is_dir() if want_dir else path.is_file()
+        if not exists:
+            what = "folder" if want_dir else "file"
+            return self.doc.diagnostic(
+                "file-not-found", f"{what} {reference!r} does not exist (looked at {path})", pointer
+            )
+        return path
+
+    def run(self) -> Iterator[Diagnostic]:
+        recipe = self.recipe
+        if is_local_path(recipe.model.id):
+            found = self.resolve(recipe.model.id, "/model/id", want_dir=True)
+            if isinstance(found, Diagnostic):
+                yield found
+            elif not (found / "config.json").is_file():
+                yield self.doc.diagnostic(
+                    "model-not-found", f"{recipe.model.id!r} has no config.json", "/model/id"
+                )
+        for name, spec in recipe.vectors.items():
+            at = join_pointer("/vectors", name)
+            if isinstance(spec, ContrastiveVector):
+                yield from self.prompts(spec.positive, at + "/positive")
+                yield from self.prompts(spec.negative, at + "/negative")
+            elif isinstance(spec, MeanActivationVector):
+                yield from self.prompts(spec.prompts, at + "/prompts")
+            elif isinstance(spec, ProbeVector):
+                yield from self.probe_data(spec, at + "/data")
+            elif isinstance(spec, FileVector):
+                yield from self.vector_file(spec, at)
+        yield from self.prompts(recipe.run.prompts, "/run/prompts")
+        for index, metric in enumerate(recipe.report.metrics):
+            if isinstance(metric, PerplexityMetric):
+                yield from self.prompts(metric.text, f"/report/metrics/{index}/text")
+
+    def prompts(self, source: object, pointer: str) -> Iterator[Diagnostic]:
+        if not isinstance(source, PromptFile):
+            return
+        found = self.resolve(source.file, pointer + "/file")
+        if isinstance(found, Diagnostic):
+            yield found
+            return
+        try:
+            count = sum(1 for _ in iter_prompts(found, file_format(found, source.format), source.field, source.limit))
+        except PromptFileError as exc:
+            yield self.doc.diagnostic("prompt-file-invalid", f"{source.file}: {exc}", pointer + "/file")
+            return
+        if count == 0:
+            yield self.doc.diagnostic("prompt-file-empty", f"{source.file} holds no prompts", pointer + "/file")
+
+    def probe_data(self, spec: ProbeVector, pointer: str) -> Iterator[Diagnostic]:
+        found = self.resolve(spec.data, pointer)
+        if isinstance(found, Diagnostic):
+            yield found
+            return
+        import json
+
+        labels: set[object] = set()
+        with found.open("rb") as handle:
+            for number, raw in enumerate(handle, start=1):
+                if not raw.strip():
+                    continue
+                try:
+                    row = json.loads(raw)
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    yield self.doc.diagnostic(
+                        "probe-data-invalid", f"{spec.data}: line {number}: invalid JSON", pointer
+                    )
+                    return
+                if (
+                    not isinstance(row, dict)
+                    or not isinstance(row.get(spec.text_field), str)
+                    or row.get(spec.label_field) not in (0, 1)
+                    or isinstance(row.get(spec.label_field), bool)
+                ):
+                    yield self.doc.diagnostic(
+                        "probe-data-invalid",
+                        f"{spec.data}: line {number}: expected an object with a string "
+                        f"{spec.text_field!r} and a {spec.label_field!r} of 0 or 1",
+                        pointer,
+                    )
+                    return
+                labels.add(row[spec.label_field])
+        if labels != {0, 1}:
+            yield self.doc.diagnostic(
+                "probe-data-invalid",
+                f"{spec.data}: a probe needs examples of both labels 0 and 1",
+                pointer,
+            )
+
+    def vector_file(self, spec: FileVector, at: str) -> Iterator[Diagnostic]:
+        found = self.resolve(spec.path, at + "/path")
+        if isinstance(found, Diagnostic):
+            yield found
+            return
+        try:
+            tensors, _ = read_header(found)
+        except SafetensorsError as exc:
+            yield self.doc.diagnostic("not-safetensors", f"{spec.path}: {exc}", at + "/path")
+            return
+        if spec.key is None and len(tensors) != 1:
+            yield self.doc.diagnostic(
+                "vector-key-ambiguous",
+                f"{spec.path} holds {len(tensors)} tensors ({', '.join(sorted(tensors)[:8])}); "
+                "name one with `key:`",
+                at,
+            )
+            return
+        key = spec.key if spec.key is not None else next(iter(tensors))
+        if key not in tensors:
+            yield self.doc.diagnostic(
+                "vector-key-missing",
+                f"{spec.path} has no tensor {key!r} (it has: {', '.join(sorted(tensors)[:8])})",
+                at + "/key",
+            )
+            return
+        info = tensors[key]
+        if info.dtype not in FLOAT_DTYPES:
+            yield self.doc.diagnostic(
+                "vector-dtype",
+                f"tensor {key!r} has dtype {info.dtype}; a steering vector must be floating point",
+                at,
+            )
+        if len(info.shape) not in (1, 2) or 0 in info.shape:
+            yield self.doc.diagnostic(
+                "vector-shape",
+                f"tensor {key!r} has shape {list(info.shape)}; expected [hidden] or [positions, hidden]",
+                at,
+            )
+        if spec.sha256 is not None:
+            actual = file_sha256(found)
+            if actual != spec.sha256:
+                yield self.doc.diagnostic(
+                    "sha256-mismatch",
+                    f"{spec.path} has sha256 {actual}, but the recipe pins {spec.sha256}; the "
+                    "file changed since the recipe was written",
+                    at + "/sha256",
+                )
+
+
+def check_references(
+    recipe: Recipe, doc: LoadedDocument, *, allow_outside_root: bool = False
+) -> list[Diagnostic]:
+    return list(_References(recipe, doc, allow_outside_root).run())

@@ -1,0 +1,225 @@
+"""Stage 2a: typed validation with pydantic, its errors turned into located Diagnostics."""
+
+from __future__ import annotations
+
+import difflib
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+
+from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.layers import RANGE_PATTERN
+from recipe_engine.format.positions import SLICE_PATTERN
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.sites import MODULE_PATTERN, VECTOR_NAME_PATTERN
+from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.load.source_map import join_pointer
+
+__all__ = ["did_you_mean", "validate_schema"]
+
+_CODES = {
+    "missing": "missing-field",
+    "extra_forbidden": "unknown-key",
+    "literal_error": "invalid-choice",
+    "union_tag_invalid": "unknown-kind",
+    "union_tag_not_found": "missing-kind",
+    "finite_number": "not-finite",
+    "string_pattern_mismatch": "invalid-format",
+    "too_short": "empty-value",  # an empty `layers: {}` becomes empty-weight-map below
+    "string_too_short": "empty-value",
+    "too_long": "too-long",
+    "greater_than": "out-of-range",
+    "greater_than_equal": "out-of-range",
+    "less_than": "out-of-range",
+    "less_than_equal": "out-of-range",
+    "layers_type": "wrong-type",
+    "positions_type": "wrong-type",
+    "prompts_type": "wrong-type",
+}
+
+
+_PATTERN_WORDS = {
+    RANGE_PATTERN: 'an integer, a list, a half-open range like "2:6" or "4:", or `all`',
+    SLICE_PATTERN: 'all, prompt, generated, last, a list of indices, or a slice like "2:"',
+    MODULE_PATTERN: "a dotted module path such as transformer.h.{layer}.mlp",
+    VECTOR_NAME_PATTERN: "an identifier (letters, digits, _; not starting with a digit)",
+    r"^[A-Za-z0-9][A-Za-z0-9._-]*$": "letters, digits, '.', '_' and '-' only (no spaces)",
+    r"^[0-9a-f]{64}$": "64 lowercase hexadecimal digits (a SHA-256)",
+    r"^(auto|cpu|mps|cuda(:\d+)?)$": "auto, cpu, mps, cuda or cuda:N",
+}
+
+
+def did_you_mean(word: str, options: Any) -> str:
+    matches = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
+    return f"; did you mean {matches[0]!r}?" if matches else ""
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict[str, Any]:
+    return Recipe.model_json_schema()
+
+
+def _resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = schema["$defs"][node["$ref"].rsplit("/", 1)[-1]]
+    return node
+
+
+def _allowed_keys(data: Any, path: list[Any]) -> list[str]:
+    """Keys the schema allows in the mapping at `path` of `data` (for 'did you mean')."""
+    schema = _schema()
+    node = schema
+    for part in path:
+        node = _resolve(schema, node)
+        for branch_key in ("anyOf", "oneOf"):
+            if branch_key in node and isinstance(data, dict):
+                node = _pick_branch(schema, node[branch_key], data)
+        if isinstance(data, dict):
+            props = node.get("properties", {})
+            node = props.get(part) or node.get("additionalProperties") or {}
+            data = data.get(part)
+        elif isinstance(data, list):
+            node = node.get("items", {})
+            data = data[part] if isinstance(part, int) and part < len(data) else None
+    node = _resolve(schema, node)
+    for branch_key in ("anyOf", "oneOf"):
+        if branch_key in node and isinstance(data, dict):
+            node = _pick_branch(schema, node[branch_key], data)
+    return sorted(node.get("properties", {}))
+
+
+def _pick_branch(schema: dict[str, Any], branches: list[Any], data: dict[str, Any]) -> Any:
+    for branch in branches:
+        resolved = _resolve(schema, branch)
+        kind = resolved.get("properties", {}).get("kind", {}).get("const")
+        if kind is not None and kind == data.get("kind"):
+            return resolved
+        if kind is None and "properties" in resolved:
+            return resolved
+    return {}
+
+
+def _data_path(data: Any, loc: tuple[Any, ...], keep_missing: bool) -> list[Any]:
+    """Pydantic locations contain union tags ('contrastive', 'weights'); keep real keys only."""
+    path: list[Any] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and part.isdigit() and int(part) in node:
+            path.append(int(part))
+            node = node[int(part)]
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            path.append(part)
+            node = node[part]
+        elif not isinstance(node, (dict, list)):
+            break
+        elif keep_missing and isinstance(node, dict) and part not in node:
+            path.append(part)  # a missing or extra key: keep it, it names the field
+            break
+    return path
+
+
+def _pointer(path: list[Any]) -> str:
+    pointer = ""
+    for part in path:
+        pointer = join_pointer(pointer, part)
+    return pointer
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if value is None:
+        return "null"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the string {value!r}" if len(value) < 40 else "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+def _message(error: Any, data: Any, path: list[Any]) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    field = path[-1] if path else "recipe"
+    ctx = error.get("ctx") or {}
+    if kind == "missing":
+        return f"missing required field {field!r}"
+    if kind == "extra_forbidden":
+        allowed = _allowed_keys(data, path[:-1])
+        hint = did_you_mean(field, allowed)
+        listing = f" (allowed: {', '.join(allowed)})" if allowed and not hint else ""
+        return f"unknown key {field!r}{hint}{listing}"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        options = [o.strip().strip("'") for o in expected.replace(" or ", ",").split(",")]
+        return f"{value!r} is not one of {expected}{did_you_mean(value, options)}"
+    if kind == "union_tag_invalid":
+        tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
+        return (
+            f"unknown kind {ctx.get('tag')!r} (expected one of: {', '.join(tags)})"
+            f"{did_you_mean(ctx.get('tag'), tags)}"
+        )
+    if kind == "union_tag_not_found":
+        return f"missing `{ctx.get('discriminator', 'kind').strip(chr(39))}`: say which kind this is"
+    if kind == "finite_number":
+        return f"{field!r} must be a finite number, not NaN or infinity"
+    if kind.endswith("_type") or kind in ("bool_parsing", "int_from_float"):
+        hint = ""
+        if isinstance(value, bool) and "str" in kind:
+            hint = " (YAML reads yes/no/on/off/true/false as booleans: quote it)"
+        if isinstance(value, str) and kind in ("int_type", "float_type", "bool_type"):
+            hint = " (remove the quotes)"
+        base = error["msg"].replace("Input should be", "expected")
+        return f"{field!r}: {base}, got {_describe(value)}{hint}"
+    if kind == "string_pattern_mismatch":
+        wanted = _PATTERN_WORDS.get(str(ctx.get("pattern")), f"text matching {ctx.get('pattern')}")
+        return f"{field!r}: {value!r} is not valid here; expected {wanted}"
+    if kind in ("too_short", "string_too_short"):
+        if isinstance(value, dict) and field == "layers":
+            return "`layers: {}` is an empty weight map; give at least one {layer: weight}"
+        return f"{field!r} must not be empty"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return f"{field!r}: {error['msg']}"
+
+
+def validate_schema(doc: LoadedDocument) -> tuple[Recipe | None, list[Diagnostic]]:
+    if "version" in doc.data and doc.data["version"] != 1:
+        version = doc.data["version"]
+        return None, [
+            doc.diagnostic(
+                "unsupported-version",
+                f"recipe format version {version!r} is not supported; this engine reads version 1",
+                "/version",
+            )
+        ]
+    try:
+        return Recipe.model_validate(doc.data), []
+    except ValidationError as exc:
+        diagnostics = []
+        seen: set[tuple[str, str]] = set()
+        for error in exc.errors(include_url=False):
+            keep = error["type"] in ("missing", "extra_forbidden")
+            path = _data_path(doc.data, tuple(error["loc"]), keep)
+            pointer = _pointer(path)
+            code = _CODES.get(error["type"], "invalid-value")
+            if code == "empty-value" and path and path[-1] == "layers":
+                code = "empty-weight-map"
+            if error["type"].endswith("_type") and code == "invalid-value":
+                code = "wrong-type"
+            message = _message(error, doc.data, path)
+            if (pointer, message) in seen:
+                continue
+            seen.add((pointer, message))
+            diagnostics.append(
+                doc.diagnostic(code, message, pointer, prefer_key=error["type"] == "extra_forbidden")
+            )
+        return None, diagnostics
