@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["BUILTIN_PREFIX", "BUILTINS", "BuiltinModel", "builtin_name"]
+__all__ = ["BUILTINS", "BUILTIN_PREFIX", "BuiltinModel", "builtin_name"]
 
 BUILTIN_PREFIX = "builtin:"
 

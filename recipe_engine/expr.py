@@ -126,7 +126,9 @@ class _Parser:
                 args.append(self.expr(depth + 1))
             self.expect(")")
             if len(args) != FUNCTIONS[text]:
-                raise ExprError(f"{text}() takes {FUNCTIONS[text]} argument(s), got {len(args)}", offset)
+                raise ExprError(
+                    f"{text}() takes {FUNCTIONS[text]} argument(s), got {len(args)}", offset
+                )
             return self.node("call", offset, text, tuple(args))
         if text == "(":
             inner = self.expr(depth + 1)
@@ -171,7 +173,9 @@ def type_check(node: Node) -> Literal["scalar", "vector"]:
     op = node.value
     if op in "+-":
         if left != right:
-            raise ExprError(f"cannot {'add' if op == '+' else 'subtract'} a number and a vector", node.offset)
+            raise ExprError(
+                f"cannot {'add' if op == '+' else 'subtract'} a number and a vector", node.offset
+            )
         return left
     if op == "*":
         if left == right == "vector":

@@ -117,7 +117,9 @@ def read_model_shape(model_id: str, revision: str | None, recipe_dir: Path) -> M
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelUnavailable("model-config-invalid", f"cannot read {config_file}: {exc}") from None
+        raise ModelUnavailable(
+            "model-config-invalid", f"cannot read {config_file}: {exc}"
+        ) from None
     if not isinstance(config, dict):
         raise ModelUnavailable("model-config-invalid", f"{config_file} is not a JSON object")
     return shape_from_config(config)

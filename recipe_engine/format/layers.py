@@ -15,7 +15,7 @@ from typing import Annotated, Any
 
 from pydantic import Discriminator, Field, Tag
 
-__all__ = ["LayerSpec", "LayerRangeError", "resolve_layers"]
+__all__ = ["LayerRangeError", "LayerSpec", "resolve_layers"]
 
 _RANGE = re.compile(r"^(-?\d+)?:(-?\d+)?$")
 RANGE_PATTERN = r"^(all|(-?\d+)?:(-?\d+)?)$"
@@ -44,7 +44,7 @@ LayerSpec = Annotated[
         _layer_form,
         custom_error_type="layers_type",
         custom_error_message=(
-            "layers must be an integer, a list of integers, a range like \"2:6\", `all`, "
+            'layers must be an integer, a list of integers, a range like "2:6", `all`, '
             "or a {layer: weight} map"
         ),
     ),

@@ -23,7 +23,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Discriminator, Field, Tag
 
-__all__ = ["NAMED_POSITIONS", "PositionSpec", "SLICE_PATTERN"]
+__all__ = ["NAMED_POSITIONS", "SLICE_PATTERN", "PositionSpec"]
 
 NAMED_POSITIONS = ("all", "prompt", "generated", "last")
 SLICE_PATTERN = r"^(-?\d+)?:(-?\d+)?$"
@@ -51,7 +51,7 @@ PositionSpec = Annotated[
     ),
     Field(
         description=(
-            "Token positions: all | prompt | generated | last | [indices] | \"start:stop\". "
+            'Token positions: all | prompt | generated | last | [indices] | "start:stop". '
             "Defined per generation step under the KV cache; see the README."
         )
     ),

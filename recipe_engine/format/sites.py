@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
-__all__ = ["SITES", "MODULE_PATTERN", "Site", "VECTOR_NAME_PATTERN"]
+__all__ = ["MODULE_PATTERN", "SITES", "VECTOR_NAME_PATTERN", "Site"]
 
 Site = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "heads"]
 SITES: tuple[str, ...] = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
@@ -16,7 +16,8 @@ SITES: tuple[str, ...] = ("resid_pre", "resid_post", "attn_out", "mlp_out", "hea
 MODULE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*(\.([A-Za-z_][A-Za-z0-9_]*|\d+|\{layer\}))*$"
 VECTOR_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 
-SITE_FIELD = Field(
+# Typed Any: Field() stands in for a default of the annotated Literal type.
+SITE_FIELD: Any = Field(
     default="resid_post",
     description=(
         "resid_pre (block input) | resid_post (block output) | attn_out (attention output) | "
@@ -24,7 +25,7 @@ SITE_FIELD = Field(
         "projection)."
     ),
 )
-MODULE_FIELD = Field(
+MODULE_FIELD: Any = Field(
     default=None,
     pattern=MODULE_PATTERN,
     description=(

@@ -94,7 +94,9 @@ class _IncludeLoader:
         self.files: dict[str, tuple[str, ...]] = {}
         self.paths: dict[str, Path] = {}
 
-    def load(self, path: Path, stack: tuple[Path, ...], chain: tuple[str, ...]) -> tuple[Any, SourceMap]:
+    def load(
+        self, path: Path, stack: tuple[Path, ...], chain: tuple[str, ...]
+    ) -> tuple[Any, SourceMap]:
         display = display_path(path)
         parsed = read_yaml_file(path, display)
         self.files.setdefault(display, chain)
@@ -103,7 +105,11 @@ class _IncludeLoader:
         if not isinstance(data, dict):
             loc = smap.locate("") or Location(display, 1, 1)
             raise RecipeLoadError(
-                [Diagnostic("not-a-mapping", "a recipe must be a YAML mapping (key: value)", "", loc)]
+                [
+                    Diagnostic(
+                        "not-a-mapping", "a recipe must be a YAML mapping (key: value)", "", loc
+                    )
+                ]
             )
         if "include" not in data:
             return data, smap
@@ -113,7 +119,14 @@ class _IncludeLoader:
         if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
             loc = smap.locate("/include") or Location(display, 1, 1)
             raise RecipeLoadError(
-                [Diagnostic("include-type", "`include` must be a path or a list of paths", "/include", loc)]
+                [
+                    Diagnostic(
+                        "include-type",
+                        "`include` must be a path or a list of paths",
+                        "/include",
+                        loc,
+                    )
+                ]
             )
         base: dict[str, Any] = {}
         base_map = SourceMap()
@@ -121,7 +134,9 @@ class _IncludeLoader:
             pointer = f"/include/{index}" if f"/include/{index}" in smap.values else "/include"
             loc = smap.locate(pointer) or Location(display, 1, 1)
             target = resolve_reference(reference, path.parent)
-            fragment, fragment_map = self._load_included(target, reference, loc, stack, chain + (display,))
+            fragment, fragment_map = self._load_included(
+                target, reference, loc, stack, (*chain, display)
+            )
             base = _deep_merge(base, base_map, fragment, fragment_map, "")
             base_map = base_map.overlay(fragment_map)
         merged = _deep_merge(base, base_map, data, smap, "")
@@ -138,7 +153,9 @@ class _IncludeLoader:
         via = " -> ".join(chain)
 
         def fail(code: str, message: str) -> RecipeLoadError:
-            return RecipeLoadError([Diagnostic(code, message, "/include", loc, "error", chain[:-1])])
+            return RecipeLoadError(
+                [Diagnostic(code, message, "/include", loc, "error", chain[:-1])]
+            )
 
         resolved = target.resolve()
         if not self.allow_outside_root and not is_inside(resolved, self.root):
@@ -153,8 +170,10 @@ class _IncludeLoader:
         if len(stack) >= MAX_INCLUDE_DEPTH:
             raise fail("include-depth", f"includes nest deeper than {MAX_INCLUDE_DEPTH} ({via})")
         if not resolved.is_file():
-            raise fail("include-not-found", f"included file {reference!r} does not exist (via {via})")
-        return self.load(target, stack + (resolved,), chain)
+            raise fail(
+                "include-not-found", f"included file {reference!r} does not exist (via {via})"
+            )
+        return self.load(target, (*stack, resolved), chain)
 
 
 def load_document(

@@ -24,7 +24,11 @@ def file_format(path: Path, declared: str | None) -> str:
 
 
 def iter_prompts(
-    path: Path, fmt: str, field: str = "text", limit: int | None = None, max_bytes: int | None = None
+    path: Path,
+    fmt: str,
+    field: str = "text",
+    limit: int | None = None,
+    max_bytes: int | None = None,
 ) -> Iterator[str]:
     """Stream prompts from `path` (never the whole file in memory at once)."""
     cap = MAX_PROMPT_FILE_BYTES if max_bytes is None else max_bytes
@@ -65,7 +69,11 @@ def _jsonl_text(line: str, field: str, number: int) -> str:
 
 
 def read_prompts(
-    path: Path, fmt: str, field: str = "text", limit: int | None = None, max_bytes: int | None = None
+    path: Path,
+    fmt: str,
+    field: str = "text",
+    limit: int | None = None,
+    max_bytes: int | None = None,
 ) -> list[str]:
     prompts = list(iter_prompts(path, fmt, field, limit, max_bytes))
     if not prompts:

@@ -157,7 +157,9 @@ class _Builder:
             isinstance(n, yaml.MappingNode) for n in node.value
         ):
             return list(node.value)
-        raise self._error(node, "yaml-merge", "`<<` must be followed by a mapping or a list of them")
+        raise self._error(
+            node, "yaml-merge", "`<<` must be followed by a mapping or a list of them"
+        )
 
     def _put(
         self,
@@ -225,7 +227,8 @@ def read_yaml_file(path: Path, display: str) -> YamlFile:
         line, column = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
-        raise _fail(display, "yaml-syntax", f"YAML syntax error: {problem}{context}", line, column)
+        message = f"YAML syntax error: {problem}{context}"
+        raise _fail(display, "yaml-syntax", message, line, column) from None
     except yaml.YAMLError as exc:
         raise _fail(display, "yaml-syntax", f"YAML error: {exc}") from None
     except RecursionError:

@@ -108,7 +108,11 @@ class _ModelChecks:
             tensors, _ = read_header(path)
         except (OSError, SafetensorsError):
             return  # already reported by the reference checks
-        key = spec.key if spec.key is not None else (next(iter(tensors)) if len(tensors) == 1 else None)
+        key = (
+            spec.key
+            if spec.key is not None
+            else (next(iter(tensors)) if len(tensors) == 1 else None)
+        )
         if key is None or key not in tensors or not tensors[key].shape:
             return
         width, what = self.width_for(name)

@@ -96,12 +96,21 @@ class _References:
             yield found
             return
         try:
-            count = sum(1 for _ in iter_prompts(found, file_format(found, source.format), source.field, source.limit))
+            count = sum(
+                1
+                for _ in iter_prompts(
+                    found, file_format(found, source.format), source.field, source.limit
+                )
+            )
         except PromptFileError as exc:
-            yield self.doc.diagnostic("prompt-file-invalid", f"{source.file}: {exc}", pointer + "/file")
+            yield self.doc.diagnostic(
+                "prompt-file-invalid", f"{source.file}: {exc}", pointer + "/file"
+            )
             return
         if count == 0:
-            yield self.doc.diagnostic("prompt-file-empty", f"{source.file} holds no prompts", pointer + "/file")
+            yield self.doc.diagnostic(
+                "prompt-file-empty", f"{source.file} holds no prompts", pointer + "/file"
+            )
 
     def probe_data(self, spec: ProbeVector, pointer: str) -> Iterator[Diagnostic]:
         found = self.resolve(spec.data, pointer)
@@ -179,7 +188,8 @@ class _References:
         if len(info.shape) not in (1, 2) or 0 in info.shape:
             yield self.doc.diagnostic(
                 "vector-shape",
-                f"tensor {key!r} has shape {list(info.shape)}; expected [hidden] or [positions, hidden]",
+                f"tensor {key!r} has shape {list(info.shape)}; "
+                "expected [hidden] or [positions, hidden]",
                 at,
             )
         if spec.sha256 is not None:

@@ -108,7 +108,12 @@ def _data_path(data: Any, loc: tuple[Any, ...], keep_missing: bool) -> list[Any]
         if isinstance(node, dict) and part in node:
             path.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and part.isdigit() and int(part) in node:
+        elif (
+            isinstance(node, dict)
+            and isinstance(part, str)
+            and part.isdigit()
+            and int(part) in node
+        ):
             path.append(int(part))
             node = node[int(part)]
         elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
@@ -165,10 +170,12 @@ def _message(error: Any, data: Any, path: list[Any]) -> str:
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
         return (
             f"unknown kind {ctx.get('tag')!r} (expected one of: {', '.join(tags)})"
-            f"{did_you_mean(ctx.get('tag'), tags)}"
+            f"{did_you_mean(str(ctx.get('tag')), tags)}"
         )
     if kind == "union_tag_not_found":
-        return f"missing `{ctx.get('discriminator', 'kind').strip(chr(39))}`: say which kind this is"
+        return (
+            f"missing `{ctx.get('discriminator', 'kind').strip(chr(39))}`: say which kind this is"
+        )
     if kind == "finite_number":
         return f"{field!r} must be a finite number, not NaN or infinity"
     if kind.endswith("_type") or kind in ("bool_parsing", "int_from_float"):
@@ -220,6 +227,8 @@ def validate_schema(doc: LoadedDocument) -> tuple[Recipe | None, list[Diagnostic
                 continue
             seen.add((pointer, message))
             diagnostics.append(
-                doc.diagnostic(code, message, pointer, prefer_key=error["type"] == "extra_forbidden")
+                doc.diagnostic(
+                    code, message, pointer, prefer_key=error["type"] == "extra_forbidden"
+                )
             )
         return None, diagnostics

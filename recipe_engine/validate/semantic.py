@@ -115,7 +115,8 @@ class _Checker:
         known = ", ".join(sorted(self.recipe.vectors)) or "none defined"
         return self.error(
             "undefined-vector",
-            f"no vector named {name!r} under `vectors:` ({known}){did_you_mean(name, self.recipe.vectors)}",
+            f"no vector named {name!r} under `vectors:` ({known})"
+            f"{did_you_mean(name, self.recipe.vectors)}",
             pointer,
         )
 
@@ -127,7 +128,7 @@ class _Checker:
             state[node] = 1
             for ref in graph.get(node, []):
                 if state.get(ref) == 1:
-                    cycle = stack[stack.index(ref) :] + [ref]
+                    cycle = [*stack[stack.index(ref) :], ref]
                     key = frozenset(cycle)
                     if key not in reported:
                         reported.add(key)
@@ -197,9 +198,7 @@ class _Checker:
                 at + "/positions",
             )
         if item.op == "zero" and item.strength != 1.0:
-            yield self.warning(
-                "strength-ignored", "op zero ignores `strength`", at + "/strength"
-            )
+            yield self.warning("strength-ignored", "op zero ignores `strength`", at + "/strength")
 
     def intervention_layers(self, at: str, item: Intervention) -> Iterator[Diagnostic]:
         fixed_module = item.module is not None and "{layer}" not in item.module
@@ -219,7 +218,9 @@ class _Checker:
         if not fixed_module and item.layers is None:
             yield self.error("missing-layers", "missing `layers:` (which layers to act on)", at)
         if isinstance(item.layers, list) and len(set(item.layers)) != len(item.layers):
-            yield self.error("duplicate-layer", "a layer is listed twice in `layers:`", at + "/layers")
+            yield self.error(
+                "duplicate-layer", "a layer is listed twice in `layers:`", at + "/layers"
+            )
 
     # -- run and report ----------------------------------------------------------------------
     def run_section(self) -> Iterator[Diagnostic]:
@@ -229,7 +230,8 @@ class _Checker:
         if gen.min_new_tokens is not None and gen.min_new_tokens > gen.max_new_tokens:
             yield self.error(
                 "generation-range",
-                f"min_new_tokens ({gen.min_new_tokens}) exceeds max_new_tokens ({gen.max_new_tokens})",
+                f"min_new_tokens ({gen.min_new_tokens}) exceeds "
+                f"max_new_tokens ({gen.max_new_tokens})",
                 at + "/min_new_tokens",
             )
         if not gen.do_sample:
@@ -275,8 +277,10 @@ class _Checker:
     def metrics(self) -> Iterator[Diagnostic]:
         for index, metric in enumerate(self.recipe.report.metrics):
             at = f"/report/metrics/{index}"
-            if isinstance(metric, TokenProbMetric) and metric.at == "generated" and (
-                self.recipe.run.mode == "trace"
+            if (
+                isinstance(metric, TokenProbMetric)
+                and metric.at == "generated"
+                and (self.recipe.run.mode == "trace")
             ):
                 yield self.error(
                     "metric-mode",

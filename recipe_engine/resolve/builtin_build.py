@@ -1,0 +1,57 @@
+"""Build the builtin models from their registry configs: deterministic, offline, instant.
+
+The random-weight builtins are made on first use from a seed (same seed, same weights, on any
+machine), with a byte-level tokenizer that needs no training.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    PreTrainedModel,
+    PreTrainedTokenizerFast,
+)
+
+from recipe_engine.builtin_models import BUILTINS, BuiltinModel
+
+__all__ = ["build_builtin", "byte_tokenizer"]
+
+EOS = "<|endoftext|>"
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """Byte-level BPE with no merges: 256 byte symbols + one special token (id 256)."""
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    vocab = {symbol: i for i, symbol in enumerate(sorted(alphabet))}
+    vocab[EOS] = len(vocab)
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=EOS,
+        eos_token=EOS,
+        pad_token=EOS,
+        unk_token=EOS,
+        # No token_type_ids: GPT-2 would add wte(token_type_ids) and shift logits silently.
+        model_input_names=["input_ids", "attention_mask"],
+    )
+
+
+def _build_random(spec: BuiltinModel) -> PreTrainedModel:
+    config: Any = AutoConfig.for_model(spec.model_type, **spec.config)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(spec.seed)
+        model = AutoModelForCausalLM.from_config(config)
+    model.eval()
+    return model
+
+
+def build_builtin(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    spec = BUILTINS[name]
+    return _build_random(spec), byte_tokenizer()
