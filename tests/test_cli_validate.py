@@ -96,7 +96,9 @@ def test_uncached_hub_model_is_an_environment_failure(write, tmp_path: Path) -> 
     env = {**os.environ, "HF_HUB_CACHE": str(tmp_path / "empty-cache"), "NO_COLOR": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "recipe_engine", "validate", "--check-model", str(path)],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 3, done.stdout
     assert "[model-not-cached]" in done.stdout and "huggingface-cli download" in done.stdout
@@ -110,9 +112,16 @@ def test_cached_hub_model_config_is_checked(write, tmp_path: Path) -> None:  # t
     snap.mkdir(parents=True)
     (cache / "models--org--tiny" / "refs").mkdir()
     (cache / "models--org--tiny" / "refs" / "main").write_text("abc123")
-    (snap / "config.json").write_text(json.dumps(
-        {"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 32, "num_attention_heads": 4}
-    ))
+    (snap / "config.json").write_text(
+        json.dumps(
+            {
+                "model_type": "llama",
+                "num_hidden_layers": 2,
+                "hidden_size": 32,
+                "num_attention_heads": 4,
+            }
+        )
+    )
     text = MINIMAL.replace("builtin:tiny-random", "org/tiny") + (
         "vectors:\n  r: {kind: random}\ninterventions:\n  - {vector: r, layers: [1, 5]}\n"
     )
@@ -124,10 +133,14 @@ def test_cached_hub_model_config_is_checked(write, tmp_path: Path) -> None:  # t
     env = {**os.environ, "HF_HUB_CACHE": str(cache), "NO_COLOR": "1"}
     done = subprocess.run(
         [sys.executable, "-m", "recipe_engine", "validate", "--check-model", str(path)],
-        capture_output=True, text=True, env=env,
+        capture_output=True,
+        text=True,
+        env=env,
     )
     assert done.returncode == 1
-    assert ":10:" in done.stdout and "/interventions/0/layers/1: layer 5 out of range" in done.stdout
+    assert (
+        ":10:" in done.stdout and "/interventions/0/layers/1: layer 5 out of range" in done.stdout
+    )
 
 
 def test_strict_turns_warnings_into_failures(write) -> None:  # type: ignore[no-untyped-def]

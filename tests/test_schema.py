@@ -34,16 +34,55 @@ def test_schema_is_a_valid_json_schema() -> None:
 @pytest.mark.parametrize(
     ("instance", "valid"),
     [
-        ({"version": 1, "name": "x", "model": {"id": "builtin:tiny-random"},
-          "run": {"prompts": ["hi"]}}, True),
-        ({"version": 1, "name": "x", "model": {"id": "m"}, "run": {"prompts": ["hi"]},
-          "bogus": 1}, False),
-        ({"version": 1, "name": "x", "model": {"id": "m"}, "run": {"prompts": ["hi"]},
-          "interventions": [{"vector": "v", "layers": "2:x"}]}, False),
-        ({"version": 1, "name": "x", "model": {"id": "m"}, "run": {"prompts": ["hi"]},
-          "interventions": [{"vector": "v", "layers": {"3": 0.5}}]}, True),
-        ({"version": 1, "name": "x", "model": {"id": "m"}, "run": {"prompts": ["hi"]},
-          "vectors": {"v": {"kind": "nope"}}}, False),
+        (
+            {
+                "version": 1,
+                "name": "x",
+                "model": {"id": "builtin:tiny-random"},
+                "run": {"prompts": ["hi"]},
+            },
+            True,
+        ),
+        (
+            {
+                "version": 1,
+                "name": "x",
+                "model": {"id": "m"},
+                "run": {"prompts": ["hi"]},
+                "bogus": 1,
+            },
+            False,
+        ),
+        (
+            {
+                "version": 1,
+                "name": "x",
+                "model": {"id": "m"},
+                "run": {"prompts": ["hi"]},
+                "interventions": [{"vector": "v", "layers": "2:x"}],
+            },
+            False,
+        ),
+        (
+            {
+                "version": 1,
+                "name": "x",
+                "model": {"id": "m"},
+                "run": {"prompts": ["hi"]},
+                "interventions": [{"vector": "v", "layers": {"3": 0.5}}],
+            },
+            True,
+        ),
+        (
+            {
+                "version": 1,
+                "name": "x",
+                "model": {"id": "m"},
+                "run": {"prompts": ["hi"]},
+                "vectors": {"v": {"kind": "nope"}},
+            },
+            False,
+        ),
     ],
 )
 def test_schema_accepts_and_rejects_like_the_engine(instance: dict, valid: bool) -> None:

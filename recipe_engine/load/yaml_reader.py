@@ -161,6 +161,19 @@ class _Builder:
             node, "yaml-merge", "`<<` must be followed by a mapping or a list of them"
         )
 
+    def _flatten(self, node: yaml.MappingNode, depth: int) -> list[tuple[yaml.Node, yaml.Node]]:
+        """The key/value pairs a merged mapping contributes, its own merge keys expanded."""
+        if depth > MAX_DEPTH:
+            raise self._error(node, "yaml-too-deep", f"merge keys nest deeper than {MAX_DEPTH}")
+        own = [(k, v) for k, v in node.value if k.tag != _MERGE]
+        pairs = list(own)
+        for key_node, value_node in node.value:
+            if key_node.tag == _MERGE:
+                for source in self._merge_sources(value_node):
+                    pairs.extend(self._flatten(source, depth + 1))
+        self.count += len(pairs)
+        return pairs
+
     def _put(
         self,
         result: dict[Any, Any],
@@ -183,7 +196,7 @@ class _Builder:
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 for source in self._merge_sources(value_node):
-                    merged.extend(source.value)
+                    merged.extend(self._flatten(source, depth + 1))
             else:
                 explicit.append((key_node, value_node))
         seen: dict[Any, yaml.Node] = {}
@@ -233,7 +246,9 @@ def read_yaml_file(path: Path, display: str) -> YamlFile:
         raise _fail(display, "yaml-syntax", f"YAML error: {exc}") from None
     except RecursionError:
         raise _fail(display, "yaml-too-deep", "document nests too deeply") from None
-    if node is None:
+    if node is None or (
+        isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null" and node.value == ""
+    ):
         raise _fail(display, "empty-file", "file is empty; a recipe needs at least `version: 1`")
     builder = _Builder(display)
     data = builder.build(node, "", 0)

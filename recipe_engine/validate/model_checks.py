@@ -27,7 +27,7 @@ ENVIRONMENT_CODES = frozenset({"model-not-cached"})
 
 def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
     try:
-        shape = read_model_shape(recipe.model.id, recipe.model.revision, doc.path.parent)
+        shape = read_model_shape(recipe.model.id, recipe.model.revision, doc.base_dir("/model/id"))
     except ModelUnavailable as exc:
         return [doc.diagnostic(exc.code, str(exc), "/model/id")]
     return list(_ModelChecks(recipe, doc, shape).run())
@@ -71,6 +71,17 @@ class _ModelChecks:
 
     def layers(self, spec: object, pointer: str) -> Iterator[Diagnostic]:
         n = self.shape.n_layers
+        in_range = [spec] if not isinstance(spec, (list, dict)) else list(spec)
+        if all(not isinstance(x, int) or -n <= x < n for x in in_range):
+            # Only now can duplicates be seen: with 4 layers, 1 and -3 are the same layer.
+            try:
+                resolve_layers(spec, n)
+            except LayerRangeError as exc:
+                yield self.doc.diagnostic("layer-range", str(exc), pointer)
+            except ValueError as exc:
+                code = "duplicate-layer" if "twice" in str(exc) else "layer-range"
+                yield self.doc.diagnostic(code, str(exc), pointer)
+            return
         if isinstance(spec, list):
             for k, layer in enumerate(spec):
                 if not -n <= layer < n:
@@ -88,12 +99,8 @@ class _ModelChecks:
                         prefer_key=True,
                     )
             return
-        try:
-            resolve_layers(spec, n)
-        except LayerRangeError as exc:
-            yield self.doc.diagnostic("layer-range", str(exc), pointer)
-        except ValueError as exc:
-            yield self.doc.diagnostic("layer-range", str(exc), pointer)
+        if isinstance(spec, int):
+            yield self.doc.diagnostic("layer-range", str(LayerRangeError(spec, n)), pointer)
 
     def width_for(self, vector_name: str) -> tuple[int, str]:
         """The width a vector must have: hidden size, or n_heads x head_dim if used on heads."""

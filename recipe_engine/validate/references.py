@@ -134,8 +134,8 @@ class _References:
                 if (
                     not isinstance(row, dict)
                     or not isinstance(row.get(spec.text_field), str)
+                    or type(row.get(spec.label_field)) is not int
                     or row.get(spec.label_field) not in (0, 1)
-                    or isinstance(row.get(spec.label_field), bool)
                 ):
                     yield self.doc.diagnostic(
                         "probe-data-invalid",

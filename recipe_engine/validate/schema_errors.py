@@ -199,8 +199,8 @@ def _message(error: Any, data: Any, path: list[Any]) -> str:
 
 
 def validate_schema(doc: LoadedDocument) -> tuple[Recipe | None, list[Diagnostic]]:
-    if "version" in doc.data and doc.data["version"] != 1:
-        version = doc.data["version"]
+    version = doc.data.get("version", 1)
+    if isinstance(version, bool) or version != 1:
         return None, [
             doc.diagnostic(
                 "unsupported-version",

@@ -1,0 +1,42 @@
+"""The operations, as pure functions of an activation h [B, T, D].
+
+s is the effective strength (strength x layer weight); u a unit vector (prepared at compile).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from recipe_engine.compile import PlanOp
+
+__all__ = ["transform"]
+
+
+def _along(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """Component of h along unit u: (h . u) u."""
+    return (h @ u).unsqueeze(-1) * u
+
+
+def transform(h: torch.Tensor, op: PlanOp) -> torch.Tensor:
+    s, v = op.strength, op.vector
+    name = op.op
+    if name == "add":
+        assert v is not None
+        return h + s * v
+    if name == "set":
+        assert v is not None
+        return (s * v).expand_as(h)
+    if name == "scale":
+        return s * h if v is None else h + (s - 1.0) * _along(h, v)
+    if name == "zero":
+        return torch.zeros_like(h)
+    if name == "mean_ablate":
+        assert v is not None
+        return v.expand_as(h)
+    if name == "project_out":
+        assert v is not None
+        return h - s * _along(h, v)
+    if name == "clamp":
+        assert v is not None
+        return h - _along(h, v) + s * v
+    raise ValueError(f"unknown op {name!r}")

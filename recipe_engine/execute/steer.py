@@ -1,0 +1,80 @@
+"""The body that runs inside every traced forward pass: apply a Plan to the model.
+
+Called from within `model.trace()`, each step of `model.generate()`, or a `model.edit()`.
+It reads the model's own inputs to know which tokens this pass processes, so one body serves
+every mode. Ops on the same module port are read once, applied in order, written once.
+"""
+
+from __future__ import annotations
+
+from itertools import groupby
+from typing import Any
+
+import torch
+
+from recipe_engine.compile import Plan, PlanOp
+from recipe_engine.execute.ops import transform
+from recipe_engine.execute.positions import NONE, position_mask
+
+__all__ = ["apply_plan", "envoy_at"]
+
+
+def envoy_at(root: Any, path: str) -> Any:
+    """The nnsight Envoy at a dotted path; list indices use [] (getattr would fail)."""
+    node = root
+    for part in path.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
+    return node
+
+
+def _chunk_and_mask(root: Any) -> tuple[int, torch.Tensor]:
+    args, kwargs = root.inputs
+    ids = kwargs.get("input_ids")
+    if ids is None and args:
+        ids = args[0]
+    mask = kwargs.get("attention_mask")
+    chunk = int(ids.shape[1])
+    if mask is None:
+        mask = torch.ones(ids.shape[0], chunk, dtype=torch.long, device=ids.device)
+    return chunk, mask
+
+
+def _apply(value: torch.Tensor, op: PlanOp, mask: torch.Tensor | str) -> torch.Tensor:
+    if op.columns is None:
+        new = transform(value, op)
+        return new if isinstance(mask, str) else torch.where(mask, new, value)
+    selected = value[..., op.columns]
+    new = transform(selected, op)
+    if not isinstance(mask, str):
+        new = torch.where(mask, new, selected)
+    out = value.clone()
+    out[..., op.columns] = new
+    return out
+
+
+def apply_plan(root: Any, plan: Plan) -> None:
+    if not plan.ops:
+        return
+    chunk, attention_mask = _chunk_and_mask(root)
+    masks: dict[str, torch.Tensor | str] = {}
+    for (path, port), group in groupby(plan.ops, key=lambda op: (op.path, op.port)):
+        active = []
+        for op in group:
+            key = repr(op.positions)
+            if key not in masks:
+                masks[key] = position_mask(op.positions, attention_mask, chunk)
+            if masks[key] is not NONE:
+                active.append((op, masks[key]))
+        if not active:
+            continue
+        envoy = envoy_at(root, path)
+        current = envoy.input if port == "input" else envoy.output
+        is_tuple = isinstance(current, tuple)
+        value = current[0] if is_tuple else current
+        for op, mask in active:
+            value = _apply(value, op, mask)
+        new = (value, *current[1:]) if is_tuple else value
+        if port == "input":
+            envoy.input = new
+        else:
+            envoy.output = new

@@ -1,0 +1,149 @@
+"""Load the model a recipe names, offline, as an nnsight TransformersModel.
+
+builtin:NAME is built from the registry; a local folder is loaded from disk; a hub id must already
+be in the local cache (`local_files_only=True`): the engine never downloads at run time.
+`trust_remote_code` is passed only when the recipe sets it.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recipe_engine.builtin_models import builtin_name
+from recipe_engine.errors import EnvironmentFailure
+from recipe_engine.format.model_spec import ModelSpec
+from recipe_engine.model_config import ModelShape, is_local_path, shape_from_config
+from recipe_engine.resolve.architectures import Adapter, adapter_for
+
+__all__ = ["LoadedModel", "clear_model_cache", "load_model", "model_identity"]
+
+_DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to trace. `lock` serializes runs: nnsight is not thread-safe."""
+
+    nn: Any  # nnsight TransformersModel
+    tokenizer: Any
+    shape: ModelShape
+    adapter: Adapter
+    identity: str  # what a cached vector is keyed on: id, revision, dtype
+    device: torch.device
+    lock: threading.RLock
+
+    @property
+    def hf(self) -> torch.nn.Module:
+        module: torch.nn.Module = self.nn._module
+        return module
+
+
+_CACHE: dict[tuple[str, str | None, str, str, bool, str], LoadedModel] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def clear_model_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
+
+
+def model_identity(spec: ModelSpec, recipe_dir: Path) -> str:
+    model_id = spec.id
+    if is_local_path(model_id):
+        model_id = str((recipe_dir / model_id).resolve())
+    return f"{model_id}@{spec.revision or 'default'}:{spec.dtype}"
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise EnvironmentFailure(f"model.device is {name!r} but no CUDA device is available")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise EnvironmentFailure("model.device is 'mps' but MPS is not available")
+    return torch.device(name)
+
+
+def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    kwargs: dict[str, Any] = {"local_files_only": True}
+    if spec.revision:
+        kwargs["revision"] = spec.revision
+    if spec.trust_remote_code:
+        kwargs["trust_remote_code"] = True
+    dtype = "auto" if spec.dtype == "auto" else _DTYPES[spec.dtype]
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    except OSError as exc:
+        where = "folder" if is_local_path(spec.id) else "hub model"
+        raise EnvironmentFailure(
+            f"cannot load {where} {spec.id!r} offline: {str(exc).splitlines()[0]}. The engine "
+            f"never downloads at run time: fetch it first (`huggingface-cli download {spec.id}`) "
+            "or use a local folder"
+        ) from None
+    except ValueError as exc:
+        if "trust_remote_code" in str(exc):
+            raise EnvironmentFailure(
+                f"{spec.id!r} needs its own Python code to load; set model.trust_remote_code: "
+                "true in the recipe if you trust that repository"
+            ) from None
+        raise
+    return model, tokenizer
+
+
+def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
+    """Load (or reuse from the in-process cache) the model of a recipe."""
+    device = _device(spec.device)
+    key = (
+        model_identity(spec, recipe_dir),
+        spec.revision,
+        spec.dtype,
+        str(device),
+        spec.trust_remote_code,
+        spec.architecture or "",
+    )
+    with _CACHE_LOCK:
+        if key in _CACHE:
+            return _CACHE[key]
+    from nnsight import TransformersModel
+
+    name = builtin_name(spec.id)
+    hf: Any
+    if name is not None:
+        from recipe_engine.resolve.builtin_build import build_builtin
+
+        hf, tokenizer = build_builtin(name)
+        if spec.dtype in _DTYPES:
+            hf = hf.to(dtype=_DTYPES[spec.dtype])
+    else:
+        source = str(recipe_dir / spec.id) if is_local_path(spec.id) else spec.id
+        hf, tokenizer = _from_pretrained(spec, source)
+    hf = hf.to(device=device).eval()
+    if tokenizer.pad_token is None:
+        # Batches are left-padded; the pad id only fills masked columns, so EOS is safe.
+        tokenizer.pad_token = tokenizer.eos_token
+    # GPT-2 adds wte(token_type_ids) when the tokenizer returns them: logits would shift.
+    tokenizer.model_input_names = ["input_ids", "attention_mask"]
+    config = hf.config.to_dict()
+    shape = shape_from_config(config)
+    adapter = adapter_for(hf, shape.model_type, shape.n_layers, spec.architecture)
+    wrapped = TransformersModel(hf, tokenizer=tokenizer)
+    wrapped.tokenizer.padding_side = "left"
+    loaded = LoadedModel(
+        nn=wrapped,
+        tokenizer=wrapped.tokenizer,
+        shape=shape,
+        adapter=adapter,
+        identity=model_identity(spec, recipe_dir),
+        device=device,
+        lock=threading.RLock(),
+    )
+    with _CACHE_LOCK:
+        return _CACHE.setdefault(key, loaded)
