@@ -11,6 +11,13 @@ The data flow is one module (or folder) per stage: load -> validate -> check aga
 config -> resolve the model -> build vectors -> compile -> execute -> report.
 """
 
+from recipe_engine.api import (
+    CompiledRecipe,
+    LoadedRecipe,
+    compile_recipe,
+    load_recipe,
+    run_recipe,
+)
 from recipe_engine.diagnostics import Diagnostic, Location
 from recipe_engine.errors import (
     EnvironmentFailure,
@@ -20,14 +27,16 @@ from recipe_engine.errors import (
     UsageError,
 )
 from recipe_engine.format.recipe import FORMAT_VERSION, Recipe
-from recipe_engine.validate import ValidationResult, load_recipe, validate_file
+from recipe_engine.validate import ValidationResult, validate_file
 
 __version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",
+    "CompiledRecipe",
     "Diagnostic",
     "EnvironmentFailure",
+    "LoadedRecipe",
     "Location",
     "Recipe",
     "RecipeEngineError",
@@ -36,6 +45,8 @@ __all__ = [
     "UsageError",
     "ValidationResult",
     "__version__",
+    "compile_recipe",
     "load_recipe",
+    "run_recipe",
     "validate_file",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from recipe_engine.compile import Plan, PlanOp
+from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.execute.ops import transform
 from recipe_engine.execute.positions import NONE, position_mask
 

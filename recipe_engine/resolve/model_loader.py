@@ -20,7 +20,7 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.model_config import ModelShape, is_local_path, shape_from_config
 from recipe_engine.resolve.architectures import Adapter, adapter_for
 
-__all__ = ["LoadedModel", "clear_model_cache", "load_model", "model_identity"]
+__all__ = ["LoadedModel", "clear_model_cache", "load_model", "model_identity", "wrap_model"]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -112,8 +112,6 @@ def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
-    from nnsight import TransformersModel
-
     name = builtin_name(spec.id)
     hf: Any
     if name is not None:
@@ -125,7 +123,23 @@ def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
     else:
         source = str(recipe_dir / spec.id) if is_local_path(spec.id) else spec.id
         hf, tokenizer = _from_pretrained(spec, source)
-    hf = hf.to(device=device).eval()
+    loaded = wrap_model(
+        hf.to(device=device),
+        tokenizer,
+        identity=model_identity(spec, recipe_dir),
+        architecture=spec.architecture,
+    )
+    with _CACHE_LOCK:
+        return _CACHE.setdefault(key, loaded)
+
+
+def wrap_model(
+    hf: Any, tokenizer: Any, *, identity: str = "in-memory", architecture: str | None = None
+) -> LoadedModel:
+    """Wrap an already-built transformers causal LM (and its tokenizer) for the engine."""
+    from nnsight import TransformersModel
+
+    hf = hf.eval()
     if tokenizer.pad_token is None:
         # Batches are left-padded; the pad id only fills masked columns, so EOS is safe.
         tokenizer.pad_token = tokenizer.eos_token
@@ -133,17 +147,15 @@ def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
     tokenizer.model_input_names = ["input_ids", "attention_mask"]
     config = hf.config.to_dict()
     shape = shape_from_config(config)
-    adapter = adapter_for(hf, shape.model_type, shape.n_layers, spec.architecture)
+    adapter = adapter_for(hf, shape.model_type, shape.n_layers, architecture)
     wrapped = TransformersModel(hf, tokenizer=tokenizer)
-    wrapped.tokenizer.padding_side = "left"
-    loaded = LoadedModel(
+    wrapped.tokenizer.padding_side = "left"  # position -1 is then every row's last real token
+    return LoadedModel(
         nn=wrapped,
         tokenizer=wrapped.tokenizer,
         shape=shape,
         adapter=adapter,
-        identity=model_identity(spec, recipe_dir),
-        device=device,
+        identity=identity,
+        device=next(hf.parameters()).device,
         lock=threading.RLock(),
     )
-    with _CACHE_LOCK:
-        return _CACHE.setdefault(key, loaded)

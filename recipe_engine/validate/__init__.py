@@ -9,16 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_engine.diagnostics import Diagnostic
-from recipe_engine.errors import RecipeError, RecipeLoadError
+from recipe_engine.errors import RecipeLoadError
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument, load_document
 from recipe_engine.load.paths import display_path
+from recipe_engine.overrides import apply_overrides
 from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
 from recipe_engine.validate.references import check_references
 from recipe_engine.validate.schema_errors import validate_schema
 from recipe_engine.validate.semantic import check_semantics
 
-__all__ = ["ValidationResult", "load_recipe", "validate_file"]
+__all__ = ["ValidationResult", "validate_file"]
 
 
 @dataclass
@@ -48,9 +49,16 @@ class ValidationResult:
 
 
 def validate_file(
-    path: str | Path, *, check_model: bool = False, allow_outside_root: bool = False
+    path: str | Path,
+    *,
+    check_model: bool = False,
+    allow_outside_root: bool = False,
+    overrides: list[str] | None = None,
 ) -> ValidationResult:
-    """Load and validate one recipe; never raises for a bad recipe, returns its diagnostics."""
+    """Load and validate one recipe; never raises for a bad recipe, returns its diagnostics.
+
+    `overrides` are `--set PATH=VALUE` strings applied before validation (UsageError if a path
+    does not fit the document)."""
     path = Path(path)
     result = ValidationResult(path, display_path(path))
     try:
@@ -59,6 +67,8 @@ def validate_file(
         result.diagnostics = exc.diagnostics
         return result
     result.document = doc
+    if overrides:
+        apply_overrides(doc.data, overrides)
     recipe, diagnostics = validate_schema(doc)
     if recipe is not None:
         diagnostics += check_semantics(recipe, doc)
@@ -68,13 +78,3 @@ def validate_file(
     result.recipe = recipe if not any(d.severity == "error" for d in diagnostics) else None
     result.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
     return result
-
-
-def load_recipe(
-    path: str | Path, *, check_model: bool = False, allow_outside_root: bool = False
-) -> Recipe:
-    """The typed recipe at `path`, or RecipeError carrying every diagnostic."""
-    result = validate_file(path, check_model=check_model, allow_outside_root=allow_outside_root)
-    if result.recipe is None:
-        raise RecipeError(result.errors or result.diagnostics)
-    return result.recipe

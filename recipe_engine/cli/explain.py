@@ -1,0 +1,87 @@
+"""`steer explain RECIPE`: the compiled plan, without running any prompt."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+__all__ = ["add_parser", "run"]
+
+EPILOG = """\
+examples:
+  steer explain recipes/multi-layer.yaml
+  steer explain recipes/head-ablation.yaml --format json
+
+Shows, for each operation in execution order: the module path and port it touches, the layer
+and site, the heads, the positions at step 0 and at later generation steps, the vector's name
+and norm, and the effective strength (strength x layer weight). Vectors are built (that needs
+the model) but no prompt of run.prompts is run.
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "explain",
+        help="show the compiled plan of a recipe without running it",
+        description="Compile a recipe and print its plan.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("recipe", metavar="RECIPE")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--allow-outside-root", action="store_true")
+    parser.set_defaults(handler=run)
+
+
+def _text(info: dict[str, Any]) -> str:
+    model = info["model"]
+    lines = [
+        f"recipe {info['recipe']}: mode {info['mode']}, backend {info['backend']} "
+        "(nothing leaves this machine)",
+        f"model {model['id']} [{model['family']}: {model['layers']} layers, width "
+        f"{model['hidden_size']}, {model['heads']} heads]",
+        f"operations ({info['order']}):",
+    ]
+    for i, op in enumerate(info["plan"], start=1):
+        where = f"layer {op['layer']} {op['site']}" if op["layer"] is not None else "module"
+        heads = f", heads {op['heads']}" if op["heads"] is not None else ""
+        lines.append(f" {i:>2}. {op['op']} at {where}{heads} -> {op['module']}.{op['port']}")
+        if op["vector"]:
+            lines.append(
+                f"     vector {op['vector']} |v|={op['vector_norm']:.4g}, "
+                f"strength {op['strength']:g}"
+            )
+        else:
+            lines.append(f"     strength {op['strength']:g}")
+        steps = op["positions_per_step"]
+        lines.append(
+            f"     positions {op['positions']}: step 0 -> {steps['step 0']}; "
+            f"later steps -> {steps['later steps']}"
+        )
+    if info["vectors"]:
+        lines.append("vectors:")
+        for name, vec in info["vectors"].items():
+            extra = ", ".join(
+                f"{k}={v}" for k, v in vec.items() if k not in ("norm", "shape", "model")
+            )
+            lines.append(f"  {name}: shape {vec['shape']}, norm {vec['norm']:.4g} ({extra})")
+    return "\n".join(lines) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    from recipe_engine.api import compile_recipe, load_recipe
+
+    loaded = load_recipe(
+        args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
+    )
+    info = compile_recipe(loaded).explain()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write(_text(info))
+    return 0

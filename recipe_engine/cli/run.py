@@ -1,0 +1,68 @@
+"""`steer run RECIPE`: run a recipe and report baseline vs steered."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from recipe_engine.cli.output import use_colour
+
+__all__ = ["add_parser", "run"]
+
+EPILOG = """\
+examples:
+  steer run recipes/activation-addition.yaml
+  steer run recipes/activation-addition.yaml --set interventions.0.strength=8
+  steer run recipes/generate-every-step.yaml --format json > report.json
+  steer run recipes/persistent-edit.yaml --out results/
+
+--set PATH=VALUE overrides any field before validation (VALUE is read as YAML).
+--out DIR writes DIR/<recipe name>.json (atomically) besides printing the report.
+Exit status: 0 ok, 1 invalid recipe, 2 usage error, 3 runtime failure (--debug: traceback).
+"""
+
+
+def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run a recipe: baseline vs steered, with metrics",
+        description="Validate, compile and run a recipe, then report what changed.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("recipe", metavar="RECIPE")
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE"
+    )
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--out", metavar="DIR", help="also write the JSON report into DIR")
+    parser.add_argument("--allow-outside-root", action="store_true")
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from recipe_engine.api import load_recipe, run_recipe
+    from recipe_engine.atomic import write_text_atomic
+    from recipe_engine.cli.progress import Progress
+    from recipe_engine.report.text import render_text
+
+    loaded = load_recipe(
+        args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
+    )
+    progress = Progress()
+    try:
+        report = run_recipe(loaded, progress=progress)
+    finally:
+        progress.close()
+    payload = json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+    if args.out:
+        target = Path(args.out) / f"{report.recipe_name}.json"
+        write_text_atomic(target, payload)
+        print(f"wrote {target}", file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(payload)
+    else:
+        sys.stdout.write(render_text(report, use_colour(sys.stdout)))
+    return 0

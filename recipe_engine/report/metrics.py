@@ -1,0 +1,76 @@
+"""Steering metrics: how far a recipe moved the model, and what it cost.
+
+    token_prob   probability mass of named token sets, next position or mean over generation
+    logit_diff   mean logit of positive tokens minus mean logit of negative tokens (next position)
+    kl_baseline  KL(steered || baseline) of next-token distributions: the side-effect cost
+    perplexity   of neutral text under each model: fluency cost
+
+A word counts as its first token, with and without a leading space (" great" and "great"),
+since BPE vocabularies hold both and either can follow a prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+__all__ = ["MetricValue", "kl_divergence", "token_ids", "token_mass"]
+
+
+@dataclass
+class MetricValue:
+    name: str
+    kind: str
+    baseline: float | None
+    steered: float
+    detail: dict[str, Any]
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.baseline is None else self.steered - self.baseline
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "baseline": _finite(self.baseline),
+            "steered": _finite(self.steered),
+            "delta": _finite(self.delta),
+            **self.detail,
+        }
+
+
+def _finite(value: float | None) -> float | str | None:
+    """JSON has no NaN/Inf: report them as strings rather than as invalid numbers."""
+    if value is None:
+        return None
+    if math.isnan(value):
+        return "nan"
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return round(value, 6)
+
+
+def token_ids(tokenizer: Any, words: list[str]) -> list[int]:
+    ids: list[int] = []
+    for word in words:
+        for variant in (word, " " + word.lstrip()):
+            encoded = tokenizer(variant, add_special_tokens=False)["input_ids"]
+            if encoded and encoded[0] not in ids:
+                ids.append(int(encoded[0]))
+    return ids
+
+
+def token_mass(logits: torch.Tensor, ids: list[int]) -> torch.Tensor:
+    """Probability mass of `ids` under softmax(logits) along the last axis."""
+    return torch.softmax(logits.float(), dim=-1)[..., ids].sum(dim=-1)
+
+
+def kl_divergence(p_logits: torch.Tensor, q_logits: torch.Tensor) -> torch.Tensor:
+    """KL(P || Q) per row, in nats."""
+    log_p = torch.log_softmax(p_logits.float(), dim=-1)
+    log_q = torch.log_softmax(q_logits.float(), dim=-1)
+    return (log_p.exp() * (log_p - log_q)).sum(dim=-1)

@@ -1,0 +1,88 @@
+"""The result of running a recipe, and its stable JSON shape (format version 1):
+
+    {"version": 1,
+     "recipe": {"name", "path"}, "model": {"id", "family", "layers", "hidden_size", "heads"},
+     "mode": "trace" | "generate" | "edit",
+     "plan": [{"intervention", "label", "op", "layer", "site", "module", "port", "heads",
+               "positions", "positions_per_step", "vector", "vector_norm", "strength"}],
+     "vectors": {NAME: {"kind", "norm", ...provenance}},
+     "prompts": [{"prompt",
+                  "baseline": {"continuation", "top_tokens": [{"token", "id", "prob"}]} | null,
+                  "steered":  {"continuation", "top_tokens": [...]}}],
+     "metrics": [{"name", "kind", "baseline", "steered", "delta", ...}],
+     "timing": {"load_s", "vectors_s", "run_s"}}
+
+Floats are rounded to 6 places; NaN and Inf appear as the strings "nan"/"inf".
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from recipe_engine.report.metrics import MetricValue
+
+__all__ = ["PromptOutcome", "RunReport", "SideOutcome"]
+
+REPORT_VERSION = 1
+
+
+@dataclass
+class SideOutcome:
+    continuation: str | None
+    top_tokens: list[tuple[str, int, float]]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "continuation": self.continuation,
+            "top_tokens": [
+                {"token": tok, "id": tid, "prob": round(prob, 6)}
+                for tok, tid, prob in self.top_tokens
+            ],
+        }
+
+
+@dataclass
+class PromptOutcome:
+    prompt: str
+    steered: SideOutcome
+    baseline: SideOutcome | None = None
+
+
+@dataclass
+class RunReport:
+    recipe_name: str
+    recipe_path: str
+    model: dict[str, Any]
+    mode: str
+    plan: list[dict[str, Any]]
+    vectors: dict[str, dict[str, Any]]
+    prompts: list[PromptOutcome] = field(default_factory=list)
+    metrics: list[MetricValue] = field(default_factory=list)
+    timing: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": REPORT_VERSION,
+            "recipe": {"name": self.recipe_name, "path": self.recipe_path},
+            "model": self.model,
+            "mode": self.mode,
+            "plan": self.plan,
+            "vectors": self.vectors,
+            "prompts": [
+                {
+                    "prompt": p.prompt,
+                    "baseline": p.baseline.to_json() if p.baseline else None,
+                    "steered": p.steered.to_json(),
+                }
+                for p in self.prompts
+            ],
+            "metrics": [m.to_json() for m in self.metrics],
+            "timing": {k: round(v, 4) for k, v in self.timing.items()},
+        }
+
+    def metric(self, name: str) -> MetricValue:
+        for value in self.metrics:
+            if value.name == name:
+                return value
+        raise KeyError(name)

@@ -1,0 +1,76 @@
+"""Render a RunReport for a terminal: continuations side by side, top tokens, a metric table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from recipe_engine.cli.output import colour
+from recipe_engine.report.results import RunReport
+
+__all__ = ["render_text"]
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    if math.isnan(value) or math.isinf(value):
+        return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
+    return f"{value:+.4f}" if signed else f"{value:.4f}"
+
+
+def _tokens(items: list[tuple[str, int, float]], k: int) -> list[str]:
+    return [f"{tok!r} {prob:.3f}" for tok, _, prob in items[:k]]
+
+
+def render_text(report: RunReport, use_colour: bool = False, top: int = 5) -> str:
+    lines: list[str] = []
+
+    def bold(text: str) -> str:
+        return colour(text, "bold", use_colour)
+
+    model = report.model
+    lines.append(bold(f"recipe {report.recipe_name}") + f"  ({report.recipe_path})")
+    lines.append(
+        f"model {model['id']} [{model['family']}, {model['layers']} layers, width "
+        f"{model['hidden_size']}]  mode {report.mode}"
+    )
+    for op in report.plan:
+        where = f"layer {op['layer']} {op['site']}" if op["layer"] is not None else op["module"]
+        heads = f" heads {op['heads']}" if op["heads"] is not None else ""
+        vec = f" {op['vector']} (|v|={op['vector_norm']:.3g})" if op["vector"] else ""
+        lines.append(
+            f"  {op['op']}{vec} x {op['strength']:g} at {where}{heads}, positions {op['positions']}"
+        )
+    for outcome in report.prompts:
+        lines.append("")
+        lines.append(bold(f"prompt: {outcome.prompt!r}"))
+        sides: list[tuple[str, Any]] = [("steered", outcome.steered)]
+        if outcome.baseline is not None:
+            sides.insert(0, ("baseline", outcome.baseline))
+        for name, side in sides:
+            if side.continuation is not None:
+                lines.append(f"  {name:<8} ... {side.continuation!r}")
+        for name, side in sides:
+            if side.top_tokens:
+                lines.append(f"  {name:<8} next: " + ", ".join(_tokens(side.top_tokens, top)))
+    if report.metrics:
+        lines.append("")
+        width = max(len(m.name) for m in report.metrics)
+        lines.append(bold(f"{'metric':<{width}}  {'baseline':>10}  {'steered':>10}  {'delta':>10}"))
+        for m in report.metrics:
+            lines.append(
+                f"{m.name:<{width}}  {_num(m.baseline):>10}  {_num(m.steered):>10}  "
+                f"{_num(m.delta, signed=True):>10}"
+            )
+    timing = report.timing
+    lines.append("")
+    lines.append(
+        colour(
+            f"load {timing.get('load_s', 0):.2f}s, vectors {timing.get('vectors_s', 0):.2f}s, "
+            f"run {timing.get('run_s', 0):.2f}s",
+            "dim",
+            use_colour,
+        )
+    )
+    return "\n".join(lines) + "\n"
