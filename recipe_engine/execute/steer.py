@@ -28,15 +28,29 @@ def envoy_at(root: Any, path: str) -> Any:
 
 
 def _chunk_and_mask(root: Any) -> tuple[int, torch.Tensor]:
+    """How many tokens this forward processes, and the attention mask over all tokens so far.
+
+    transformers drops `attention_mask` when a batch has no padding; the tokens already in the
+    KV cache are then read from `position_ids` (positions start at 0 with no padding), or from
+    the cache itself.
+    """
     args, kwargs = root.inputs
     ids = kwargs.get("input_ids")
     if ids is None and args:
         ids = args[0]
-    mask = kwargs.get("attention_mask")
     chunk = int(ids.shape[1])
-    if mask is None:
-        mask = torch.ones(ids.shape[0], chunk, dtype=torch.long, device=ids.device)
-    return chunk, mask
+    mask = kwargs.get("attention_mask")
+    if mask is not None:
+        return chunk, mask
+    positions = kwargs.get("position_ids")
+    cache = kwargs.get("cache", kwargs.get("past_key_values"))
+    if positions is not None:
+        past = int(positions[0, 0])
+    elif cache is not None and hasattr(cache, "get_seq_length"):
+        past = int(cache.get_seq_length())
+    else:
+        past = 0
+    return chunk, torch.ones(ids.shape[0], past + chunk, dtype=torch.long, device=ids.device)
 
 
 def _apply(value: torch.Tensor, op: PlanOp, mask: torch.Tensor | str) -> torch.Tensor:
