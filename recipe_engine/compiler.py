@@ -168,16 +168,25 @@ def compile_plan(
                 model.device
             )
             width = shape.heads_width
+        what = "n_heads x head_dim" if columns is not None else "hidden size"
+        if item.module is not None and item.vector is not None:
+            probe_layer = targets[0][0]
+            probe = (
+                item.module.replace("{layer}", str(probe_layer))
+                if probe_layer is not None
+                else item.module
+            )
+            if (probe, "output") in events:
+                width, what = model.module_width(probe), f"output width of {probe}"
         vector = None
         if item.vector is not None:
             raw = vectors[item.vector]
             if raw.shape[-1] != width:
-                what = "n_heads x head_dim" if columns is not None else "hidden size"
                 raise _fail(
                     doc,
                     "vector-dim",
                     f"vector {item.vector!r} has width {raw.shape[-1]}, but the model's {what} "
-                    f"at this site is {width}",
+                    f"here is {width}",
                     at + "/vector",
                 )
             if raw.dim() != 1:

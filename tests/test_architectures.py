@@ -61,12 +61,18 @@ class Family:
     head_dim: int = 8
 
 
-_LLAMA_PATHS = {
-    "blocks": "model.layers",
-    "attn": "self_attn",
-    "mlp": "mlp",
-    "out_proj": "self_attn.o_proj",
-}
+def llama_like(model_type: str, config: dict[str, Any], head_dim: int = 8) -> Family:
+    """model.layers.N with self_attn, self_attn.o_proj and mlp."""
+    return Family(
+        model_type,
+        config,
+        blocks="model.layers",
+        attn="self_attn",
+        mlp="mlp",
+        out_proj="self_attn.o_proj",
+        head_dim=head_dim,
+    )
+
 
 FAMILIES: dict[str, Family] = {
     family.model_type: family
@@ -79,18 +85,18 @@ FAMILIES: dict[str, Family] = {
             mlp="mlp",
             out_proj="attn.c_proj",
         ),
-        Family("llama", _GQA, **_LLAMA_PATHS),
-        Family("mistral", {**_GQA, **_SLIDING}, **_LLAMA_PATHS),
+        llama_like("llama", _GQA),
+        llama_like("mistral", {**_GQA, **_SLIDING}),
         # Qwen2 and Phi-3 configs have no head_dim: hidden / heads = 32 / 4 = 8.
-        Family("qwen2", {**_DECODER, "num_key_value_heads": 2}, **_LLAMA_PATHS),
+        llama_like("qwen2", {**_DECODER, "num_key_value_heads": 2}),
         # n_heads * head_dim = 64 != hidden 32, as in Gemma-7B: the heads site is wider.
-        Family("qwen3", {**_GQA, "head_dim": 16}, **_LLAMA_PATHS, head_dim=16),
-        Family("gemma", {**_GQA, "head_dim": 16}, **_LLAMA_PATHS, head_dim=16),
+        llama_like("qwen3", {**_GQA, "head_dim": 16}, head_dim=16),
+        llama_like("gemma", {**_GQA, "head_dim": 16}, head_dim=16),
         # A sliding window shorter than the long prompt, and a final logit softcap small enough
         # that reading pre-cap logits would show.
-        Family("gemma2", {**_GQA, **_SLIDING, **_SOFTCAP}, **_LLAMA_PATHS),
-        Family("gemma3_text", {**_GQA, **_SLIDING, **_SOFTCAP}, **_LLAMA_PATHS),
-        Family("phi3", {**_DECODER, "num_key_value_heads": 2}, **_LLAMA_PATHS),
+        llama_like("gemma2", {**_GQA, **_SLIDING, **_SOFTCAP}),
+        llama_like("gemma3_text", {**_GQA, **_SLIDING, **_SOFTCAP}),
+        llama_like("phi3", {**_DECODER, "num_key_value_heads": 2}),
         Family(
             "gpt_neox",
             _DECODER,
@@ -108,29 +114,13 @@ FAMILIES: dict[str, Family] = {
             mlp="mlp",
             out_proj="self_attention.dense",
         ),
-        Family("olmo", {**_DECODER, "num_key_value_heads": 2}, **_LLAMA_PATHS),
+        llama_like("olmo", {**_DECODER, "num_key_value_heads": 2}),
     ]
-}
-# Engine bugs these tests expose (reported, not fixed here). strict=True: once a bug is fixed
-# its tests XPASS and fail, so the entry must be deleted.
-_SOFTCAP_BUG = pytest.mark.xfail(
-    raises=AssertionError,
-    strict=True,
-    reason="engine reads lm_head.output, i.e. logits before final_logit_softcapping",
-)
-KNOWN_ENGINE_BUGS: dict[str, pytest.MarkDecorator] = {
-    "gemma2": _SOFTCAP_BUG,
-    "gemma3_text": _SOFTCAP_BUG,
-    "gpt_neox": pytest.mark.xfail(
-        raises=AttributeError,
-        strict=True,
-        reason="gpt_neox adapter unembeds at 'embed_out'; transformers 5 names it 'lm_head'",
-    ),
 }
 
 
 def families(names: list[str]) -> list[Any]:
-    return [pytest.param(n, marks=KNOWN_ENGINE_BUGS.get(n, ())) for n in names]
+    return [pytest.param(n) for n in names]
 
 
 DEDICATED = [t for t in FAMILIES if t not in ("falcon", "olmo")]
@@ -155,7 +145,7 @@ def build(model_type: str, architecture: str | None = None) -> Built:
         config = AutoConfig.for_model(model_type, **family.config, **_TOKENS)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(1234)
-            hf = AutoModelForCausalLM.from_config(config).eval()
+            hf = AutoModelForCausalLM.from_config(config).eval()  # type: ignore[no-untyped-call]
         reference = copy.deepcopy(hf)
         tokenizer = byte_tokenizer()
         loaded = wrap_model(hf, byte_tokenizer(), architecture=architecture)
@@ -331,18 +321,8 @@ def test_generic_override_matches_hooks(model_type: str, site: str) -> None:
         ("llama", "model.layers.{layer}.mlp", "model.layers.1.mlp", 32),
         ("gpt2", "transformer.h.{layer}.attn", "transformer.h.1.attn", 32),
         ("qwen2", "model.layers.1.self_attn.o_proj", "model.layers.1.self_attn.o_proj", 32),
-        pytest.param(
-            # The example in the `module:` field's own description: its output is 4 x n_embd.
-            "gpt2",
-            "transformer.h.{layer}.mlp.c_fc",
-            "transformer.h.1.mlp.c_fc",
-            128,
-            marks=pytest.mark.xfail(
-                raises=RecipeError,
-                strict=True,
-                reason="compile_plan demands hidden-size vectors at any `module:` path",
-            ),
-        ),
+        # The example in the `module:` field's own description: its output is 4 x n_embd.
+        ("gpt2", "transformer.h.{layer}.mlp.c_fc", "transformer.h.1.mlp.c_fc", 128),
     ],
 )
 def test_module_escape_hatch(model_type: str, path: str, hooked: str, width: int) -> None:

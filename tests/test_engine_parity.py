@@ -33,7 +33,9 @@ NEW_TOKENS = 5
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
 def family(request: pytest.FixtureRequest) -> tuple[str, LoadedModel]:
-    return request.param, load_model(ModelSpec(id=FAMILIES[request.param]), __import__("pathlib").Path("."))
+    return request.param, load_model(
+        ModelSpec(id=FAMILIES[request.param]), __import__("pathlib").Path(".")
+    )
 
 
 def _vector(model: LoadedModel, site: str) -> torch.Tensor:
@@ -81,8 +83,17 @@ def _reference_ctx(model: LoadedModel, family: str, item: dict[str, Any], v: tor
     def all_positions(step: int, chunk: int) -> list[int]:
         return list(range(chunk))
 
-    return hooks(model.hf, family, item["site"], LAYERS, op, vector, item.get("strength", 1.0),
-                 all_positions, columns)
+    return hooks(
+        model.hf,
+        family,
+        item["site"],
+        LAYERS,
+        op,
+        vector,
+        item.get("strength", 1.0),
+        all_positions,
+        columns,
+    )
 
 
 def _reference_logits(model: LoadedModel, prompts: list[str]) -> torch.Tensor:
@@ -98,9 +109,16 @@ def _reference_generate(model: LoadedModel, prompt: str) -> tuple[list[int], tor
     encoded = model.tokenizer(prompt, return_tensors="pt")
     with torch.inference_mode():
         out = model.hf.generate(
-            **encoded, max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS, do_sample=False,
-            pad_token_id=model.tokenizer.pad_token_id, output_logits=True,
-            return_dict_in_generate=True, temperature=None, top_k=None, top_p=None,
+            **encoded,
+            max_new_tokens=NEW_TOKENS,
+            min_new_tokens=NEW_TOKENS,
+            do_sample=False,
+            pad_token_id=model.tokenizer.pad_token_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+            temperature=None,
+            top_k=None,
+            top_p=None,
         )
     return out.sequences[0, encoded["input_ids"].shape[1] :].tolist(), out.logits[0][0].float()
 
@@ -160,5 +178,13 @@ def test_edit_equals_generate_and_leaves_model_clean(family: tuple[str, LoadedMo
     clean = trace_pass(model, Plan(), TRACE_PROMPTS, batch_size=8).next_logits
     assert (clean - before).abs().max() <= 1e-5
     reference_tokens = [_reference_generate(model, p)[0] for p in GEN_PROMPTS]
-    assert generate_pass(model, Plan(), GEN_PROMPTS, GenerationSpec(
-        max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS), batch_size=8).generated == reference_tokens
+    assert (
+        generate_pass(
+            model,
+            Plan(),
+            GEN_PROMPTS,
+            GenerationSpec(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS),
+            batch_size=8,
+        ).generated
+        == reference_tokens
+    )

@@ -48,23 +48,39 @@ def model() -> LoadedModel:
 
 
 def _plan(model: LoadedModel, positions: Any, mode: str):  # type: ignore[no-untyped-def]
-    recipe = Recipe.model_validate({
-        "version": 1, "name": "p", "model": {"id": "builtin:tiny-random"},
-        "vectors": {"v": {"kind": "random", "seed": 3, "norm": 8.0}},
-        "interventions": [{"vector": "v", "layers": 1, "positions": positions, "strength": 1.0}],
-        "run": {"mode": mode, "prompts": ["x"]},
-    })
+    recipe = Recipe.model_validate(
+        {
+            "version": 1,
+            "name": "p",
+            "model": {"id": "builtin:tiny-random"},
+            "vectors": {"v": {"kind": "random", "seed": 3, "norm": 8.0}},
+            "interventions": [
+                {"vector": "v", "layers": 1, "positions": positions, "strength": 1.0}
+            ],
+            "run": {"mode": mode, "prompts": ["x"]},
+        }
+    )
     vector = torch.randn(model.shape.hidden_size, generator=torch.Generator().manual_seed(3)) * 2
     return compile_plan(recipe, model, {"v": vector}), vector
 
 
 def _ctx(model: LoadedModel, positions: Any, vector: torch.Tensor):  # type: ignore[no-untyped-def]
-    return hooks(model.hf, "gpt2", "resid_post", {1: 1.0}, "add", vector, 1.0,
-                 lambda step, chunk: expected(positions, step, chunk))
+    return hooks(
+        model.hf,
+        "gpt2",
+        "resid_post",
+        {1: 1.0},
+        "add",
+        vector,
+        1.0,
+        lambda step, chunk: expected(positions, step, chunk),
+    )
 
 
 @pytest.mark.parametrize("positions", CASES, ids=str)
-def test_trace_positions_match_reference_in_a_padded_batch(model: LoadedModel, positions: Any) -> None:
+def test_trace_positions_match_reference_in_a_padded_batch(
+    model: LoadedModel, positions: Any
+) -> None:
     plan, vector = _plan(model, positions, "trace")
     batched = trace_pass(model, plan, PROMPTS, batch_size=8).next_logits
     rows = []
@@ -84,8 +100,12 @@ def test_generation_positions_per_step(model: LoadedModel, positions: Any) -> No
         encoded = model.tokenizer(prompt, return_tensors="pt")
         with torch.inference_mode(), _ctx(model, positions, vector):
             out = model.hf.generate(
-                **encoded, max_new_tokens=NEW, min_new_tokens=NEW, do_sample=False,
-                pad_token_id=model.tokenizer.pad_token_id, output_logits=True,
+                **encoded,
+                max_new_tokens=NEW,
+                min_new_tokens=NEW,
+                do_sample=False,
+                pad_token_id=model.tokenizer.pad_token_id,
+                output_logits=True,
                 return_dict_in_generate=True,
             )
         assert engine.generated[0] == out.sequences[0, encoded["input_ids"].shape[1] :].tolist()

@@ -42,6 +42,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(diag.format(), file=sys.stderr)
         return exc.exit_code
     except RecipeEngineError as exc:
+        if args.debug:
+            traceback.print_exc()
         print(f"steer: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:

@@ -17,7 +17,7 @@ import nnsight
 import torch
 
 from recipe_engine.compiler import Plan
-from recipe_engine.execute.steer import apply_plan, envoy_at
+from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.model_loader import LoadedModel
 
@@ -53,13 +53,14 @@ def trace_pass(
     batch_size: int,
     progress: Callable[[int], None] | None = None,
 ) -> PassResult:
+    # Logits are read from the model's own output, not the unembedding module: families such as
+    # Gemma 2 post-process them (final logit soft-capping) after lm_head.
     rows: list[torch.Tensor] = []
-    unembed = model.adapter.unembed
     with model.lock, torch.inference_mode(), _quiet():
         for batch in _batches(prompts, batch_size):
             with model.nn.trace(batch):
                 apply_plan(model.nn, plan)
-                logits = envoy_at(model.nn, unembed).output[:, -1, :].save()
+                logits = model.nn.output.logits[:, -1, :].save()
             rows.append(logits.float().cpu())
             if progress:
                 progress(len(batch))
@@ -124,7 +125,6 @@ def generate_pass(
     """
     kwargs = _generation_kwargs(model, gen)
     nn = model.nn
-    unembed = model.adapter.unembed
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
@@ -145,7 +145,7 @@ def generate_pass(
                         steps = nnsight.save([])
                         for _ in tracer.iter[:]:
                             apply_plan(nn, active)
-                            steps.append(envoy_at(nn, unembed).output[:, -1, :].save())
+                            steps.append(nn.output.logits[:, -1, :].save())
                     with tracer.invoke():
                         ids = tracer.result.save()
                 width = ids.shape[1] - len(steps)
@@ -167,13 +167,12 @@ def score_texts(
 ) -> list[float]:
     """Mean negative log-likelihood per token of each text under the (steered) model."""
     nll: list[float] = []
-    unembed = model.adapter.unembed
     with model.lock, torch.inference_mode(), _quiet():
         for batch in _batches(texts, batch_size):
             encoded = model.tokenizer(batch, return_tensors="pt", padding=True)
             with model.nn.trace(batch):
                 apply_plan(model.nn, plan)
-                logits = envoy_at(model.nn, unembed).output.save()
+                logits = model.nn.output.logits.save()
             logits = logits.float().cpu()
             ids, mask = encoded["input_ids"], encoded["attention_mask"]
             logprobs = torch.log_softmax(logits[:, :-1], dim=-1)

@@ -10,7 +10,19 @@ from recipe_engine.format.base import RecipeModel
 
 __all__ = ["ARCHITECTURES", "ModelSpec"]
 
-ARCHITECTURES = ("gpt2", "llama", "gpt_neox", "gemma", "phi3", "generic")
+ARCHITECTURES = (
+    "gpt2",
+    "llama",
+    "mistral",
+    "qwen2",
+    "qwen3",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "gpt_neox",
+    "generic",
+)
 
 
 class ModelSpec(RecipeModel):
@@ -39,7 +51,22 @@ class ModelSpec(RecipeModel):
             "to true; an included fragment cannot turn it on."
         ),
     )
-    architecture: Literal["gpt2", "llama", "gpt_neox", "gemma", "phi3", "generic"] | None = Field(
+    architecture: (
+        Literal[
+            "gpt2",
+            "llama",
+            "mistral",
+            "qwen2",
+            "qwen3",
+            "gemma",
+            "gemma2",
+            "gemma3_text",
+            "phi3",
+            "gpt_neox",
+            "generic",
+        ]
+        | None
+    ) = Field(
         default=None,
         description="Override the architecture adapter (site -> module mapping). Default: "
         "detected from the model config.",

@@ -12,7 +12,7 @@ layout share an adapter; the generic fallback finds the block list by its length
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -78,17 +78,8 @@ ADAPTERS: dict[str, Adapter] = {
         "mlp",
         "attention.dense",
         "gpt_neox.final_layer_norm",
-        "embed_out",
+        "lm_head",
     ),
-}
-
-# model.architecture overrides (recipe names) -> adapter key
-_OVERRIDES = {
-    "gpt2": "gpt2",
-    "llama": "llama",
-    "gpt_neox": "gpt_neox",
-    "gemma": "gemma",
-    "phi3": "phi3",
 }
 
 
@@ -122,8 +113,8 @@ def _generic(model: torch.nn.Module, n_layers: int) -> Adapter:
         return candidates[0]
 
     attn = find("self_attn", "attn", "attention", "self_attention")
+    norm = _find_final_norm(model, blocks_path)
     out_proj = find(f"{attn}.o_proj", f"{attn}.out_proj", f"{attn}.dense", f"{attn}.c_proj")
-    norm = ""
     unembed = "lm_head"
     output = getattr(model, "get_output_embeddings", lambda: None)()
     if isinstance(output, torch.nn.Module):
@@ -133,13 +124,30 @@ def _generic(model: torch.nn.Module, n_layers: int) -> Adapter:
     )
 
 
+def _find_final_norm(model: torch.nn.Module, blocks: str) -> str:
+    """The norm applied after the last block: a root-level child of the block list's parent."""
+    parent = blocks.rsplit(".", 1)[0] if "." in blocks else ""
+    modules = dict(model.named_modules())
+    for name in ("norm", "ln_f", "final_layer_norm", "final_layernorm", "norm_f"):
+        path = f"{parent}.{name}" if parent else name
+        if path in modules:
+            return path
+    return ""
+
+
 def adapter_for(
     model: torch.nn.Module, model_type: str, n_layers: int, override: str | None
 ) -> Adapter:
-    key = _OVERRIDES.get(override or "") if override and override != "generic" else None
-    if override == "generic":
-        return _generic(model, n_layers)
-    adapter = ADAPTERS.get(key or model_type)
+    """The adapter for a model: `override` (a recipe's model.architecture) first, then the
+    config's model_type, else the generic discovery. The unembedding path always comes from the
+    model itself (transformers renames it between versions, e.g. GPT-NeoX's embed_out)."""
+    key = override or model_type
+    adapter = _generic(model, n_layers) if key == "generic" else ADAPTERS.get(key)
     if adapter is None:
-        return _generic(model, n_layers)
+        adapter = _generic(model, n_layers)
+    output = getattr(model, "get_output_embeddings", lambda: None)()
+    if isinstance(output, torch.nn.Module):
+        path = _module_path(model, output)
+        if path:
+            adapter = replace(adapter, unembed=path)
     return adapter

@@ -8,7 +8,7 @@ be in the local cache (`local_files_only=True`): the engine never downloads at r
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,21 @@ class LoadedModel:
     identity: str  # what a cached vector is keyed on: id, revision, dtype
     device: torch.device
     lock: threading.RLock
+    _widths: dict[str, int] = field(default_factory=dict)
+
+    def module_width(self, path: str) -> int:
+        """Last dimension of a module's output, measured once by a one-token forward (the
+        `module:` escape hatch can point anywhere, e.g. an MLP's 4x-wide up-projection)."""
+        if path not in self._widths:
+            from recipe_engine.execute.steer import envoy_at
+
+            with self.lock, torch.inference_mode(), self.nn.trace("a"):
+                out = envoy_at(self.nn, path).output
+                if isinstance(out, tuple):
+                    out = out[0]
+                saved = out.save()
+            self._widths[path] = int(saved.shape[-1])
+        return self._widths[path]
 
     @property
     def hf(self) -> torch.nn.Module:
