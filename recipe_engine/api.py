@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recipe_engine.errors import RecipeError
+from recipe_engine.errors import EnvironmentFailure, RecipeError
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.validate import validate_file
@@ -89,6 +89,8 @@ def load_recipe(
     result = validate_file(
         path, check_model=check_model, allow_outside_root=allow_outside_root, overrides=overrides
     )
+    if result.environment_failure:
+        raise EnvironmentFailure(result.errors[0].format())
     if result.recipe is None or result.document is None:
         raise RecipeError(result.errors or result.diagnostics)
     return LoadedRecipe(result.recipe, result.document)

@@ -174,22 +174,12 @@ def test_uncached_hub_model_is_an_environment_failure_when_loading(hub_recipe: P
     _assert_not_cached_message(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=recipe_engine.RecipeError,
-    reason="engine bug: run_recipe(path) validates with check_model=True and raises RecipeError "
-    "[model-not-cached] (exit 1), not EnvironmentFailure (exit 3, as README says)",
-)
 def test_uncached_hub_model_is_an_environment_failure(hub_recipe: Path) -> None:
     with pytest.raises(EnvironmentFailure) as info:
         run_recipe(hub_recipe)
     _assert_not_cached_message(info.value)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: `steer run` exits 1 for a hub model not in the cache; README: exit 3",
-)
 def test_uncached_hub_model_run_exits_3(hub_recipe: Path) -> None:
     err = io.StringIO()
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):

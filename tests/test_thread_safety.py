@@ -83,12 +83,6 @@ def test_concurrent_runs_equal_sequential_runs() -> None:
         assert report(name) == sequential[name]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: on a cold model cache, threads that load the same builtin at once each "
-    "build it, and build_builtin seeds the process-global torch RNG (fork_rng + manual_seed), "
-    "so interleaved builds get other weights; one of them is cached for the whole process",
-)
 def test_concurrent_first_use_builds_the_builtin_model_once_and_right(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -127,12 +121,6 @@ run:
 """
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: generation.seed seeds the process-global torch RNG under the model's own "
-    "lock only, so seeded sampling on two different models at once draws from one shared RNG "
-    "and the continuations differ from a sequential run",
-)
 def test_seeded_sampling_on_two_models_at_once(tmp_path: Path) -> None:
     (tmp_path / ".git").mkdir()
     paths = []

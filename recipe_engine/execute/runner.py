@@ -7,8 +7,9 @@ turn autograd off by itself).
 
 from __future__ import annotations
 
+import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,14 +32,22 @@ class PassResult:
     step_logits: list[torch.Tensor] = field(default_factory=list)  # [n_new, V] per prompt
 
 
+# nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step: that
+# is how the loop ends by design. Installed once at import: `warnings.catch_warnings()` per call
+# is not thread-safe and would leak filters between concurrent runs.
+warnings.filterwarnings("ignore", message=r".*was never reached.*")
+
+# Seeded sampling seeds torch's process-global RNG; two seeded generations at once (on two
+# different models, each under its own lock) would draw from one shared stream.
+_SAMPLING_LOCK = threading.RLock()
+
+
 @contextmanager
-def _quiet() -> Any:
-    # nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step:
-    # that is how the loop ends by design. transformers warns about sampling flags of the
-    # model's generation config that greedy decoding ignores.
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*was never reached.*")
-        warnings.filterwarnings("ignore", category=UserWarning, module="transformers")
+def _sampling(gen: GenerationSpec) -> Iterator[None]:
+    if gen.do_sample:
+        with _SAMPLING_LOCK:
+            yield
+    else:
         yield
 
 
@@ -56,7 +65,7 @@ def trace_pass(
     # Logits are read from the model's own output, not the unembedding module: families such as
     # Gemma 2 post-process them (final logit soft-capping) after lm_head.
     rows: list[torch.Tensor] = []
-    with model.lock, torch.inference_mode(), _quiet():
+    with model.lock, torch.inference_mode():
         for batch in _batches(prompts, batch_size):
             with model.nn.trace(batch):
                 apply_plan(model.nn, plan)
@@ -128,7 +137,7 @@ def generate_pass(
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
-    with model.lock, torch.inference_mode(), _quiet():
+    with _sampling(gen), model.lock, torch.inference_mode():
         if persistent and plan.ops:
             with nn.edit(inplace=True) as tracer:
                 for _ in tracer.iter[:]:
@@ -167,7 +176,7 @@ def score_texts(
 ) -> list[float]:
     """Mean negative log-likelihood per token of each text under the (steered) model."""
     nll: list[float] = []
-    with model.lock, torch.inference_mode(), _quiet():
+    with model.lock, torch.inference_mode():
         for batch in _batches(texts, batch_size):
             encoded = model.tokenizer(batch, return_tensors="pt", padding=True)
             with model.nn.trace(batch):

@@ -110,6 +110,10 @@ def _logit_diff(
     return MetricValue("logit_diff", "logit_diff", scores.get("baseline"), scores["steered"], {})
 
 
+def _perplexity(nll: list[float]) -> float:
+    return math.exp(sum(nll) / len(nll)) if nll else math.nan
+
+
 def build_report(compiled: Any, progress: Any = None) -> RunReport:
     recipe, model, doc = compiled.recipe, compiled.model, compiled.loaded.document
     prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
@@ -133,18 +137,18 @@ def build_report(compiled: Any, progress: Any = None) -> RunReport:
             texts = resolve_prompts(
                 metric.text, doc, f"/report/metrics/{index}/text", doc.path.parent
             )
+            sides = {"steered": compiled.plan}
+            if recipe.run.compare_baseline:
+                sides["baseline"] = Plan()
             scores = {
-                side: math.exp(sum(nll) / len(nll))
-                for side, nll in (
-                    ("steered", score_texts(model, compiled.plan, texts, recipe.run.batch_size)),
-                    ("baseline", score_texts(model, Plan(), texts, recipe.run.batch_size)),
-                )
+                side: _perplexity(score_texts(model, plan, texts, recipe.run.batch_size))
+                for side, plan in sides.items()
             }
             metrics.append(
                 MetricValue(
                     "perplexity",
                     "perplexity",
-                    scores["baseline"],
+                    scores.get("baseline"),
                     scores["steered"],
                     {"texts": len(texts)},
                 )

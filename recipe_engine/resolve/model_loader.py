@@ -60,6 +60,9 @@ class LoadedModel:
 
 _CACHE: dict[tuple[str, str | None, str, str, bool, str], LoadedModel] = {}
 _CACHE_LOCK = threading.Lock()
+# Held while a model is built or loaded: builds seed torch's global RNG, so two at once would
+# interleave and produce other weights; and one load per spec is enough.
+_BUILD_LOCK = threading.Lock()
 
 
 def clear_model_cache() -> None:
@@ -96,20 +99,24 @@ def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
-    except OSError as exc:
-        where = "folder" if is_local_path(spec.id) else "hub model"
-        raise EnvironmentFailure(
-            f"cannot load {where} {spec.id!r} offline: {str(exc).splitlines()[0]}. The engine "
-            f"never downloads at run time: fetch it first (`huggingface-cli download {spec.id}`) "
-            "or use a local folder"
-        ) from None
-    except ValueError as exc:
+    except Exception as exc:  # transformers raises many types for one cause: cannot load
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if "trust_remote_code" in str(exc):
             raise EnvironmentFailure(
                 f"{spec.id!r} needs its own Python code to load; set model.trust_remote_code: "
                 "true in the recipe if you trust that repository"
             ) from None
-        raise
+        if is_local_path(spec.id):
+            raise EnvironmentFailure(
+                f"cannot load the model folder {spec.id!r}: {type(exc).__name__}: {first}. It "
+                "needs config.json, weights (model.safetensors) and tokenizer files, as "
+                "save_pretrained writes them"
+            ) from None
+        raise EnvironmentFailure(
+            f"cannot load hub model {spec.id!r} offline: {first}. The engine never downloads "
+            f"at run time: fetch it first (`huggingface-cli download {spec.id}`) or point "
+            "model.id at a local folder"
+        ) from None
     return model, tokenizer
 
 
@@ -127,6 +134,16 @@ def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
     with _CACHE_LOCK:
         if key in _CACHE:
             return _CACHE[key]
+    with _BUILD_LOCK:
+        with _CACHE_LOCK:
+            if key in _CACHE:  # another thread built it while this one waited
+                return _CACHE[key]
+        loaded = _load_uncached(spec, recipe_dir, device)
+        with _CACHE_LOCK:
+            return _CACHE.setdefault(key, loaded)
+
+
+def _load_uncached(spec: ModelSpec, recipe_dir: Path, device: torch.device) -> LoadedModel:
     name = builtin_name(spec.id)
     hf: Any
     if name is not None:
@@ -138,14 +155,12 @@ def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
     else:
         source = str(recipe_dir / spec.id) if is_local_path(spec.id) else spec.id
         hf, tokenizer = _from_pretrained(spec, source)
-    loaded = wrap_model(
+    return wrap_model(
         hf.to(device=device),
         tokenizer,
         identity=model_identity(spec, recipe_dir),
         architecture=spec.architecture,
     )
-    with _CACHE_LOCK:
-        return _CACHE.setdefault(key, loaded)
 
 
 def wrap_model(

@@ -74,6 +74,17 @@ class _ModelChecks:
         in_range = [spec] if not isinstance(spec, (list, dict)) else list(spec)
         if all(not isinstance(x, int) or -n <= x < n for x in in_range):
             # Only now can duplicates be seen: with 4 layers, 1 and -3 are the same layer.
+            if isinstance(spec, str) and ":" in spec:
+                bounds = [int(b) if b else None for b in spec.split(":")]
+                if any(b is not None and not -n <= b <= n for b in bounds):
+                    kept = list(range(n))[slice(*bounds)]
+                    yield self.doc.diagnostic(
+                        "layer-range-clamped",
+                        f"range {spec!r} reaches past the model's {n} layers; like a Python "
+                        f"slice it is cut to {kept}",
+                        pointer,
+                        severity="warning",
+                    )
             try:
                 resolve_layers(spec, n)
             except LayerRangeError as exc:
