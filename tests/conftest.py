@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("NO_COLOR", "1")
+# Vectors extracted by tests are cached in a fresh folder per run, never in the user's cache.
+os.environ.setdefault("STEER_CACHE_DIR", tempfile.mkdtemp(prefix="steer-test-cache-"))
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"

@@ -34,7 +34,7 @@ class PromptFile(RecipeModel):
 def _prompt_form(value: Any) -> str | None:
     if isinstance(value, list):
         return "inline"
-    if isinstance(value, dict):
+    if isinstance(value, (dict, PromptFile)):  # a dict when validating, the model when dumping
         return "file"
     if isinstance(value, str):
         return "single"

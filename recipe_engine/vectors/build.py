@@ -1,7 +1,12 @@
-"""Build each vector kind. Dependencies between vectors (expr) are built first."""
+"""Build each vector kind. Dependencies between vectors (expr) are built first.
+
+Extracted kinds (contrastive, probe, activation, mean_activation) go through the cache; random,
+file and expr vectors are cheap and always rebuilt.
+"""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -9,9 +14,10 @@ from typing import Any
 
 import torch
 
+from recipe_engine import __version__
 from recipe_engine import expr as expr_lang
+from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
-from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import (
     ActivationVector,
@@ -24,29 +30,27 @@ from recipe_engine.format.vectors import (
 )
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
-from recipe_engine.load.prompt_files import file_format, read_prompts
 from recipe_engine.resolve.model_loader import LoadedModel
-from recipe_engine.vectors.extraction import read_activations
+from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
+from recipe_engine.vectors.extraction import iter_activations
 from recipe_engine.vectors.probe import train_probe
+from recipe_engine.vectors.sources import PromptSourceRef, file_sha256
 
-__all__ = ["BuiltVector", "build_vectors", "resolve_prompts"]
+__all__ = ["BuiltVector", "VectorProgress", "build_vectors", "resolve_prompts"]
+
+EXTRACTED = (ContrastiveVector, ProbeVector, ActivationVector, MeanActivationVector)
+VectorProgress = Callable[[str, int, int | None], None]  # (vector name, prompts done, total)
 
 
 @dataclass
 class BuiltVector:
     tensor: torch.Tensor  # float32, CPU
     provenance: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
 
 
 def resolve_prompts(source: Any, doc: LoadedDocument | None, pointer: str, base: Path) -> list[str]:
-    if isinstance(source, str):
-        return [source]
-    if isinstance(source, list):
-        return list(source)
-    assert isinstance(source, PromptFile)
-    folder = doc.base_dir(pointer) if doc is not None else base
-    path = resolve_reference(source.file, folder)
-    return read_prompts(path, file_format(path, source.format), source.field, source.limit)
+    return PromptSourceRef(source, doc, pointer, base).to_list()
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:
@@ -73,74 +77,144 @@ def _first_pc(data: torch.Tensor, sign_reference: torch.Tensor) -> torch.Tensor:
 
 
 class _Builder:
-    def __init__(self, recipe: Recipe, model: LoadedModel, doc: LoadedDocument | None) -> None:
+    def __init__(
+        self,
+        recipe: Recipe,
+        model: LoadedModel,
+        doc: LoadedDocument | None,
+        cache: VectorCache | None,
+        progress: VectorProgress | None,
+    ) -> None:
         self.recipe = recipe
         self.model = model
         self.doc = doc
+        self.cache = cache
+        self.progress = progress
         self.base = doc.path.parent if doc is not None else Path.cwd()
         self.built: dict[str, BuiltVector] = {}
-        self.batch_size = recipe.run.batch_size
+        self.batch_size = max(recipe.run.batch_size, 16)
 
-    def prompts(self, source: Any, pointer: str) -> list[str]:
-        return resolve_prompts(source, self.doc, pointer, self.base)
+    def source(self, value: Any, pointer: str) -> PromptSourceRef:
+        return PromptSourceRef(value, self.doc, pointer, self.base)
 
-    def read(self, spec: Any, prompts: list[str], position: Any) -> torch.Tensor:
-        return read_activations(
-            self.model,
-            prompts,
-            layer=spec.layer,
-            site=spec.site,
-            module=spec.module,
-            position=position,
-            batch_size=self.batch_size,
-        )
+    def error(self, code: str, message: str, pointer: str) -> RecipeError:
+        if self.doc is not None:
+            return RecipeError([self.doc.diagnostic(code, message, pointer)])
+        return RecipeError([Diagnostic(code, message, pointer)])
+
+    def activations(self, name: str, spec: Any, prompts: Any, position: Any) -> Any:
+        done = [0]
+
+        def tick(n: int) -> None:
+            done[0] += n
+            if self.progress:
+                self.progress(name, done[0], None)
+
+        try:
+            yield from iter_activations(
+                self.model,
+                prompts,
+                layer=spec.layer,
+                site=spec.site,
+                module=spec.module,
+                position=position,
+                batch_size=self.batch_size,
+                progress=tick,
+            )
+        except IndexError as exc:
+            raise self.error("position-range", str(exc), f"/vectors/{name}/position") from None
+
+    def rows(self, name: str, spec: Any, prompts: Any, position: Any) -> torch.Tensor:
+        chunks = list(self.activations(name, spec, prompts, position))
+        if not chunks:
+            raise self.error("prompt-file-empty", "no prompts", f"/vectors/{name}")
+        return torch.cat(chunks)
 
     def build(self, name: str) -> BuiltVector:
         if name in self.built:
             return self.built[name]
         spec = self.recipe.vectors[name]
         at = f"/vectors/{name}"
-        provenance: dict[str, Any] = {"kind": spec.kind, "model": self.model.identity}
-        tensor: torch.Tensor
-        if isinstance(spec, RandomVector):
-            dim = spec.dim or self.model.shape.hidden_size
-            generator = torch.Generator().manual_seed(spec.seed)
-            tensor = torch.randn(dim, generator=generator)
-            tensor = tensor / tensor.norm() * spec.norm
-            provenance.update(seed=spec.seed, norm=spec.norm)
-        elif isinstance(spec, FileVector):
-            tensor = self.load_file(spec, at)
-            provenance.update(path=spec.path, key=spec.key)
-        elif isinstance(spec, ActivationVector):
-            tensor = self.read(spec, [spec.prompt], spec.position)[0]
-            provenance.update(layer=spec.layer, site=spec.site, position=spec.position)
-        elif isinstance(spec, MeanActivationVector):
-            rows = self.read(spec, self.prompts(spec.prompts, at + "/prompts"), spec.position)
-            tensor = rows.mean(dim=0)
-            provenance.update(layer=spec.layer, site=spec.site, prompts=len(rows))
-        elif isinstance(spec, ContrastiveVector):
-            tensor = self.contrastive(spec, at, provenance)
-        elif isinstance(spec, ProbeVector):
-            tensor = self.probe(spec, at, provenance)
-        else:
-            assert isinstance(spec, ExprVector)
-            tensor = self.expression(spec)
-            provenance.update(expr=spec.expr)
+        provenance: dict[str, Any] = {
+            "kind": spec.kind,
+            "model": self.model.identity,
+            "engine_version": __version__,
+        }
+        key = self.key(name, spec) if isinstance(spec, EXTRACTED) and self.cache else None
+        if key is not None and self.cache is not None:
+            hit = self.cache.get(key)
+            if hit is not None:
+                built = BuiltVector(hit[0].float(), hit[1], cached=True)
+                self.built[name] = built
+                return built
+        tensor = self.compute(name, spec, at, provenance)
         tensor = tensor.float().cpu()
         if spec.normalize == "unit":
             tensor = _unit(tensor)
         if not bool(torch.isfinite(tensor).all()):
             raise self.error("vector-not-finite", f"vector {name!r} contains NaN or Inf", at)
-        provenance["norm"] = float(tensor.norm())
+        provenance["normalize"] = spec.normalize
+        provenance["norm"] = round(float(tensor.norm()), 6)
+        provenance["shape"] = list(tensor.shape)
+        if key is not None and self.cache is not None:
+            provenance["cache_key"] = key
+            self.cache.put(key, tensor, provenance)
         self.built[name] = BuiltVector(tensor, provenance)
         return self.built[name]
 
-    def error(self, code: str, message: str, pointer: str) -> RecipeError:
-        from recipe_engine.diagnostics import Diagnostic
+    def key(self, name: str, spec: Any) -> str:
+        data: dict[str, str] = {}
+        for field_name in ("positive", "negative", "prompts"):
+            if hasattr(spec, field_name):
+                ref = self.source(getattr(spec, field_name), f"/vectors/{name}/{field_name}")
+                data[field_name] = ref.sha256()
+        if isinstance(spec, ProbeVector):
+            folder = self.doc.base_dir(f"/vectors/{name}/data") if self.doc else self.base
+            data["data"] = file_sha256(resolve_reference(spec.data, folder))
+        described = spec.model_dump(mode="json", exclude={"description"})
+        for field_name in ("positive", "negative", "prompts", "data"):
+            described.pop(field_name, None)  # replaced by the data's hash
+        return cache_key({"model": self.model.identity, "spec": described, "data": data})
 
-        if self.doc is not None:
-            return RecipeError([self.doc.diagnostic(code, message, pointer)])
-        return RecipeError([Diagnostic(code, message, pointer)])
+    def compute(self, name: str, spec: Any, at: str, provenance: dict[str, Any]) -> torch.Tensor:
+        if isinstance(spec, RandomVector):
+            dim = spec.dim or self.model.shape.hidden_size
+            generator = torch.Generator().manual_seed(spec.seed)
+            tensor = torch.randn(dim, generator=generator)
+            provenance.update(seed=spec.seed)
+            return tensor / tensor.norm() * spec.norm
+        if isinstance(spec, FileVector):
+            provenance.update(path=spec.path, key=spec.key)
+            return self.load_file(spec, at)
+        if isinstance(spec, ExprVector):
+            provenance.update(expr=spec.expr, orthogonalize_against=spec.orthogonalize_against)
+            return self.expression(spec)
+        provenance.update(
+            layer=spec.layer, site=spec.site, module=spec.module, position=spec.position
+        )
+        if isinstance(spec, ActivationVector):
+            provenance.update(prompts=1, data_sha256=self.source(spec.prompt, at).sha256())
+            return self.rows(name, spec, [spec.prompt], spec.position)[0]
+        if isinstance(spec, MeanActivationVector):
+            return self.mean_activation(name, spec, at, provenance)
+        if isinstance(spec, ContrastiveVector):
+            return self.contrastive(name, spec, at, provenance)
+        assert isinstance(spec, ProbeVector)
+        return self.probe(name, spec, at, provenance)
+
+    def mean_activation(
+        self, name: str, spec: MeanActivationVector, at: str, provenance: dict[str, Any]
+    ) -> torch.Tensor:
+        source = self.source(spec.prompts, at + "/prompts")
+        total: torch.Tensor | None = None
+        count = 0
+        for chunk in self.activations(name, spec, source, spec.position):  # running sum: O(width)
+            total = chunk.sum(dim=0) if total is None else total + chunk.sum(dim=0)
+            count += chunk.shape[0]
+        if total is None:
+            raise self.error("prompt-file-empty", "no prompts", at + "/prompts")
+        provenance.update(prompts=count, data_sha256=source.sha256())
+        return total / count
 
     def load_file(self, spec: FileVector, at: str) -> torch.Tensor:
         from safetensors import SafetensorError
@@ -160,54 +234,55 @@ class _Builder:
         return tensors[key]
 
     def contrastive(
-        self, spec: ContrastiveVector, at: str, provenance: dict[str, Any]
+        self, name: str, spec: ContrastiveVector, at: str, provenance: dict[str, Any]
     ) -> torch.Tensor:
-        positive = self.prompts(spec.positive, at + "/positive")
-        negative = self.prompts(spec.negative, at + "/negative")
-        if spec.paired and len(positive) != len(negative):
+        positive = self.source(spec.positive, at + "/positive")
+        negative = self.source(spec.negative, at + "/negative")
+        pos = self.rows(name, spec, positive, spec.position)
+        neg = self.rows(name, spec, negative, spec.position)
+        if spec.paired and len(pos) != len(neg):
             raise self.error(
                 "paired-length",
                 f"paired: true needs as many negative prompts as positive ones "
-                f"({len(positive)} vs {len(negative)})",
+                f"({len(pos)} vs {len(neg)})",
                 at + "/negative",
             )
-        rows = self.read(spec, positive + negative, spec.position)
-        pos, neg = rows[: len(positive)], rows[len(positive) :]
         mean_diff = pos.mean(dim=0) - neg.mean(dim=0)
         provenance.update(
-            layer=spec.layer,
-            site=spec.site,
-            position=spec.position,
             method=spec.method,
-            positive=len(positive),
-            negative=len(negative),
+            paired=spec.paired,
+            positive=len(pos),
+            negative=len(neg),
+            data_sha256={"positive": positive.sha256(), "negative": negative.sha256()},
         )
         if spec.method == "mean_diff":
             return mean_diff
         if spec.method == "pca_diff":
-            # Principal direction of the paired differences, scaled to the mean difference's
-            # projection so that strength means the same as for mean_diff.
+            # First principal component of the paired differences (uncentred, as in RepE).
             direction = _first_pc(pos - neg, mean_diff)
         else:
-            # pca_center: centre each class on its own mean... of the pair; the remaining
-            # variance is the concept axis (RepE style).
-            centre = (pos.mean(dim=0) + neg.mean(dim=0)) / 2
+            # pca_center: centre all activations on the grand mean; the first component of
+            # what remains is the axis separating the classes.
+            centre = torch.cat([pos, neg]).mean(dim=0)
             direction = _first_pc(torch.cat([pos, neg]) - centre, mean_diff)
+        # A unit direction scaled by the mean difference's projection on it, so that a given
+        # strength moves activations about as far as mean_diff would.
         return direction * (mean_diff @ direction)
 
-    def probe(self, spec: ProbeVector, at: str, provenance: dict[str, Any]) -> torch.Tensor:
-        import json
-
+    def probe(
+        self, name: str, spec: ProbeVector, at: str, provenance: dict[str, Any]
+    ) -> torch.Tensor:
         folder = self.doc.base_dir(at + "/data") if self.doc is not None else self.base
         path = resolve_reference(spec.data, folder)
         texts: list[str] = []
         labels: list[int] = []
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                row = json.loads(line)
-                texts.append(row[spec.text_field])
-                labels.append(int(row[spec.label_field]))
-        features = self.read(spec, texts, spec.position)
+        with path.open(encoding="utf-8") as handle:
+            for line in handle:
+                if line.strip():
+                    row = json.loads(line)
+                    texts.append(row[spec.text_field])
+                    labels.append(int(row[spec.label_field]))
+        features = self.rows(name, spec, texts, spec.position)
         result = train_probe(
             features,
             torch.tensor(labels),
@@ -216,11 +291,11 @@ class _Builder:
             seed=spec.seed,
         )
         provenance.update(
-            layer=spec.layer,
-            site=spec.site,
             examples=len(texts),
-            train_accuracy=result.train_accuracy,
-            test_accuracy=result.test_accuracy,
+            data_sha256=file_sha256(path),
+            train_accuracy=round(result.train_accuracy, 6),
+            test_accuracy=None if result.test_accuracy is None else round(result.test_accuracy, 6),
+            library="torch L-BFGS logistic regression",
         )
         return result.direction
 
@@ -239,9 +314,16 @@ def build_vectors(
     model: LoadedModel,
     doc: LoadedDocument | None = None,
     names: list[str] | None = None,
+    *,
+    cache: VectorCache | bool | None = True,
+    progress: VectorProgress | None = None,
 ) -> dict[str, BuiltVector]:
-    """Build the named vectors (default: every vector the interventions use, with their deps)."""
-    builder = _Builder(recipe, model, doc)
+    """Build the named vectors (default: every vector the interventions use, with their deps).
+
+    cache=True uses the default cache (see vectors/cache.py), False none, or pass a VectorCache.
+    """
+    store = default_cache() if cache is True else (cache or None)
+    builder = _Builder(recipe, model, doc, store, progress)
     wanted = (
         names
         if names is not None

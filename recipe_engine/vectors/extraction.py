@@ -2,20 +2,25 @@
 
 Prompts are left-padded in batches; the position is resolved per prompt over its real tokens
 (`last` is each prompt's own last token, `mean` averages real tokens only, an index counts real
-tokens), so padding never enters a vector. Only the reduced [batch, width] rows are kept.
+tokens), so padding never enters a vector. The reduction runs inside the trace, so only
+[batch, width] rows leave it, and the forward pass stops right after the site is read (the
+layers above it are never computed). Prompts arrive as an iterable and are consumed one batch at
+a time: a prompt file is never held in memory whole.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
 from typing import Any
 
+import nnsight
 import torch
 
 from recipe_engine.execute.steer import envoy_at
 from recipe_engine.resolve.model_loader import LoadedModel
 
-__all__ = ["read_activations", "site_location"]
+__all__ = ["batched", "iter_activations", "read_activations", "reduce_positions", "site_location"]
 
 
 def site_location(model: LoadedModel, site: str, layer: int, module: str | None) -> tuple[str, str]:
@@ -27,27 +32,42 @@ def site_location(model: LoadedModel, site: str, layer: int, module: str | None)
     return location.path, location.port
 
 
-def _reduce(value: torch.Tensor, real: torch.Tensor, position: Any) -> torch.Tensor:
-    """[B, T, D] -> [B, D] (or [B, T, D] for `all`), over each row's real tokens."""
+def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(items)
+    while batch := list(islice(iterator, size)):
+        yield batch
+
+
+def reduce_positions(value: torch.Tensor, real: torch.Tensor, position: Any) -> torch.Tensor:
+    """[B, T, D] -> [B, D] (or [B, T, D] for `all`) over each row's real tokens (left padding)."""
     if position == "last":
         return value[:, -1, :]
-    if position == "mean":
-        weights = real.unsqueeze(-1).to(value.dtype)
-        return (value * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
     if position == "all":
         return value
-    ranks = real.long().cumsum(dim=1) - 1
-    length = real.long().sum(dim=1)
+    mask = real.to(value.device)
+    if position == "mean":
+        weights = mask.unsqueeze(-1).to(value.dtype)
+        return (value * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+    ranks = mask.long().cumsum(dim=1) - 1
+    length = mask.long().sum(dim=1)
     target = position + length if position < 0 else torch.full_like(length, position)
-    if bool(((target < 0) | (target >= length)).any()):
-        raise IndexError(f"position {position} is outside a prompt's tokens")
-    pick = (ranks == target.unsqueeze(1)) & real.bool()
+    pick = (ranks == target.unsqueeze(1)) & mask.bool()
     return (value * pick.unsqueeze(-1).to(value.dtype)).sum(dim=1)
 
 
-def read_activations(
+def _check_index(position: Any, real: torch.Tensor, batch: list[str]) -> None:
+    if isinstance(position, int) and not isinstance(position, bool):
+        lengths = real.sum(dim=1)
+        for prompt, length in zip(batch, lengths.tolist(), strict=True):
+            if not -length <= position < length:
+                raise IndexError(
+                    f"position {position} is outside the prompt {prompt[:40]!r} ({length} tokens)"
+                )
+
+
+def iter_activations(
     model: LoadedModel,
-    prompts: Sequence[str],
+    prompts: Iterable[str],
     *,
     layer: int,
     site: str,
@@ -55,23 +75,28 @@ def read_activations(
     position: Any,
     batch_size: int = 32,
     progress: Callable[[int], None] | None = None,
-) -> torch.Tensor:
-    """Activations [len(prompts), width] (float32, CPU) at the given site and position."""
+) -> Iterator[torch.Tensor]:
+    """Yield one float32 CPU tensor of reduced activations per batch of prompts."""
     path, port = site_location(model, site, layer, module)
-    rows: list[torch.Tensor] = []
     tokenizer = model.tokenizer
-    with model.lock, torch.inference_mode():
-        for start in range(0, len(prompts), batch_size):
-            batch = list(prompts[start : start + batch_size])
-            real = tokenizer(batch, return_tensors="pt", padding=True)["attention_mask"]
-            with model.nn.trace(batch):
-                envoy = envoy_at(model.nn, path)
-                value = envoy.input if port == "input" else envoy.output
-                if isinstance(value, tuple):
-                    value = value[0]
-                saved = value.save()
-            tensor = saved.detach().float().cpu()
-            rows.append(_reduce(tensor, real, position))
-            if progress is not None:
-                progress(len(batch))
+    for batch in batched(prompts, batch_size):
+        real = tokenizer(batch, return_tensors="pt", padding=True)["attention_mask"]
+        _check_index(position, real, batch)
+        with model.lock, torch.inference_mode(), model.nn.trace(batch) as tracer:
+            envoy = envoy_at(model.nn, path)
+            value = envoy.input if port == "input" else envoy.output
+            if isinstance(value, tuple):
+                value = value[0]
+            reduced = nnsight.save(reduce_positions(value, real, position))
+            tracer.stop()  # nothing above the site is needed
+        yield reduced.detach().float().cpu()
+        if progress is not None:
+            progress(len(batch))
+
+
+def read_activations(model: LoadedModel, prompts: Iterable[str], **kwargs: Any) -> torch.Tensor:
+    """All reduced activations stacked: [n_prompts, width] (or [n, T, width] for `all`)."""
+    rows = list(iter_activations(model, prompts, **kwargs))
+    if not rows:
+        raise ValueError("no prompts to read activations from")
     return torch.cat(rows, dim=0)
