@@ -189,16 +189,24 @@ def compile_plan(
                     f"here is {width}",
                     at + "/vector",
                 )
-            if raw.dim() != 1:
+            if raw.dim() == 2 and item.op not in ("add", "set"):
                 raise _fail(
                     doc,
                     "vector-shape",
-                    f"vector {item.vector!r} has shape {list(raw.shape)}; interventions take one "
-                    "vector (per-position vectors are not supported by ops yet)",
+                    f"vector {item.vector!r} holds one vector per position {list(raw.shape)}; "
+                    "only add and set patch position by position. Use a one-vector source "
+                    "(position: last or mean) for this op",
+                    at + "/vector",
+                )
+            if raw.dim() not in (1, 2):
+                raise _fail(
+                    doc,
+                    "vector-shape",
+                    f"vector {item.vector!r} has shape {list(raw.shape)}",
                     at + "/vector",
                 )
             if columns is not None:
-                raw = raw.to(columns.device)[columns]
+                raw = raw.to(columns.device)[..., columns]
             vector = _prepare_vector(raw, item, width, model)
         for layer, weight in targets:
             if item.module is not None:

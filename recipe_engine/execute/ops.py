@@ -17,8 +17,9 @@ def _along(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (h @ u).unsqueeze(-1) * u
 
 
-def transform(h: torch.Tensor, op: PlanOp) -> torch.Tensor:
-    s, v = op.strength, op.vector
+def transform(h: torch.Tensor, op: PlanOp, vector: torch.Tensor | None = None) -> torch.Tensor:
+    """`vector` overrides op.vector: per-position vectors arrive aligned to h, [B, T, D]."""
+    s, v = op.strength, (op.vector if vector is None else vector)
     name = op.op
     if name == "add":
         assert v is not None

@@ -53,12 +53,32 @@ def _chunk_and_mask(root: Any) -> tuple[int, torch.Tensor]:
     return chunk, torch.ones(ids.shape[0], past + chunk, dtype=torch.long, device=ids.device)
 
 
-def _apply(value: torch.Tensor, op: PlanOp, mask: torch.Tensor | str) -> torch.Tensor:
+def _per_position(
+    op: PlanOp, mask: torch.Tensor | str, attention_mask: torch.Tensor, chunk: int
+) -> tuple[torch.Tensor | None, torch.Tensor | str]:
+    """A [T_v, D] vector (activation, position: all) patched position by position: row i goes
+    to each prompt's i-th real token at step 0; prompt tokens past T_v and later steps are left
+    alone."""
+    vector = op.vector
+    if vector is None or vector.dim() != 2:
+        return None, mask
+    if chunk != attention_mask.shape[1]:
+        return None, NONE  # a later generation step: per-position vectors cover the prompt only
+    real = attention_mask[:, -chunk:].bool()
+    ranks = real.long().cumsum(dim=1) - 1
+    rows = vector.shape[0]
+    aligned = vector[ranks.clamp(0, rows - 1)]  # [B, T, D]
+    covered = (real & (ranks < rows)).unsqueeze(-1)
+    combined = covered if isinstance(mask, str) else (covered & mask)
+    return aligned, combined
+
+
+def _apply(value: torch.Tensor, op: PlanOp, mask: torch.Tensor | str, aligned: Any) -> torch.Tensor:
     if op.columns is None:
-        new = transform(value, op)
+        new = transform(value, op, aligned)
         return new if isinstance(mask, str) else torch.where(mask, new, value)
     selected = value[..., op.columns]
-    new = transform(selected, op)
+    new = transform(selected, op, aligned)
     if not isinstance(mask, str):
         new = torch.where(mask, new, selected)
     out = value.clone()
@@ -77,16 +97,17 @@ def apply_plan(root: Any, plan: Plan) -> None:
             key = repr(op.positions)
             if key not in masks:
                 masks[key] = position_mask(op.positions, attention_mask, chunk)
-            if masks[key] is not NONE:
-                active.append((op, masks[key]))
+            aligned, mask = _per_position(op, masks[key], attention_mask, chunk)
+            if mask is not NONE:
+                active.append((op, mask, aligned))
         if not active:
             continue
         envoy = envoy_at(root, path)
         current = envoy.input if port == "input" else envoy.output
         is_tuple = isinstance(current, tuple)
         value = current[0] if is_tuple else current
-        for op, mask in active:
-            value = _apply(value, op, mask)
+        for op, mask, aligned in active:
+            value = _apply(value, op, mask, aligned)
         new = (value, *current[1:]) if is_tuple else value
         if port == "input":
             envoy.input = new
