@@ -119,10 +119,16 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
 
 
 def run_recipe(
-    source: CompiledRecipe | LoadedRecipe | str | Path, *, progress: Progress | None = None
+    source: CompiledRecipe | LoadedRecipe | str | Path,
+    *,
+    progress: Progress | None = None,
+    baseline: Any = None,
 ) -> Any:
-    """Run a recipe: baseline and steered passes, metrics. Returns a RunReport."""
+    """Run a recipe: baseline and steered passes, metrics. Returns a RunReport.
+
+    `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
+    the unsteered pass when only the interventions changed."""
     from recipe_engine.report.build import build_report
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
-    return build_report(compiled, progress)
+    return build_report(compiled, progress, baseline)

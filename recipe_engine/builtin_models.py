@@ -1,13 +1,18 @@
 """Models that ship with the engine, addressed as `model.id: builtin:NAME`.
 
-This registry is torch-free: it holds each model's config, so `steer validate --check-model`
-can check layers and dimensions of a builtin recipe without building anything. The weights are
-made by `recipe_engine.models.builtin_build` on first use.
+This registry is torch-free: it holds each model's config (or points at the config.json it
+ships with), so `steer validate --check-model` checks layers and dimensions of a builtin recipe
+without loading anything. Two kinds:
+- random builtins are built from their config and a seed on first use
+  (`recipe_engine.resolve.builtin_build`), with a byte-level tokenizer;
+- trained builtins ship their weights and tokenizer inside the package, under
+  `recipe_engine/builtin_weights/NAME/`, and load offline from there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 __all__ = ["BUILTINS", "BUILTIN_PREFIX", "BuiltinModel", "builtin_name"]
@@ -22,6 +27,13 @@ class BuiltinModel:
     model_type: str  # transformers model_type of the config
     config: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    weights: str | None = None  # folder under builtin_weights/ for trained builtins
+
+    @property
+    def weights_dir(self) -> Path | None:
+        if self.weights is None:
+            return None
+        return Path(__file__).resolve().parent / "builtin_weights" / self.weights
 
 
 # Byte-level vocabulary: 256 bytes + <|endoftext|>. Needs no training, so it is deterministic.

@@ -106,6 +106,14 @@ def read_model_shape(model_id: str, revision: str | None, recipe_dir: Path) -> M
         if name not in BUILTINS:
             raise ModelUnavailable("unknown-builtin", f"no builtin model {name!r}")
         spec = BUILTINS[name]
+        if spec.weights_dir is not None:
+            config_file = spec.weights_dir / "config.json"
+            if not config_file.is_file():
+                raise ModelUnavailable(
+                    "model-not-found",
+                    f"builtin {name!r} ships no {config_file}; reinstall the package",
+                )
+            return shape_from_config(json.loads(config_file.read_text(encoding="utf-8")))
         return shape_from_config({"model_type": spec.model_type, **spec.config})
     if is_local_path(model_id):
         path = Path(model_id)

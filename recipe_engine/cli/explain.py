@@ -66,9 +66,22 @@ def _text(info: dict[str, Any]) -> str:
     if info["vectors"]:
         lines.append("vectors:")
         for name, vec in info["vectors"].items():
-            extra = ", ".join(
-                f"{k}={v}" for k, v in vec.items() if k not in ("norm", "shape", "model")
+            shown = (
+                "kind",
+                "layer",
+                "site",
+                "position",
+                "method",
+                "positive",
+                "negative",
+                "prompts",
+                "examples",
+                "test_accuracy",
+                "seed",
+                "expr",
+                "path",
             )
+            extra = ", ".join(f"{k}={vec[k]}" for k in shown if vec.get(k) is not None)
             lines.append(f"  {name}: shape {vec['shape']}, norm {vec['norm']:.4g} ({extra})")
     return "\n".join(lines) + "\n"
 

@@ -9,12 +9,12 @@ import traceback
 from collections.abc import Sequence
 
 from recipe_engine import __version__
-from recipe_engine.cli import explain, run, schema, validate, vectors
+from recipe_engine.cli import explain, run, schema, sweep, validate, vectors
 from recipe_engine.errors import RecipeEngineError, RecipeError
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMANDS = (validate, run, explain, vectors, schema)
+SUBCOMMANDS = (validate, run, explain, vectors, sweep, schema)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -114,12 +114,17 @@ def _perplexity(nll: list[float]) -> float:
     return math.exp(sum(nll) / len(nll)) if nll else math.nan
 
 
-def build_report(compiled: Any, progress: Any = None) -> RunReport:
+def build_report(
+    compiled: Any, progress: Any = None, baseline: PassResult | None = None
+) -> RunReport:
+    """Run and measure. `baseline` reuses an unsteered pass of the same prompts (sweeps)."""
     recipe, model, doc = compiled.recipe, compiled.model, compiled.loaded.document
     prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
     start = time.perf_counter()
     passes: dict[str, PassResult] = {}
-    if recipe.run.compare_baseline:
+    if baseline is not None:
+        passes["baseline"] = baseline
+    elif recipe.run.compare_baseline:
         passes["baseline"] = _run_pass(compiled, Plan(), prompts, progress, "baseline")
     passes["steered"] = _run_pass(compiled, compiled.plan, prompts, progress, "steered")
     metrics: list[MetricValue] = []
@@ -181,4 +186,5 @@ def build_report(compiled: Any, progress: Any = None) -> RunReport:
         prompts=outcomes,
         metrics=metrics,
         timing={**compiled.timing, "run_s": time.perf_counter() - start},
+        passes=passes,
     )

@@ -60,6 +60,8 @@ class RunReport:
     prompts: list[PromptOutcome] = field(default_factory=list)
     metrics: list[MetricValue] = field(default_factory=list)
     timing: dict[str, float] = field(default_factory=dict)
+    # The raw passes behind the numbers (logits, tokens); not part of the JSON report.
+    passes: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def to_json(self) -> dict[str, Any]:
         return {

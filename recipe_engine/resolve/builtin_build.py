@@ -52,6 +52,21 @@ def _build_random(spec: BuiltinModel) -> PreTrainedModel:
     return model
 
 
-def build_builtin(name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+def _load_trained(spec: BuiltinModel) -> tuple[PreTrainedModel, Any]:
+    from transformers import AutoTokenizer
+
+    folder = spec.weights_dir
+    assert folder is not None
+    model = AutoModelForCausalLM.from_pretrained(
+        str(folder), local_files_only=True, dtype=torch.float32
+    )
+    tokenizer = AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
+    model.eval()
+    return model, tokenizer
+
+
+def build_builtin(name: str) -> tuple[PreTrainedModel, Any]:
     spec = BUILTINS[name]
+    if spec.weights_dir is not None:
+        return _load_trained(spec)
     return _build_random(spec), byte_tokenizer()

@@ -1,0 +1,237 @@
+"""Layer x strength sweeps: run one intervention over a grid, measure effect and side effect,
+and recommend a setting.
+
+For each layer L and strength s, intervention N of the recipe is set to `layers: L`,
+`strength: s`; with `follow_layer` (the default) the vector it uses, when extracted from
+activations, is re-read at layer L too (the usual way to compare layers; the vector cache makes
+reruns cheap). The unsteered baseline is computed once.
+
+Recommendation rule (documented, deterministic): among settings whose side effect (mean KL of
+steered vs baseline next-token distributions) is within `kl_budget`, take the one with the
+largest effect (the change of the effect metric, in the direction of the strengths' sign);
+ties go to the smaller |strength|, then the lower layer. None if nothing fits the budget.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from recipe_engine.atomic import write_bytes_atomic, write_text_atomic
+from recipe_engine.errors import UsageError
+
+__all__ = ["SweepPoint", "SweepResult", "recommend", "run_sweep", "write_sweep"]
+
+
+@dataclass
+class SweepPoint:
+    layer: int
+    strength: float
+    effect: float  # steered - baseline of the effect metric
+    steered: float
+    kl: float
+
+    def to_json(self) -> dict[str, Any]:
+        def clean(x: float) -> float | str:
+            return round(x, 6) if math.isfinite(x) else str(x)
+
+        return {
+            "layer": self.layer,
+            "strength": self.strength,
+            "effect": clean(self.effect),
+            "steered": clean(self.steered),
+            "kl": clean(self.kl),
+        }
+
+
+@dataclass
+class SweepResult:
+    recipe: str
+    effect_metric: str
+    baseline: float
+    kl_budget: float
+    points: list[SweepPoint] = field(default_factory=list)
+    recommended: SweepPoint | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": 1,
+            "recipe": self.recipe,
+            "effect_metric": self.effect_metric,
+            "baseline": round(self.baseline, 6),
+            "kl_budget": self.kl_budget,
+            "rule": "largest effect with KL <= kl_budget; ties: smaller |strength|, lower layer",
+            "points": [p.to_json() for p in self.points],
+            "recommended": self.recommended.to_json() if self.recommended else None,
+        }
+
+
+def recommend(points: list[SweepPoint], kl_budget: float, sign: float) -> SweepPoint | None:
+    fitting = [p for p in points if math.isfinite(p.effect) and p.kl <= kl_budget]
+    if not fitting:
+        return None
+    return min(fitting, key=lambda p: (-sign * p.effect, abs(p.strength), p.layer))
+
+
+def run_sweep(
+    path: str | Path,
+    layers: list[int],
+    strengths: list[float],
+    *,
+    intervention: int = 0,
+    effect: str | None = None,
+    kl_budget: float = 0.5,
+    follow_layer: bool = True,
+    overrides: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    from recipe_engine.api import compile_recipe, load_recipe, run_recipe
+
+    if not layers or not strengths:
+        raise UsageError("a sweep needs at least one layer and one strength")
+    base = load_recipe(path, overrides=overrides)
+    recipe = base.recipe
+    if not 0 <= intervention < len(recipe.interventions):
+        raise UsageError(f"the recipe has no intervention {intervention}")
+    item = recipe.interventions[intervention]
+    vector = recipe.vectors.get(item.vector or "")
+    extra = (
+        [
+            "report.metrics="
+            + json.dumps(
+                [m.model_dump(mode="json") for m in recipe.report.metrics]
+                + [{"kind": "kl_baseline"}]
+            )
+        ]
+        if not any(m.kind == "kl_baseline" for m in recipe.report.metrics)
+        else []
+    )
+    extra.append("run.compare_baseline=true")
+    total = len(layers) * len(strengths)
+    points: list[SweepPoint] = []
+    baseline_pass: Any = None
+    baseline_value = math.nan
+    effect_name = effect
+    for layer in layers:
+        for strength in strengths:
+            sets = [
+                *(overrides or []),
+                *extra,
+                f"interventions.{intervention}.layers={layer}",
+                f"interventions.{intervention}.strength={strength}",
+            ]
+            if follow_layer and vector is not None and hasattr(vector, "layer"):
+                sets.append(f"vectors.{item.vector}.layer={layer}")
+            loaded = load_recipe(path, overrides=sets)
+            report = run_recipe(compile_recipe(loaded), baseline=baseline_pass)
+            baseline_pass = report.passes["baseline"]
+            metrics = {m.name: m for m in report.metrics}
+            if effect_name is None:
+                candidates = [n for n in metrics if n != "kl_baseline"]
+                if not candidates:
+                    raise UsageError(
+                        "the recipe has no effect metric: add one under report.metrics "
+                        "(e.g. token_prob) or pass --effect"
+                    )
+                effect_name = candidates[0]
+            if effect_name not in metrics:
+                raise UsageError(f"no metric {effect_name!r} (have: {', '.join(metrics)})")
+            chosen = metrics[effect_name]
+            baseline_value = chosen.baseline if chosen.baseline is not None else math.nan
+            points.append(
+                SweepPoint(
+                    layer,
+                    strength,
+                    (chosen.delta if chosen.delta is not None else math.nan),
+                    chosen.steered,
+                    metrics["kl_baseline"].steered,
+                )
+            )
+            if progress:
+                progress(len(points), total)
+    sign = 1.0 if sum(strengths) >= 0 else -1.0
+    assert effect_name is not None
+    return SweepResult(
+        recipe.name,
+        effect_name,
+        baseline_value,
+        kl_budget,
+        points,
+        recommend(points, kl_budget, sign),
+    )
+
+
+def _csv(result: SweepResult) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["layer", "strength", "effect", "steered", "kl", "recommended"])
+    for p in result.points:
+        writer.writerow(
+            [
+                p.layer,
+                p.strength,
+                f"{p.effect:.6f}",
+                f"{p.steered:.6f}",
+                f"{p.kl:.6f}",
+                int(p is result.recommended),
+            ]
+        )
+    return out.getvalue()
+
+
+def _plot(result: SweepResult) -> bytes:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    layers = sorted({p.layer for p in result.points})
+    fig, (ax_effect, ax_kl) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for layer in layers:
+        row = sorted((p for p in result.points if p.layer == layer), key=lambda p: p.strength)
+        xs = [p.strength for p in row]
+        ax_effect.plot(xs, [p.effect for p in row], marker="o", label=f"layer {layer}")
+        ax_kl.plot(xs, [p.kl for p in row], marker="o", label=f"layer {layer}")
+    ax_kl.axhline(result.kl_budget, color="grey", linestyle="--", label="KL budget")
+    best = result.recommended
+    if best is not None:
+        for ax, y in ((ax_effect, best.effect), (ax_kl, best.kl)):
+            ax.scatter(
+                [best.strength],
+                [y],
+                s=180,
+                facecolors="none",
+                edgecolors="red",
+                linewidths=2,
+                zorder=5,
+                label="recommended",
+            )
+    ax_effect.set(
+        title=f"effect: change of {result.effect_metric}",
+        xlabel="strength",
+        ylabel="steered - baseline",
+    )
+    ax_kl.set(title="side effect: KL(steered || baseline), nats", xlabel="strength", ylabel="KL")
+    for ax in (ax_effect, ax_kl):
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(f"sweep of {result.recipe}")
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def write_sweep(result: SweepResult, out_dir: Path) -> dict[str, Path]:
+    """sweep.csv, sweep.json and sweep.png in out_dir, each written atomically."""
+    paths = {name: out_dir / f"sweep.{name}" for name in ("csv", "json", "png")}
+    write_text_atomic(paths["csv"], _csv(result))
+    write_text_atomic(paths["json"], json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+    write_bytes_atomic(paths["png"], _plot(result))
+    return paths
