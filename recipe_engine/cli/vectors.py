@@ -131,6 +131,8 @@ def run_inspect(args: argparse.Namespace) -> int:
     from recipe_engine.vectors.inspect import cosine_matrix, token_effects
 
     path = Path(args.file)
+    if args.top < 1:
+        raise UsageError(f"--top {args.top}: must be at least 1")
     if not path.is_file():
         raise UsageError(f"{args.file}: no such file")
     try:

@@ -27,21 +27,33 @@ class TensorInfo:
     shape: tuple[int, ...]
 
 
+def _what_else(prefix: bytes) -> str:
+    if prefix[:1] == b"\x80" and prefix[1:2] in (b"\x02", b"\x03", b"\x04", b"\x05"):
+        return (
+            "this is a pickle file, not safetensors; pickles can run code and are never "
+            "loaded. Convert it with safetensors.torch.save_file"
+        )
+    if prefix[:4] == b"PK\x03\x04":
+        return (
+            "this is a zip archive (torch.save's format, which holds a pickle), not "
+            "safetensors; it is never loaded. Convert it with safetensors.torch.save_file"
+        )
+    return "not a safetensors file (no valid header)"
+
+
 def read_header(path: Path) -> tuple[dict[str, TensorInfo], dict[str, str]]:
     """(tensors by name, __metadata__). Raises SafetensorsError on anything malformed."""
     size = path.stat().st_size
     with path.open("rb") as handle:
-        prefix = handle.read(8)
-        if len(prefix) < 8:
+        prefix = handle.read(9)
+        if len(prefix) < 9:
             raise SafetensorsError("file is too short to be safetensors")
-        if prefix[:1] == b"\x80":
-            raise SafetensorsError(
-                "this is a pickle file, not safetensors; pickles can run code and are never "
-                "loaded. Convert it with safetensors.torch.save_file"
-            )
-        (length,) = struct.unpack("<Q", prefix)
-        if length > min(MAX_HEADER_BYTES, size - 8):
-            raise SafetensorsError("not a safetensors file (header length is impossible)")
+        (length,) = struct.unpack("<Q", prefix[:8])
+        # A safetensors header is a JSON object right after its 8-byte length. Only when that
+        # is impossible is the file something else; then say what, for a useful message.
+        if length > min(MAX_HEADER_BYTES, size - 8) or prefix[8:9] != b"{":
+            raise SafetensorsError(_what_else(prefix))
+        handle.seek(8)
         try:
             header = json.loads(handle.read(length))
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -7,6 +7,7 @@ be in the local cache (`local_files_only=True`): the engine never downloads at r
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,14 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.model_config import ModelShape, is_local_path, shape_from_config
 from recipe_engine.resolve.architectures import Adapter, adapter_for
 
-__all__ = ["LoadedModel", "clear_model_cache", "load_model", "model_identity", "wrap_model"]
+__all__ = [
+    "LoadedModel",
+    "clear_model_cache",
+    "load_model",
+    "model_identity",
+    "weights_fingerprint",
+    "wrap_model",
+]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -163,6 +171,26 @@ def _load_uncached(spec: ModelSpec, recipe_dir: Path, device: torch.device) -> L
     )
 
 
+def weights_fingerprint(hf: Any) -> str:
+    """A cheap hash of a model's config and weights: names, shapes, dtypes and a strided sample
+    of up to 64 values per tensor. Cached vectors are keyed on it, so two models with the same
+    name but other weights (retrained in place, or wrapped in memory) never share entries."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    config = hf.config.to_dict()
+    config.pop("transformers_version", None)
+    digest.update(json.dumps(config, sort_keys=True, default=str).encode())
+    with torch.no_grad():
+        for name, tensor in hf.state_dict().items():
+            flat = tensor.detach().reshape(-1)
+            step = max(1, flat.numel() // 64)
+            sample = flat[::step][:64].float().cpu().numpy().tobytes()
+            digest.update(f"{name}{tuple(tensor.shape)}{tensor.dtype}".encode())
+            digest.update(sample)
+    return digest.hexdigest()[:16]
+
+
 def wrap_model(
     hf: Any, tokenizer: Any, *, identity: str = "in-memory", architecture: str | None = None
 ) -> LoadedModel:
@@ -185,7 +213,7 @@ def wrap_model(
         tokenizer=wrapped.tokenizer,
         shape=shape,
         adapter=adapter,
-        identity=identity,
+        identity=f"{identity}#{weights_fingerprint(hf)}",
         device=next(hf.parameters()).device,
         lock=threading.RLock(),
     )

@@ -41,7 +41,19 @@ def write_vector_file(
         **header,
         "vectors": json.dumps(provenance, sort_keys=True, default=str),
     }
-    write_bytes_atomic(path, save(tensors, metadata=metadata))
+    write_bytes_atomic(path, canonical_safetensors(save(tensors, metadata=metadata)))
+
+
+def canonical_safetensors(raw: bytes) -> bytes:
+    """The same file with its JSON header keys sorted: safetensors writes `__metadata__` in
+    random order, which would make two builds of the same recipe differ byte for byte. The
+    sorted header has the same length, padded with spaces as safetensors pads it."""
+    length = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + length])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(text) > length:  # cannot happen for a reordering; keep the original if it does
+        return raw
+    return raw[:8] + text + b" " * (length - len(text)) + raw[8 + length :]
 
 
 def read_vector_file(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

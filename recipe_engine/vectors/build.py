@@ -188,7 +188,7 @@ class _Builder:
             return self.load_file(spec, at)
         if isinstance(spec, ExprVector):
             provenance.update(expr=spec.expr, orthogonalize_against=spec.orthogonalize_against)
-            return self.expression(spec)
+            return self.expression(name, spec)
         provenance.update(
             layer=spec.layer, site=spec.site, module=spec.module, position=spec.position
         )
@@ -299,13 +299,31 @@ class _Builder:
         )
         return result.direction
 
-    def expression(self, spec: ExprVector) -> torch.Tensor:
+    def expression(self, name: str, spec: ExprVector) -> torch.Tensor:
         tree = expr_lang.parse(spec.expr)
         env = {name: self.build(name).tensor for name, _ in expr_lang.names_in(tree)}
         value = expr_lang.evaluate(tree, env, _FUNCTIONS)
         result = torch.as_tensor(value, dtype=torch.float32)
+        # Orthonormalize the named vectors first (Gram-Schmidt), then remove the result's
+        # component in their span: removing projections one by one is only orthogonal to the
+        # last vector when the named vectors are not orthogonal to each other.
+        basis: list[torch.Tensor] = []
         for other in spec.orthogonalize_against:
-            result = result - _proj(result, self.build(other).tensor)
+            v = self.build(other).tensor.float()
+            for u in basis:
+                v = v - (v @ u) * u
+            if float(v.norm()) > 1e-6 * max(1.0, float(self.build(other).tensor.norm())):
+                basis.append(v / v.norm())
+        before = float(result.norm())
+        for u in basis:
+            result = result - (result @ u) * u
+        if basis and float(result.norm()) <= 1e-6 * max(before, 1e-12):
+            raise self.error(
+                "vector-degenerate",
+                f"{spec.expr!r} lies in the span of {', '.join(spec.orthogonalize_against)}: "
+                "nothing is left after orthogonalizing",
+                f"/vectors/{name}/orthogonalize_against",
+            )
         return result
 
 
