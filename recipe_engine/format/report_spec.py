@@ -61,3 +61,10 @@ class ReportSpec(RecipeModel):
         default=10, ge=0, le=100, description="How many next tokens to list with probabilities."
     )
     metrics: list[Metric] = Field(default_factory=list)
+    vector_tokens: int = Field(
+        default=0,
+        ge=0,
+        le=100,
+        description="Vector analysis: list the N tokens each vector boosts and suppresses "
+        "through the unembedding (raw, and through the final norm as a logit lens).",
+    )

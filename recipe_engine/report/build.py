@@ -166,6 +166,15 @@ def build_report(
         )
         for row, prompt in enumerate(prompts)
     ]
+    vectors: dict[str, dict[str, Any]] = {
+        name: {**v.provenance, "norm": round(float(v.tensor.norm()), 6)}
+        for name, v in compiled.vectors.items()
+    }
+    if recipe.report.vector_tokens:
+        from recipe_engine.vectors.inspect import token_effects
+
+        for name, v in compiled.vectors.items():
+            vectors[name]["tokens"] = token_effects(model, v.tensor, recipe.report.vector_tokens)
     shape = model.shape
     return RunReport(
         recipe_name=recipe.name,
@@ -179,10 +188,7 @@ def build_report(
         },
         mode=recipe.run.mode,
         plan=compiled.plan.describe(),
-        vectors={
-            name: {**v.provenance, "norm": round(float(v.tensor.norm()), 6)}
-            for name, v in compiled.vectors.items()
-        },
+        vectors=vectors,
         prompts=outcomes,
         metrics=metrics,
         timing={**compiled.timing, "run_s": time.perf_counter() - start},

@@ -42,6 +42,13 @@ def render_text(report: RunReport, use_colour: bool = False, top: int = 5) -> st
         lines.append(
             f"  {op['op']}{vec} x {op['strength']:g} at {where}{heads}, positions {op['positions']}"
         )
+    for name, info in report.vectors.items():
+        for view, label in (("raw", "W_U v"), ("lens", "logit lens")):
+            effect = info.get("tokens", {}).get(view)
+            if effect:
+                up = ", ".join(repr(t) for t, _ in effect["boosted"])
+                down = ", ".join(repr(t) for t, _ in effect["suppressed"])
+                lines.append(f"  vector {name} {label}: boosts {up}; suppresses {down}")
     for outcome in report.prompts:
         lines.append("")
         lines.append(bold(f"prompt: {outcome.prompt!r}"))
