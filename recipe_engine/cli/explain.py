@@ -7,6 +7,8 @@ import json
 import sys
 from typing import Any
 
+from recipe_engine.cli.common import add_recipe_arguments
+
 __all__ = ["add_parser", "run"]
 
 EPILOG = """\
@@ -29,12 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recipe", metavar="RECIPE")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE"
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
-    parser.add_argument("--allow-outside-root", action="store_true")
+    add_recipe_arguments(parser)
     parser.set_defaults(handler=run)
 
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from recipe_engine.cli.common import add_recipe_arguments
 from recipe_engine.cli.output import use_colour
 
 __all__ = ["add_parser", "run"]
@@ -32,13 +33,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recipe", metavar="RECIPE")
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE"
-    )
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    add_recipe_arguments(parser)
     parser.add_argument("--out", metavar="DIR", help="also write the JSON report into DIR")
-    parser.add_argument("--allow-outside-root", action="store_true")
     parser.set_defaults(handler=run)
 
 

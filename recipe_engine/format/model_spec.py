@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, StrictBool
 
 from recipe_engine.format.base import RecipeModel
 
-__all__ = ["ARCHITECTURES", "ModelSpec"]
+__all__ = ["ARCHITECTURES", "Architecture", "ModelSpec"]
 
-ARCHITECTURES = (
+Architecture = Literal[
     "gpt2",
     "llama",
     "mistral",
@@ -22,7 +22,8 @@ ARCHITECTURES = (
     "phi3",
     "gpt_neox",
     "generic",
-)
+]
+ARCHITECTURES: tuple[str, ...] = get_args(Architecture)
 
 
 class ModelSpec(RecipeModel):
@@ -51,22 +52,7 @@ class ModelSpec(RecipeModel):
             "to true; an included fragment cannot turn it on."
         ),
     )
-    architecture: (
-        Literal[
-            "gpt2",
-            "llama",
-            "mistral",
-            "qwen2",
-            "qwen3",
-            "gemma",
-            "gemma2",
-            "gemma3_text",
-            "phi3",
-            "gpt_neox",
-            "generic",
-        ]
-        | None
-    ) = Field(
+    architecture: Architecture | None = Field(
         default=None,
         description="Override the architecture adapter (site -> module mapping). Default: "
         "detected from the model config.",

@@ -6,7 +6,6 @@ checked by their safetensors header (never unpickled), sha256 pins are verified.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from recipe_engine.format.vectors import (
     MeanActivationVector,
     ProbeVector,
 )
+from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import is_inside, resolve_reference
 from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_prompts
@@ -27,15 +27,7 @@ from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError
 from recipe_engine.load.source_map import join_pointer
 from recipe_engine.model_config import is_local_path
 
-__all__ = ["check_references", "file_sha256"]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["check_references"]
 
 
 class _References:

@@ -9,19 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from recipe_engine.format.prompts import PromptFile
+from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.prompt_files import file_format, iter_prompts, read_prompts
 
-__all__ = ["PromptSourceRef", "file_sha256"]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+__all__ = ["PromptSourceRef", "file_sha256"]  # file_sha256 re-exported for callers
 
 
 class PromptSourceRef:
