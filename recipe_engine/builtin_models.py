@@ -40,6 +40,24 @@ class BuiltinModel:
 _BYTE_VOCAB = 257
 
 BUILTINS: dict[str, BuiltinModel] = {
+    "tiny-sentiment": BuiltinModel(
+        name="tiny-sentiment",
+        description="The embedded default: a 4-layer, 192-wide GPT-2 the project trains itself "
+        "(python -m recipe_engine.training.train) on a synthetic corpus of short reviews and "
+        "neutral texts with two concepts, sentiment and topic. Steering it really works.",
+        model_type="gpt2",
+        config={
+            "n_layer": 4,
+            "n_embd": 192,
+            "n_head": 4,
+            "n_positions": 128,
+            "vocab_size": 1368,
+            "bos_token_id": 0,
+            "eos_token_id": 0,
+            "pad_token_id": 0,
+        },
+        weights="tiny-sentiment",
+    ),
     "tiny-random": BuiltinModel(
         name="tiny-random",
         description="4-layer, 64-wide GPT-2 with seeded random weights and a byte tokenizer: "

@@ -171,11 +171,11 @@ def generate_pass(
     return result
 
 
-def score_texts(
+def text_logits(
     model: LoadedModel, plan: Plan, texts: Sequence[str], batch_size: int
-) -> list[float]:
-    """Mean negative log-likelihood per token of each text under the (steered) model."""
-    nll: list[float] = []
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per text: (token ids [T], logits [T, V]) over its real tokens, the plan applied."""
+    out: list[tuple[torch.Tensor, torch.Tensor]] = []
     with model.lock, torch.inference_mode():
         for batch in _batches(texts, batch_size):
             encoded = model.tokenizer(batch, return_tensors="pt", padding=True)
@@ -183,10 +183,21 @@ def score_texts(
                 apply_plan(model.nn, plan)
                 logits = model.nn.output.logits.save()
             logits = logits.float().cpu()
-            ids, mask = encoded["input_ids"], encoded["attention_mask"]
-            logprobs = torch.log_softmax(logits[:, :-1], dim=-1)
-            picked = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-            valid = (mask[:, 1:] * mask[:, :-1]).float()
-            per_text = -(picked * valid).sum(dim=1) / valid.sum(dim=1).clamp_min(1.0)
-            nll.extend(per_text.tolist())
+            for row in range(len(batch)):
+                real = encoded["attention_mask"][row].bool()
+                out.append((encoded["input_ids"][row][real], logits[row][real]))
+    return out
+
+
+def score_texts(
+    model: LoadedModel, plan: Plan, texts: Sequence[str], batch_size: int
+) -> list[float]:
+    """Mean negative log-likelihood per predicted token of each text under the model."""
+    nll: list[float] = []
+    for ids, logits in text_logits(model, plan, texts, batch_size):
+        if len(ids) < 2:
+            nll.append(float("nan"))
+            continue
+        logprobs = torch.log_softmax(logits[:-1], dim=-1)
+        nll.append(float(-logprobs.gather(-1, ids[1:].unsqueeze(-1)).mean()))
     return nll

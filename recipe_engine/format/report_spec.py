@@ -38,9 +38,15 @@ class LogitDiffMetric(RecipeModel):
 
 
 class KLBaselineMetric(RecipeModel):
-    """KL(steered || baseline) of the next-token distributions: the side-effect cost."""
+    """KL(steered || baseline) of next-token distributions: the side-effect cost. Without
+    `text`: after each run prompt. With `text`: at every position of those (neutral) texts."""
 
     kind: Literal["kl_baseline"]
+    text: PromptSource | None = Field(
+        default=None,
+        description="Neutral texts: average the KL over all their positions instead of the "
+        "run prompts' next token.",
+    )
 
 
 class PerplexityMetric(RecipeModel):

@@ -9,7 +9,13 @@ from typing import Any
 import torch
 
 from recipe_engine.compiler import Plan
-from recipe_engine.execute.runner import PassResult, generate_pass, score_texts, trace_pass
+from recipe_engine.execute.runner import (
+    PassResult,
+    generate_pass,
+    score_texts,
+    text_logits,
+    trace_pass,
+)
 from recipe_engine.format.report_spec import (
     KLBaselineMetric,
     LogitDiffMetric,
@@ -133,10 +139,29 @@ def build_report(
             metrics.extend(_token_prob(metric, model.tokenizer, passes))
         elif isinstance(metric, LogitDiffMetric):
             metrics.append(_logit_diff(metric, model.tokenizer, passes))
-        elif isinstance(metric, KLBaselineMetric):
+        elif isinstance(metric, KLBaselineMetric) and metric.text is None:
             kl = kl_divergence(passes["steered"].next_logits, passes["baseline"].next_logits)
             metrics.append(
                 MetricValue("kl_baseline", "kl_baseline", 0.0, _mean(kl), {"unit": "nats"})
+            )
+        elif isinstance(metric, KLBaselineMetric):
+            texts = resolve_prompts(
+                metric.text, doc, f"/report/metrics/{index}/text", doc.path.parent
+            )
+            size = recipe.run.batch_size
+            steered = text_logits(model, compiled.plan, texts, size)
+            clean = text_logits(model, Plan(), texts, size)
+            per_position = torch.cat(
+                [kl_divergence(s, c) for (_, s), (_, c) in zip(steered, clean, strict=True)]
+            )
+            metrics.append(
+                MetricValue(
+                    "kl_baseline:text",
+                    "kl_baseline",
+                    0.0,
+                    _mean(per_position),
+                    {"unit": "nats per position", "texts": len(texts)},
+                )
             )
         elif isinstance(metric, PerplexityMetric):
             texts = resolve_prompts(

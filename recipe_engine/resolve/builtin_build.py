@@ -54,7 +54,9 @@ def _build_random(spec: BuiltinModel) -> PreTrainedModel:
 
 def _load_trained(spec: BuiltinModel) -> tuple[PreTrainedModel, Any]:
     from transformers import AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # a bar for loading a 4 MB file is noise
     folder = spec.weights_dir
     assert folder is not None
     model = AutoModelForCausalLM.from_pretrained(

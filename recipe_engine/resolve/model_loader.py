@@ -97,7 +97,9 @@ def _device(name: str) -> torch.device:
 
 def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()
     kwargs: dict[str, Any] = {"local_files_only": True}
     if spec.revision:
         kwargs["revision"] = spec.revision
@@ -196,6 +198,11 @@ def wrap_model(
 ) -> LoadedModel:
     """Wrap an already-built transformers causal LM (and its tokenizer) for the engine."""
     from nnsight import TransformersModel
+    from transformers.utils import logging as hf_logging
+
+    # The engine reports problems itself; transformers' advice about attention masks for
+    # unpadded single prompts (which the engine handles) would only confuse.
+    hf_logging.set_verbosity_error()
 
     hf = hf.eval()
     if tokenizer.pad_token is None:
