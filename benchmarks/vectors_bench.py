@@ -29,8 +29,9 @@ the child builds the model, resets its high-water mark (/proc/self/clear_refs) s
 model build's transient peak does not hide the path's, runs the path once and prints
 ru_maxrss. Last, the total time and the load average at the start and the end: with 2 torch
 threads on 2 busy CPUs every op waits on a descheduled thread and the small ops of batch 1 suffer
-most (the batched speed-up is then overstated); --threads 1 is steadier there. About 3 minutes
-on 2 idle cores. Nothing is asserted: machines here are noisy; read the ratios.
+most (the batched speed-up is then overstated); --threads 1 is steadier there. Roughly 3-4 min
+on 2 idle cores (6 with another job on one of them). Nothing is asserted: machines here are
+noisy; read the ratios.
 """
 
 from __future__ import annotations

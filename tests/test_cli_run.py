@@ -21,6 +21,7 @@ import yaml
 from recipe_engine.cli.main import main
 from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.report_spec import TokenProbMetric
+from recipe_engine.model_config import read_model_shape
 from recipe_engine.validate import validate_file
 from tests.conftest import RECIPES
 from tests.helpers import run_steer
@@ -114,6 +115,8 @@ def expected_metric_names(path: Path) -> list[str]:
     for metric in recipe.report.metrics:
         if isinstance(metric, TokenProbMetric):
             names.extend(f"token_prob:{name}" for name in metric.tokens)
+        elif getattr(metric, "text", None) is not None and metric.kind == "kl_baseline":
+            names.append("kl_baseline:text")  # KL over every position of neutral texts
         else:
             names.append(metric.kind)
     return names
@@ -202,7 +205,12 @@ def test_run_json_shape(path: Path, json_reports: dict[str, dict[str, Any]]) -> 
     assert set(model) == {"id", "family", "layers", "hidden_size", "heads"}
     assert model["id"] == recipe.model.id
     assert isinstance(model["family"], str)
-    assert (model["layers"], model["hidden_size"], model["heads"]) == (4, 64, 4)
+    shape = read_model_shape(recipe.model.id, None, path.parent)  # from the config, not the run
+    assert (model["layers"], model["hidden_size"], model["heads"]) == (
+        shape.n_layers,
+        shape.hidden_size,
+        shape.n_heads,
+    )
     assert report["mode"] == recipe.run.mode
 
     assert isinstance(report["plan"], list) and report["plan"]
@@ -258,7 +266,13 @@ def test_steering_changes_the_next_token_distribution(
 
 @pytest.mark.slow
 def test_compare_baseline_false_has_no_baseline() -> None:
-    report = run_json(str(MULTI_LAYER), "--set", "run.compare_baseline=false")
+    report = run_json(
+        str(MULTI_LAYER),
+        "--set",
+        "run.compare_baseline=false",
+        "--set",
+        "report.metrics=[{kind: logit_diff, positive: [great], negative: [bad]}]",
+    )
     assert report["prompts"]
     for outcome in report["prompts"]:
         assert outcome["baseline"] is None
@@ -361,10 +375,10 @@ def test_explain_multi_layer_json() -> None:
     assert info["recipe"] == "multi-layer"
     assert info["mode"] == "trace"
     assert info["model"] == {
-        "id": "builtin:tiny-random",
+        "id": "builtin:tiny-sentiment",
         "family": "gpt2",
         "layers": 4,
-        "hidden_size": 64,
+        "hidden_size": 192,
         "heads": 4,
     }
     plan = info["plan"]
@@ -376,13 +390,13 @@ def test_explain_multi_layer_json() -> None:
         assert op["site"] == "resid_post"
         assert op["op"] == "add"
         assert op["vector"] == "sentiment"
-        assert op["vector_norm"] == pytest.approx(1.0)  # normalize: true
+        assert op["vector_norm"] == pytest.approx(info["vectors"]["sentiment"]["norm"], rel=1e-4)
         assert op["strength"] == pytest.approx(strength * weights[op["layer"]])
         assert op["positions_per_step"] == {
             "step 0": "every real prompt token",
             "later steps": "the new token",
         }
-    assert info["vectors"]["sentiment"]["shape"] == [64]
+    assert info["vectors"]["sentiment"]["shape"] == [192]
     assert info["vectors"]["sentiment"]["kind"] == "contrastive"
 
 
@@ -392,14 +406,14 @@ def test_explain_multi_layer_text() -> None:
     code, out, err = steer("explain", str(MULTI_LAYER))
     assert code == 0, err
     assert out.startswith("recipe multi-layer: mode trace")
-    assert "model builtin:tiny-random [gpt2: 4 layers, width 64, 4 heads]" in out
+    assert "model builtin:tiny-sentiment [gpt2: 4 layers, width 192, 4 heads]" in out
     positions = [out.index(f"-> transformer.h.{layer}.output") for layer in sorted(weights)]
     assert positions == sorted(positions)
     for layer, weight in weights.items():
         assert f"add at layer {layer} resid_post -> transformer.h.{layer}.output" in out
         assert f"strength {strength * weight:g}\n" in out
     assert "step 0 -> every real prompt token; later steps -> the new token" in out
-    assert "sentiment: shape [64]" in out
+    assert "sentiment: shape [192]" in out
 
 
 @pytest.mark.slow
@@ -412,8 +426,8 @@ def test_explain_weight_override_changes_effective_strength() -> None:
         "interventions.0.layers.1=0.25",
     )
     assert {op["layer"]: op["strength"] for op in info["plan"]} == {
+        0: pytest.approx(2.0),
         1: pytest.approx(0.5),
-        2: pytest.approx(2.0),
     }
 
 

@@ -55,5 +55,5 @@ def test_examples_cover_the_seed_techniques() -> None:
             sites.add(item.site)
     assert {"add", "zero", "mean_ablate", "clamp", "project_out"} <= ops
     assert {"trace", "generate", "edit"} <= modes
-    assert {"contrastive", "probe", "mean_activation", "file", "random", "expr"} <= kinds
-    assert {"heads", "mlp_out", "resid_post"} <= sites
+    assert {"contrastive", "probe", "mean_activation", "file", "expr"} <= kinds
+    assert {"heads", "resid_post"} <= sites

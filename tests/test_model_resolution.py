@@ -280,7 +280,7 @@ def test_cache_returns_the_same_loaded_model_for_the_same_spec(
     # through the API: two example recipes on the same model share it
     a = compile_recipe(RECIPES / "activation-addition.yaml")
     b = compile_recipe(RECIPES / "head-ablation.yaml")
-    assert a.model is b.model is first
+    assert a.model is b.model
 
 
 def test_same_relative_id_in_two_repos_is_two_models(

@@ -18,6 +18,7 @@ def test_run_report_lists_tokens_boosted_and_suppressed() -> None:
         with torch.inference_mode():
             logits = model.hf.lm_head.weight.float() @ built.tensor
             lens = model.hf.lm_head(model.hf.transformer.ln_f(built.tensor.unsqueeze(0)))[0]
+            lens = lens.float()
         tokens = report.vectors[name]["tokens"]
         decode = model.tokenizer.decode
         assert [t for t, _ in tokens["raw"]["boosted"]] == [
@@ -29,9 +30,11 @@ def test_run_report_lists_tokens_boosted_and_suppressed() -> None:
         assert [t for t, _ in tokens["lens"]["boosted"]] == [
             decode([i]) for i in lens.topk(3).indices.tolist()
         ]
-    assert "tokens" in report.to_json()["vectors"]["mixed"]
+    assert "tokens" in report.to_json()["vectors"]["food_only"]
 
 
 def test_vector_tokens_off_by_default() -> None:
-    report = run_recipe(load_recipe(RECIPES / "vector-arithmetic.yaml"))
+    report = run_recipe(
+        load_recipe(RECIPES / "vector-arithmetic.yaml", overrides=["report.vector_tokens=0"])
+    )
     assert all("tokens" not in v for v in report.vectors.values())
