@@ -58,6 +58,7 @@ class SweepResult:
     kl_budget: float
     points: list[SweepPoint] = field(default_factory=list)
     recommended: SweepPoint | None = None
+    cost_metric: str = "kl_baseline"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -66,6 +67,7 @@ class SweepResult:
             "effect_metric": self.effect_metric,
             "baseline": round(self.baseline, 6),
             "kl_budget": self.kl_budget,
+            "cost_metric": self.cost_metric,
             "rule": "largest effect with KL <= kl_budget; ties: smaller |strength|, lower layer",
             "points": [p.to_json() for p in self.points],
             "recommended": self.recommended.to_json() if self.recommended else None,
@@ -118,6 +120,7 @@ def run_sweep(
     baseline_pass: Any = None
     baseline_value = math.nan
     effect_name = effect
+    cost_name = "kl_baseline"
     for layer in layers:
         for strength in strengths:
             sets = [
@@ -133,7 +136,7 @@ def run_sweep(
             baseline_pass = report.passes["baseline"]
             metrics = {m.name: m for m in report.metrics}
             if effect_name is None:
-                candidates = [n for n in metrics if n != "kl_baseline"]
+                candidates = [n for n in metrics if not n.startswith("kl_baseline")]
                 if not candidates:
                     raise UsageError(
                         "the recipe has no effect metric: add one under report.metrics "
@@ -143,6 +146,9 @@ def run_sweep(
             if effect_name not in metrics:
                 raise UsageError(f"no metric {effect_name!r} (have: {', '.join(metrics)})")
             chosen = metrics[effect_name]
+            # KL over neutral texts (a kl_baseline metric with `text:`) is the better cost: the
+            # run prompts' next-token KL also counts the intended effect.
+            cost_name = "kl_baseline:text" if "kl_baseline:text" in metrics else "kl_baseline"
             baseline_value = chosen.baseline if chosen.baseline is not None else math.nan
             points.append(
                 SweepPoint(
@@ -150,7 +156,7 @@ def run_sweep(
                     strength,
                     (chosen.delta if chosen.delta is not None else math.nan),
                     chosen.steered,
-                    metrics["kl_baseline"].steered,
+                    metrics[cost_name].steered,
                 )
             )
             if progress:
@@ -164,6 +170,7 @@ def run_sweep(
         kl_budget,
         points,
         recommend(points, kl_budget, sign),
+        cost_name,
     )
 
 
@@ -217,7 +224,12 @@ def _plot(result: SweepResult) -> bytes:
         xlabel="strength",
         ylabel="steered - baseline",
     )
-    ax_kl.set(title="side effect: KL(steered || baseline), nats", xlabel="strength", ylabel="KL")
+    where = "neutral text" if result.cost_metric.endswith(":text") else "prompts"
+    ax_kl.set(
+        title=f"side effect: KL to baseline ({where})",
+        xlabel="strength",
+        ylabel="KL, nats",
+    )
     for ax in (ax_effect, ax_kl):
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

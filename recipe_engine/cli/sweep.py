@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     paths = write_sweep(result, out)
     print(
         f"sweep of {result.recipe}: effect = change of {result.effect_metric} "
-        f"(baseline {result.baseline:.4f}), side effect = KL to baseline"
+        f"(baseline {result.baseline:.4f}), side effect = {result.cost_metric}"
     )
     print(f"{'layer':>5} {'strength':>9} {'effect':>9} {'KL':>9}")
     for p in result.points:
