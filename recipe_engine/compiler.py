@@ -117,9 +117,7 @@ def _fail(doc: LoadedDocument | None, code: str, message: str, pointer: str) -> 
     return RecipeError([Diagnostic(code, message, pointer)])
 
 
-def _prepare_vector(
-    tensor: torch.Tensor, item: Intervention, width: int, model: LoadedModel
-) -> torch.Tensor:
+def _prepare_vector(tensor: torch.Tensor, item: Intervention, model: LoadedModel) -> torch.Tensor:
     vec = tensor.detach().to(device=model.device, dtype=torch.float32)
     if item.normalize or item.op in DIRECTION_OPS:
         norm = vec.norm(dim=-1, keepdim=True)
@@ -207,7 +205,7 @@ def compile_plan(
                 )
             if columns is not None:
                 raw = raw.to(columns.device)[..., columns]
-            vector = _prepare_vector(raw, item, width, model)
+            vector = _prepare_vector(raw, item, model)
         for layer, weight in targets:
             if item.module is not None:
                 path = (

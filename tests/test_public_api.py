@@ -1,0 +1,40 @@
+"""The public API is what __all__ says, no more, and importing it stays torch-free."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import recipe_engine
+
+PUBLIC = {
+    "FORMAT_VERSION",
+    "CompiledRecipe",
+    "Diagnostic",
+    "EnvironmentFailure",
+    "LoadedRecipe",
+    "Location",
+    "Recipe",
+    "RecipeEngineError",
+    "RecipeError",
+    "RecipeLoadError",
+    "UsageError",
+    "ValidationResult",
+    "__version__",
+    "compile_recipe",
+    "load_recipe",
+    "run_recipe",
+    "validate_file",
+}
+
+
+def test_all_is_pinned() -> None:
+    assert set(recipe_engine.__all__) == PUBLIC
+    for name in PUBLIC:
+        assert hasattr(recipe_engine, name), name
+
+
+def test_importing_the_package_does_not_import_torch() -> None:
+    code = "import sys, recipe_engine; print('torch' in sys.modules, 'nnsight' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False False"
