@@ -55,8 +55,12 @@ def reference_op(h: torch.Tensor, op: str, v: torch.Tensor | None, s: float) -> 
 StepMask = Callable[[int, int], list[int]]  # (step, chunk length) -> positions to edit
 
 
-def _edit(h: torch.Tensor, positions: list[int], fn: Callable[[torch.Tensor], torch.Tensor],
-          columns: torch.Tensor | None) -> torch.Tensor:  # fmt: skip
+def _edit(
+    h: torch.Tensor,
+    positions: list[int],
+    fn: Callable[[torch.Tensor], torch.Tensor],
+    columns: torch.Tensor | None,
+) -> torch.Tensor:
     h = h.clone()
     if not positions:
         return h
@@ -131,3 +135,26 @@ def hooks(
     finally:
         for handle in handles:
             handle.remove()
+
+
+def reference_generate(
+    model: Any, prompt: str, new_tokens: int
+) -> tuple[list[int], list[torch.Tensor]]:
+    """Greedy HF generate of one unpadded prompt (hooks, if any, already registered):
+    the new token ids and the raw logits of every step."""
+    encoded = model.tokenizer(prompt, return_tensors="pt")
+    with torch.inference_mode():
+        out = model.hf.generate(
+            **encoded,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            pad_token_id=model.tokenizer.pad_token_id,
+            output_logits=True,
+            return_dict_in_generate=True,
+            temperature=None,
+            top_k=None,
+            top_p=None,
+        )
+    tokens = out.sequences[0, encoded["input_ids"].shape[1] :].tolist()
+    return tokens, [step[0].float() for step in out.logits]

@@ -18,7 +18,7 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
-from tests.engine_reference import hooks
+from tests.engine_reference import hooks, reference_generate
 
 OPS = ["add", "set", "scale", "scale_dir", "zero", "mean_ablate", "project_out", "clamp"]
 SITES = ["resid_pre", "resid_post", "attn_out", "mlp_out", "heads"]
@@ -106,21 +106,8 @@ def _reference_logits(model: LoadedModel, prompts: list[str]) -> torch.Tensor:
 
 
 def _reference_generate(model: LoadedModel, prompt: str) -> tuple[list[int], torch.Tensor]:
-    encoded = model.tokenizer(prompt, return_tensors="pt")
-    with torch.inference_mode():
-        out = model.hf.generate(
-            **encoded,
-            max_new_tokens=NEW_TOKENS,
-            min_new_tokens=NEW_TOKENS,
-            do_sample=False,
-            pad_token_id=model.tokenizer.pad_token_id,
-            output_logits=True,
-            return_dict_in_generate=True,
-            temperature=None,
-            top_k=None,
-            top_p=None,
-        )
-    return out.sequences[0, encoded["input_ids"].shape[1] :].tolist(), out.logits[0][0].float()
+    tokens, logits = reference_generate(model, prompt, NEW_TOKENS)
+    return tokens, logits[0]
 
 
 def _plan(model: LoadedModel, model_id: str, item: dict[str, Any], mode: str):  # type: ignore[no-untyped-def]

@@ -16,7 +16,7 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
-from tests.engine_reference import hooks
+from tests.engine_reference import hooks, reference_generate
 
 PROMPTS = ["The cat sat on the mat", "Hi there", "A dog ran"]  # different lengths: padding
 NEW = 4
@@ -97,20 +97,11 @@ def test_generation_positions_per_step(model: LoadedModel, positions: Any) -> No
     gen = GenerationSpec(max_new_tokens=NEW, min_new_tokens=NEW)
     for prompt in PROMPTS:  # one at a time: greedy tokens compared without padding numerics
         engine = generate_pass(model, plan, [prompt], gen, batch_size=1)
-        encoded = model.tokenizer(prompt, return_tensors="pt")
-        with torch.inference_mode(), _ctx(model, positions, vector):
-            out = model.hf.generate(
-                **encoded,
-                max_new_tokens=NEW,
-                min_new_tokens=NEW,
-                do_sample=False,
-                pad_token_id=model.tokenizer.pad_token_id,
-                output_logits=True,
-                return_dict_in_generate=True,
-            )
-        assert engine.generated[0] == out.sequences[0, encoded["input_ids"].shape[1] :].tolist()
-        for step, logits in enumerate(out.logits):
-            assert (engine.step_logits[0][step] - logits[0]).abs().max() <= 1e-5
+        with _ctx(model, positions, vector):
+            tokens, logits = reference_generate(model, prompt, NEW)
+        assert engine.generated[0] == tokens
+        for step, expected in enumerate(logits):
+            assert (engine.step_logits[0][step] - expected).abs().max() <= 1e-5
 
 
 def test_padded_generation_equals_single_prompt_runs(model: LoadedModel) -> None:
