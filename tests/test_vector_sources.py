@@ -600,3 +600,51 @@ def test_file_vector_header_length_128(models: dict[str, LoadedModel], write: Wr
     built = build_vectors(loaded.recipe, models["gpt2"], loaded.document, ["f1", "f2"], cache=False)
     assert torch.equal(built["f1"].tensor, tensors["first"])
     assert torch.equal(built["f2"].tensor, tensors["second"])
+
+
+# -- `position: mean` and the tokenizer's own markers -----------------------------------------
+
+
+def test_mean_leaves_out_the_leading_marker_the_tokenizer_adds() -> None:
+    """The embedded tokenizer prepends <|endoftext|>; `mean` averages the words only."""
+    model = load_model(ModelSpec(id="builtin:tiny-sentiment"), Path("."))
+    bos = model.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    prompts = ["The soup was warm.", "I think the movie was long and the actors were tired", "Hi"]
+    rows = []
+    for prompt in prompts:
+        assert model.tokenizer(prompt)["input_ids"][0] == bos  # the marker is really there
+        acts = capture(model, "gpt2", "resid_post", 0, prompt)
+        rows.append(acts[1:].mean(axis=0))
+    built = build(
+        model,
+        "builtin:tiny-sentiment",
+        {"m": {"kind": "mean_activation", "prompts": prompts, "layer": 0, "site": "resid_post"}},
+        batch_size=3,  # one padded batch: padding and the marker must both stay out
+    )
+    assert_close(as_np(built["m"]), np.stack(rows).mean(axis=0))
+    # ...and an index still counts the marker: index 0 is the marker itself
+    first = build(
+        model,
+        "builtin:tiny-sentiment",
+        {
+            "c": {
+                "kind": "contrastive",
+                "positive": prompts[:1],
+                "negative": prompts[1:2],
+                "layer": 0,
+                "site": "resid_post",
+                "position": 0,
+            }
+        },
+    )
+    assert float(np.abs(as_np(first["c"])).max()) < 1e-5  # the marker reads the same in both
+
+
+def test_mean_of_a_prompt_made_only_of_added_tokens_keeps_them() -> None:
+    from recipe_engine.vectors.extraction import mean_weights
+
+    real = torch.tensor([[0, 1, 1, 1], [0, 0, 1, 1]])
+    added = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    weights = mean_weights(real, added)
+    expected = torch.tensor([[0, 0, 0.5, 0.5], [0, 0, 0.5, 0.5]])
+    assert torch.allclose(weights, expected)

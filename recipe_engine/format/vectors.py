@@ -25,7 +25,8 @@ ReadPosition = Annotated[
     Literal["last", "mean"] | int,
     Field(
         description="Which token's activation to read: last (each prompt's last real token), "
-        "mean (mean over real tokens, padding excluded) or an index (negative from the end)."
+        "mean (over real tokens; padding and tokenizer-added markers such as a BOS excluded) "
+        "or an index (negative from the end)."
     ),
 ]
 
@@ -122,7 +123,8 @@ class MeanActivationVector(_ReadsActivations):
     prompts: PromptSource
     position: Literal["last", "mean"] | int = Field(
         default="mean",
-        description="mean (over all real tokens, padding excluded) | last | an index.",
+        description="mean (over real tokens; padding and tokenizer-added markers such as a BOS "
+        "excluded) | last | an index.",
     )
 
 

@@ -27,7 +27,8 @@ from recipe_engine.atomic import write_bytes_atomic
 
 __all__ = ["CACHE_VERSION", "VectorCache", "cache_key", "default_cache", "tensor_sha256"]
 
-CACHE_VERSION = 1
+# 2: `position: mean` leaves out tokenizer-added markers, so older cached means differ.
+CACHE_VERSION = 2
 
 
 def tensor_sha256(tensor: torch.Tensor) -> str:

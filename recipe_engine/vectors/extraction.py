@@ -2,10 +2,13 @@
 
 Prompts are left-padded in batches; the position is resolved per prompt over its real tokens
 (`last` is each prompt's own last token, `mean` averages real tokens only, an index counts real
-tokens), so padding never enters a vector. The reduction runs inside the trace, so only
-[batch, width] rows leave it, and the forward pass stops right after the site is read (the
-layers above it are never computed). Prompts arrive as an iterable and are consumed one batch at
-a time: a prompt file is never held in memory whole.
+tokens), so padding never enters a vector. `mean` also skips the markers the tokenizer added
+itself (a leading `<|endoftext|>` or `<s>`): such a token is the same in every prompt, serves as
+an attention sink and has activations unlike any word's, so averaging it in would describe the
+marker as much as the text. The reduction runs inside the trace, so only [batch, width] rows
+leave it, and the forward pass stops right after the site is read (the layers above it are never
+computed). Prompts arrive as an iterable and are consumed one batch at a time: a prompt file is
+never held in memory whole.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ from recipe_engine.resolve.model_loader import LoadedModel
 # batches hold prompts of similar length.
 WINDOW_BATCHES = 8
 
-__all__ = ["batched", "iter_activations", "read_activations", "reduce_positions", "site_location"]
+__all__ = [
+    "batched",
+    "iter_activations",
+    "mean_weights",
+    "read_activations",
+    "reduce_positions",
+    "site_location",
+]
 
 
 def site_location(model: LoadedModel, site: str, layer: int, module: str | None) -> tuple[str, str]:
@@ -42,21 +52,38 @@ def batched(items: Iterable[str], size: int) -> Iterator[list[str]]:
         yield batch
 
 
-def reduce_positions(value: torch.Tensor, real: torch.Tensor, position: Any) -> torch.Tensor:
-    """[B, T, D] -> [B, D] (or [B, T, D] for `all`) over each row's real tokens (left padding)."""
+def reduce_positions(
+    value: torch.Tensor, real: torch.Tensor, position: Any, added: torch.Tensor | None = None
+) -> torch.Tensor:
+    """[B, T, D] -> [B, D] (or [B, T, D] for `all`) over each row's real tokens (left padding).
+
+    `added` marks tokens the tokenizer inserted (special tokens); `mean` leaves them out.
+    """
     if position == "last":
         return value[:, -1, :]
     if position == "all":
         return value
     mask = real.to(value.device)
     if position == "mean":
-        weights = mask.unsqueeze(-1).to(value.dtype)
-        return (value * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+        return (value * mean_weights(mask, added).unsqueeze(-1)).sum(dim=1)
     ranks = mask.long().cumsum(dim=1) - 1
     length = mask.long().sum(dim=1)
     target = position + length if position < 0 else torch.full_like(length, position)
     pick = (ranks == target.unsqueeze(1)) & mask.bool()
     return (value * pick.unsqueeze(-1).to(value.dtype)).sum(dim=1)
+
+
+def mean_weights(real: torch.Tensor, added: torch.Tensor | None) -> torch.Tensor:
+    """[B, T] weights summing to 1 per row over real, non-added tokens.
+
+    A row made only of added tokens keeps them all: an empty mean would be a silent zero.
+    """
+    keep = real.bool()
+    if added is not None:
+        words = keep & ~added.to(real.device).bool()
+        keep = torch.where(words.any(dim=1, keepdim=True), words, keep)
+    weights = keep.float()
+    return weights / weights.sum(dim=1, keepdim=True).clamp_min(1.0)
 
 
 def _check_index(position: Any, real: torch.Tensor, batch: list[str]) -> None:
@@ -107,14 +134,18 @@ def iter_activations(
 def _read_batch(
     model: LoadedModel, batch: list[str], path: str, port: str, position: Any
 ) -> torch.Tensor:
-    real = model.tokenizer(batch, return_tensors="pt", padding=True)["attention_mask"]
+    encoded = model.tokenizer(
+        batch, return_tensors="pt", padding=True, return_special_tokens_mask=True
+    )
+    real = encoded["attention_mask"]
+    added = encoded.get("special_tokens_mask")
     _check_index(position, real, batch)
     with model.lock, torch.inference_mode(), model.nn.trace(batch) as tracer:
         envoy = envoy_at(model.nn, path)
         value = envoy.input if port == "input" else envoy.output
         if isinstance(value, tuple):
             value = value[0]
-        reduced = nnsight.save(reduce_positions(value, real, position))
+        reduced = nnsight.save(reduce_positions(value, real, position, added))
         tracer.stop()  # nothing above the site is needed
     return reduced.detach().float().cpu()
 
