@@ -1,7 +1,7 @@
 """`--set path=value` overrides, applied to the loaded document before validation.
 
 Paths are dotted (`interventions.0.strength`, `run.mode`); values are parsed as YAML with the
-safe loader, so `--set strength=8` is a number and `--set run.prompts=[a, b]` a list. An
+recipe's safe loader, so `--set strength=8` is a number and `--set run.prompts=[a, b]` a list. An
 overridden value is validated like any other.
 """
 
@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from recipe_engine.errors import UsageError
+from recipe_engine.load.yaml_reader import RecipeYamlLoader
 
 __all__ = ["apply_overrides", "parse_override"]
 
@@ -24,7 +25,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not parts:
         raise UsageError(f"--set {text!r}: empty path")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=RecipeYamlLoader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     return parts, value

@@ -544,3 +544,30 @@ def test_prompt_files_in_a_recipe(write) -> None:  # type: ignore[no-untyped-def
     assert error.pointer == "/report/metrics/0/text/file"
     assert error.location.line == 10  # type: ignore[union-attr]
     assert "line 2" in error.message
+
+
+# -- numbers as YAML 1.2 writes them -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "value"),
+    [("1e3", 1000.0), ("-2.5E-2", -0.025), (".5e1", 5.0), ("+3e0", 3.0), ("1.0e38", 1e38)],
+)
+def test_exponent_without_a_dot_is_a_number(write, text: str, value: float) -> None:  # type: ignore[no-untyped-def]
+    parsed = _read(write("r.yaml", f"a: {text}\nb: '{text}'\n"))
+    assert parsed.data["a"] == value and isinstance(parsed.data["a"], float)
+    assert parsed.data["b"] == text  # quoted stays a string
+
+
+@pytest.mark.parametrize("text", ["1e", "e3", "1e3x", "1e3.5", "1 e3"])
+def test_near_numbers_stay_strings(write, text: str) -> None:  # type: ignore[no-untyped-def]
+    assert _read(write("r.yaml", f"a: {text}\n")).data["a"] == text
+
+
+def test_override_with_an_exponent_is_a_number() -> None:
+    from recipe_engine.overrides import parse_override
+
+    assert parse_override("interventions.0.strength=1e38") == (
+        ["interventions", "0", "strength"],
+        1e38,
+    )

@@ -10,6 +10,7 @@ them, and reports duplicate keys.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,14 @@ from recipe_engine.diagnostics import Diagnostic, Location
 from recipe_engine.errors import RecipeLoadError
 from recipe_engine.load.source_map import SourceMap, join_pointer
 
-__all__ = ["MAX_DEPTH", "MAX_FILE_BYTES", "MAX_NODES", "YamlFile", "read_yaml_file"]
+__all__ = [
+    "MAX_DEPTH",
+    "MAX_FILE_BYTES",
+    "MAX_NODES",
+    "RecipeYamlLoader",
+    "YamlFile",
+    "read_yaml_file",
+]
 
 # A recipe is a small hand-written file; these bounds are far above any real one and far below
 # what would hurt the machine.
@@ -28,7 +36,23 @@ MAX_FILE_BYTES = 1 << 20
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 
-_Loader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RecipeYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """The safe loader, reading `1e3` as a number as YAML 1.2 and JSON do.
+
+    YAML 1.1 (PyYAML) wants a dot in a float, so `strength: 1e3` would be the string '1e3'
+    and fail as "not a number" although the user wrote one.
+    """
+
+
+RecipeYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+_Loader: type = RecipeYamlLoader
 
 _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + t for t in ("null", "bool", "int", "float", "str")}
