@@ -39,7 +39,7 @@ MAX_DEPTH = 64
 _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-class RecipeYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class RecipeYamlLoader(_BaseLoader):  # type: ignore[misc]
     """The safe loader, reading `1e3` as a number as YAML 1.2 and JSON do.
 
     YAML 1.1 (PyYAML) wants a dot in a float, so `strength: 1e3` would be the string '1e3'
