@@ -4,7 +4,8 @@
     ├── RecipeError                   the recipe is wrong; carries Diagnostics   -> exit 1
     │   └── RecipeLoadError           the file cannot be read as a recipe (YAML, encoding, include)
     ├── UsageError                    the command line is wrong                  -> exit 2
-    └── EnvironmentFailure            the machine cannot do it (model not cached, I/O)  -> exit 3
+    ├── EnvironmentFailure            the machine cannot do it (model not cached, I/O)  -> exit 3
+    └── NumericalFailure              the steered model's numbers broke (NaN/Inf)       -> exit 3
 
 User input never trips an `assert`: each problem becomes a Diagnostic with a stable code, a file,
 a line, a column and a JSON pointer, and all of them are reported together.
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "EnvironmentFailure",
+    "NumericalFailure",
     "RecipeEngineError",
     "RecipeError",
     "RecipeLoadError",
@@ -56,5 +58,12 @@ class UsageError(RecipeEngineError):
 
 class EnvironmentFailure(RecipeEngineError):
     """The environment cannot satisfy a valid recipe: a model not in the local cache, I/O errors."""
+
+    exit_code = 3
+
+
+class NumericalFailure(RecipeEngineError):
+    """A valid recipe drove the model to NaN/Inf (a strength or vector far too large, an
+    overflowing dtype). The message is one line naming the likely cause and what to change."""
 
     exit_code = 3

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from recipe_engine.atomic import write_bytes_atomic, write_text_atomic
-from recipe_engine.errors import UsageError
+from recipe_engine.errors import NumericalFailure, UsageError
 
 __all__ = ["SweepPoint", "SweepResult", "recommend", "run_sweep", "write_sweep"]
 
@@ -59,6 +59,7 @@ class SweepResult:
     points: list[SweepPoint] = field(default_factory=list)
     recommended: SweepPoint | None = None
     cost_metric: str = "kl_baseline"
+    failures: list[str] = field(default_factory=list)  # cells that produced NaN/Inf, one line each
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +72,7 @@ class SweepResult:
             "rule": "largest effect with KL <= kl_budget; ties: smaller |strength|, lower layer",
             "points": [p.to_json() for p in self.points],
             "recommended": self.recommended.to_json() if self.recommended else None,
+            "failures": list(self.failures),
         }
 
 
@@ -121,6 +123,7 @@ def run_sweep(
     baseline_value = math.nan
     effect_name = effect
     cost_name = "kl_baseline"
+    failures: list[str] = []
     for layer in layers:
         for strength in strengths:
             sets = [
@@ -132,7 +135,16 @@ def run_sweep(
             if follow_layer and vector is not None and hasattr(vector, "layer"):
                 sets.append(f"vectors.{item.vector}.layer={layer}")
             loaded = load_recipe(path, overrides=sets)
-            report = run_recipe(compile_recipe(loaded), baseline=baseline_pass)
+            try:
+                report = run_recipe(compile_recipe(loaded), baseline=baseline_pass)
+            except NumericalFailure as exc:
+                # One blown-up cell (NaN/Inf at a large strength) is a finding, not the end
+                # of the sweep: it is recorded as NaN, never recommended, and reported.
+                failures.append(f"layer {layer}, strength {strength:g}: {exc}")
+                points.append(SweepPoint(layer, strength, math.nan, math.nan, math.nan))
+                if progress:
+                    progress(len(points), total)
+                continue
             baseline_pass = report.passes["baseline"]
             metrics = {m.name: m for m in report.metrics}
             if effect_name is None:
@@ -162,7 +174,8 @@ def run_sweep(
             if progress:
                 progress(len(points), total)
     sign = 1.0 if sum(strengths) >= 0 else -1.0
-    assert effect_name is not None
+    if effect_name is None:  # every cell blew up: there is no table to show
+        raise NumericalFailure(f"every setting of the sweep failed; the first: {failures[0]}")
     return SweepResult(
         recipe.name,
         effect_name,
@@ -171,6 +184,7 @@ def run_sweep(
         points,
         recommend(points, kl_budget, sign),
         cost_name,
+        failures,
     )
 
 

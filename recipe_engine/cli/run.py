@@ -21,7 +21,9 @@ examples:
 
 --set PATH=VALUE overrides any field before validation (VALUE is read as YAML).
 --out DIR writes DIR/<recipe name>.json (atomically) besides printing the report.
-Exit status: 0 ok, 1 invalid recipe, 2 usage error, 3 runtime failure (--debug: traceback).
+Exit status: 0 ok, 1 invalid recipe, 2 usage error, 3 runtime failure: model missing, or the
+steered model produced NaN/Inf (--debug: traceback). A finite but broken output (side-effect KL
+or perplexity far out of range) is a one-line warning on stderr and in the JSON report.
 """
 
 
@@ -52,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
         report = run_recipe(loaded, progress=progress)
     finally:
         progress.close()
+    for warning in report.warnings:
+        print(f"steer: warning: {warning}", file=sys.stderr)
     payload = json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if args.out:
         target = Path(args.out) / f"{report.recipe_name}.json"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import math
+import sys
 from pathlib import Path
 
 from recipe_engine.errors import UsageError
@@ -93,7 +95,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{'layer':>5} {'strength':>9} {'effect':>9} {'KL':>9}")
     for p in result.points:
         mark = "  <- recommended" if p is result.recommended else ""
-        print(f"{p.layer:>5} {p.strength:>9g} {p.effect:>+9.4f} {p.kl:>9.4f}{mark}")
+        if math.isfinite(p.effect) and math.isfinite(p.kl):
+            print(f"{p.layer:>5} {p.strength:>9g} {p.effect:>+9.4f} {p.kl:>9.4f}{mark}")
+        else:  # a NaN is a failure to report, not a number to print
+            print(f"{p.layer:>5} {p.strength:>9g} {'NaN/Inf':>9} {'NaN/Inf':>9}  (failed)")
+    for failure in result.failures:
+        print(f"steer: warning: {failure}", file=sys.stderr)
     best = result.recommended
     if best is None:
         print(

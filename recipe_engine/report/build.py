@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from recipe_engine.compiler import Plan
+from recipe_engine.errors import NumericalFailure
 from recipe_engine.execute.runner import (
     PassResult,
     generate_pass,
@@ -21,6 +22,12 @@ from recipe_engine.format.report_spec import (
     LogitDiffMetric,
     PerplexityMetric,
     TokenProbMetric,
+)
+from recipe_engine.report.health import (
+    garbage_warnings,
+    is_non_finite_error,
+    likely_cause,
+    require_finite,
 )
 from recipe_engine.report.metrics import MetricValue, kl_divergence, token_ids, token_mass
 from recipe_engine.report.results import PromptOutcome, RunReport, SideOutcome
@@ -42,17 +49,30 @@ def _run_pass(
         if progress:
             progress(label, done[0], len(prompts))
 
+    dtype = getattr(model.hf, "dtype", None)
     if run.mode == "trace":
-        return trace_pass(model, plan, prompts, run.batch_size, tick)
-    return generate_pass(
-        model,
-        plan,
-        prompts,
-        run.generation,
-        run.batch_size,
-        persistent=run.mode == "edit",
-        progress=tick,
-    )
+        result = trace_pass(model, plan, prompts, run.batch_size, tick)
+    else:
+        try:
+            result = generate_pass(
+                model,
+                plan,
+                prompts,
+                run.generation,
+                run.batch_size,
+                persistent=run.mode == "edit",
+                progress=tick,
+            )
+        except RuntimeError as exc:  # the sampler refuses NaN/Inf probabilities
+            if not is_non_finite_error(exc):
+                raise
+            raise NumericalFailure(
+                f"the {label} model produced NaN/Inf probabilities while sampling: "
+                f"{likely_cause(plan, dtype)}"
+            ) from exc
+    require_finite(result.next_logits, "next-token logits of the prompts", plan, dtype)
+    require_finite(result.step_logits, "generated steps", plan, dtype)
+    return result
 
 
 def _top(tokenizer: Any, logits: torch.Tensor, k: int) -> list[tuple[str, int, float]]:
@@ -151,6 +171,9 @@ def build_report(
             size = recipe.run.batch_size
             steered = text_logits(model, compiled.plan, texts, size)
             clean = text_logits(model, Plan(), texts, size)
+            dtype = getattr(model.hf, "dtype", None)
+            require_finite([s for _, s in steered], "neutral texts", compiled.plan, dtype)
+            require_finite([c for _, c in clean], "neutral texts", Plan(), dtype)
             per_position = torch.cat(
                 [kl_divergence(s, c) for (_, s), (_, c) in zip(steered, clean, strict=True)]
             )
@@ -218,4 +241,5 @@ def build_report(
         metrics=metrics,
         timing={**compiled.timing, "run_s": time.perf_counter() - start},
         passes=passes,
+        warnings=garbage_warnings(metrics, compiled.plan, len(model.tokenizer)),
     )

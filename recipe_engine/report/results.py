@@ -10,6 +10,7 @@
                   "baseline": {"continuation", "top_tokens": [{"token", "id", "prob"}]} | null,
                   "steered":  {"continuation", "top_tokens": [...]}}],
      "metrics": [{"name", "kind", "baseline", "steered", "delta", ...}],
+     "warnings": [one line each: the steered output looks broken, and the likely cause],
      "timing": {"load_s", "vectors_s", "run_s"}}
 
 Floats are rounded to 6 places; NaN and Inf appear as the strings "nan"/"inf".
@@ -62,6 +63,8 @@ class RunReport:
     timing: dict[str, float] = field(default_factory=dict)
     # The raw passes behind the numbers (logits, tokens); not part of the JSON report.
     passes: dict[str, Any] = field(default_factory=dict, repr=False)
+    # One line each: the steered model looks broken (report/health.py has the rules).
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,6 +83,7 @@ class RunReport:
                 for p in self.prompts
             ],
             "metrics": [m.to_json() for m in self.metrics],
+            "warnings": list(self.warnings),
             "timing": {k: round(v, 4) for k, v in self.timing.items()},
         }
 
