@@ -34,6 +34,7 @@ Write = Callable[[str, str | bytes], Path]  # the `write` fixture of conftest
 
 REPORT_KEYS = {
     "version",
+    "warnings",
     "recipe",
     "model",
     "mode",
@@ -197,6 +198,7 @@ def test_run_json_shape(path: Path, json_reports: dict[str, dict[str, Any]]) -> 
     assert recipe is not None
     assert set(report) == REPORT_KEYS
     assert report["version"] == 1
+    assert report["warnings"] == []  # every example, at its own settings, is healthy
     assert report["recipe"]["name"] == recipe.name
     assert isinstance(report["recipe"]["path"], str) and report["recipe"]["path"].endswith(
         path.name
