@@ -63,12 +63,44 @@ class CompiledRecipe:
                 "heads": shape.n_heads,
             },
             "mode": self.recipe.run.mode,
-            "backend": "local",
-            "leaves_the_machine": [],
+            **backend_summary(
+                self.loaded, {n: int(v.tensor.numel()) for n, v in self.vectors.items()}
+            ),
             "order": "model execution order; same module and port: recipe order",
             "plan": self.plan.describe(),
             "vectors": {name: _vector_json(v) for name, v in self.vectors.items()},
         }
+
+
+def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
+    """Where the recipe runs and what leaves the machine (for `steer explain`)."""
+    from recipe_engine.backends import describe_backend
+    from recipe_engine.vectors.build import resolve_prompts
+
+    recipe, doc = loaded.recipe, loaded.document
+    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
+    return describe_backend(recipe.run.backend, len(prompts), vector_sizes)
+
+
+def explain_without_model(loaded: LoadedRecipe) -> dict[str, Any]:
+    """The explanation for remote and vLLM backends, where compiling would load the model or
+    send requests: the backend, what would leave the machine, and the interventions as written.
+    """
+    recipe = loaded.recipe
+    return {
+        "version": 1,
+        "recipe": recipe.name,
+        "model": {"id": recipe.model.id},
+        "mode": recipe.run.mode,
+        **backend_summary(loaded, {name: -1 for name in recipe.vectors}),
+        "order": None,
+        "plan": None,
+        "interventions": [
+            i.model_dump(mode="json", exclude_none=True) for i in recipe.interventions
+        ],
+        "note": "nothing was loaded or sent: the compiled plan needs the model. `steer explain "
+        "--backend remote-local` on a small model of the same family shows it offline",
+    }
 
 
 def _vector_json(built: Any) -> dict[str, Any]:
@@ -109,13 +141,46 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     loaded = _as_loaded(source)
     recipe, doc = loaded.recipe, loaded.document
     start = time.perf_counter()
-    model = load_model(recipe.model, loaded.model_dir)
+    model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
+    _check_prompt_lengths(loaded, model)
     loaded_at = time.perf_counter()
     vectors = build_vectors(recipe, model, doc)
     built_at = time.perf_counter()
     plan = compile_plan(recipe, model, {n: v.tensor for n, v in vectors.items()}, doc)
     timing = {"load_s": loaded_at - start, "vectors_s": built_at - loaded_at}
     return CompiledRecipe(loaded, model, vectors, plan, timing)
+
+
+def _check_prompt_lengths(loaded: LoadedRecipe, model: Any) -> None:
+    """Every prompt the run will feed the model (run prompts with the tokens to generate, and
+    the texts of metrics) fits its learned positions: past them torch fails mid-run with a bare
+    IndexError. Vector prompts are checked as they are extracted (vectors/extraction.py)."""
+    from recipe_engine.format.prompts import PromptFile
+    from recipe_engine.resolve.context import PromptTooLong, check_prompt_lengths
+    from recipe_engine.vectors.sources import PromptSourceRef
+
+    recipe, doc = loaded.recipe, loaded.document
+    generated = recipe.run.generation.max_new_tokens if recipe.run.mode != "trace" else 0
+    sources: list[tuple[Any, str, int]] = [(recipe.run.prompts, "/run/prompts", generated)]
+    for index, metric in enumerate(recipe.report.metrics):
+        text = getattr(metric, "text", None)
+        if text is not None:
+            sources.append((text, f"/report/metrics/{index}/text", 0))
+    for source, pointer, extra in sources:
+        ref = PromptSourceRef(source, doc, pointer, doc.path.parent)
+        try:
+            check_prompt_lengths(model, ref, extra=extra)
+        except PromptTooLong as exc:
+            where = pointer + "/file" if isinstance(source, PromptFile) else pointer
+            message = str(exc)
+            if extra and exc.tokens < exc.limit:  # the prompt fits; the generation does not
+                where = "/run/generation/max_new_tokens"
+                message = message.removesuffix("shorten it") + (
+                    f"lower run.generation.max_new_tokens to {exc.limit - exc.tokens} or less"
+                )
+            if isinstance(source, PromptFile):
+                message = f"{source.file}: {message}"
+            raise RecipeError([doc.diagnostic("prompt-too-long", message, where)]) from None
 
 
 def run_recipe(

@@ -6,12 +6,30 @@ and CI annotations key on them, so a code is never renamed once released.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Diagnostic", "Location", "Severity"]
+__all__ = ["Diagnostic", "Location", "Severity", "one_line"]
 
 Severity = Literal["error", "warning"]
+
+# Control characters (\n, \r, \t, \x85...), line and paragraph separators, lone surrogates.
+_UNPRINTABLE = frozenset({"Cc", "Zl", "Zp", "Cs"})
+
+
+def one_line(text: str) -> str:
+    """`text` with line breaks, other control characters and lone surrogates escaped as repr()
+    writes them.
+
+    A diagnostic is one line that tools split on newlines and editors parse as
+    `file:line:col:`; recipe keys, file names and YAML errors can carry any of these (a YAML
+    key "a\\nb" puts a newline in the pointer), and a lone surrogate cannot even be written to
+    a UTF-8 terminal.
+    """
+    if text.isprintable():
+        return text
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in _UNPRINTABLE else c for c in text)
 
 
 @dataclass(frozen=True, order=True)
@@ -41,7 +59,7 @@ class Diagnostic:
         )
         pointer = f"{self.pointer or '/'}: "
         level = "" if self.severity == "error" else "warning: "
-        return f"{where}{pointer}{level}{self.message} [{self.code}]"
+        return one_line(f"{where}{pointer}{level}{self.message} [{self.code}]")
 
     def to_json(self) -> dict[str, object]:
         return {

@@ -104,6 +104,10 @@ class _Parser:
         return left
 
     def unary(self, depth: int) -> Node:
+        # Unary signs recurse too: without this bound, 1500 of them ("- - - ... a", well
+        # under MAX_LENGTH) overflow Python's stack before any other limit is reached.
+        if depth > 50:
+            raise ExprError("expression nests too deeply", self.peek()[2])
         if self.peek()[1] in ("-", "+"):
             _, op, offset = self.take()
             return self.node("unary", offset, op, (self.unary(depth + 1),))

@@ -14,7 +14,15 @@ from typing import Any
 
 from recipe_engine.builtin_models import BUILTINS, builtin_name
 
-__all__ = ["ModelShape", "ModelUnavailable", "is_local_path", "read_model_shape"]
+__all__ = [
+    "ModelShape",
+    "ModelUnavailable",
+    "cached_hub_folder",
+    "custom_code_entries",
+    "custom_code_message",
+    "is_local_path",
+    "read_model_shape",
+]
 
 
 class ModelUnavailable(Exception):
@@ -51,7 +59,8 @@ def is_local_path(model_id: str) -> bool:
 def _first(config: dict[str, Any], keys: tuple[str, ...]) -> int | None:
     for key in keys:
         value = config.get(key)
-        if isinstance(value, int) and not isinstance(value, bool):
+        # Positive only: a count of 0 or less is a broken config (0 heads would divide by zero)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
             return value
     return None
 
@@ -70,7 +79,7 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
             "this engine knows",
         )
     head_dim = config.get("head_dim")
-    if not isinstance(head_dim, int) or isinstance(head_dim, bool):
+    if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim <= 0:
         head_dim = hidden // heads
     return ModelShape(str(config.get("model_type", "unknown")), layers, hidden, heads, head_dim)
 
@@ -100,6 +109,47 @@ def _cached_hub_config(repo_id: str, revision: str | None) -> Path:
     )
 
 
+def cached_hub_folder(repo_id: str, revision: str | None) -> Path:
+    """The snapshot folder of a hub model in the local cache (ModelUnavailable if absent)."""
+    return _cached_hub_config(repo_id, revision).parent
+
+
+# Files in which a model repository can name its own Python classes (`auto_map`); transformers
+# imports those .py files from the folder when asked to load them with trust_remote_code.
+_CODE_CONFIGS = ("config.json", "tokenizer_config.json", "processor_config.json")
+
+
+def custom_code_entries(folder: Path) -> list[str]:
+    """`file: AutoClass -> module.Class` for every custom-code class a model folder declares.
+
+    Read as JSON, never executed: this is how validation refuses such a folder, torch-free,
+    before transformers could import (or ask on stdin whether to import) any of its code.
+    Unreadable files are skipped; loading reports them."""
+    found: list[str] = []
+    for name in _CODE_CONFIGS:
+        try:
+            config = json.loads((folder / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError, RecursionError):
+            # ValueError: bad JSON or UTF-8, and also an integer past Python's 4300-digit
+            # limit; RecursionError: arrays nested past the recursion limit
+            continue
+        auto_map = config.get("auto_map") if isinstance(config, dict) else None
+        if isinstance(auto_map, dict):
+            found += [f"{name}: {key} -> {value}" for key, value in auto_map.items()]
+        elif isinstance(auto_map, list) and auto_map:  # older tokenizer configs: a list
+            found.append(f"{name}: {auto_map}")
+    return found
+
+
+def custom_code_message(model_id: str, entries: list[str]) -> str:
+    more = f" and {len(entries) - 1} more" if len(entries) > 1 else ""
+    return (
+        f"model {model_id!r} ships its own Python code ({entries[0]}{more}), which the engine "
+        "never runs unless the recipe itself sets `model.trust_remote_code: true`; set it only "
+        "if you trust that code"
+    )
+
+
 def read_model_shape(model_id: str, revision: str | None, recipe_dir: Path) -> ModelShape:
     name = builtin_name(model_id)
     if name is not None:
@@ -124,7 +174,9 @@ def read_model_shape(model_id: str, revision: str | None, recipe_dir: Path) -> M
         config_file = _cached_hub_config(model_id, revision)
     try:
         config = json.loads(config_file.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
+        # ValueError covers bad JSON and UTF-8 and an integer past Python's 4300-digit limit;
+        # RecursionError, arrays nested past the recursion limit: a broken file, not a crash
         raise ModelUnavailable(
             "model-config-invalid", f"cannot read {config_file}: {exc}"
         ) from None

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from recipe_engine.atomic import write_bytes_atomic, write_text_atomic
+from recipe_engine.atomic import write_files_atomic
 from recipe_engine.errors import NumericalFailure, UsageError
 
 __all__ = ["SweepPoint", "SweepResult", "recommend", "run_sweep", "write_sweep"]
@@ -255,9 +255,18 @@ def _plot(result: SweepResult) -> bytes:
 
 
 def write_sweep(result: SweepResult, out_dir: Path) -> dict[str, Path]:
-    """sweep.csv, sweep.json and sweep.png in out_dir, each written atomically."""
+    """sweep.csv, sweep.json and sweep.png in out_dir, written as one set.
+
+    The three files describe one sweep, so they are replaced together: all are rendered in
+    memory (the plot takes the longest), then staged and renamed in one `write_files_atomic`.
+    An interrupted or failing sweep leaves the previous set untouched (or none), never a new
+    CSV next to an old plot; see atomic.py for the one hard-kill window left.
+    """
     paths = {name: out_dir / f"sweep.{name}" for name in ("csv", "json", "png")}
-    write_text_atomic(paths["csv"], _csv(result))
-    write_text_atomic(paths["json"], json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
-    write_bytes_atomic(paths["png"], _plot(result))
+    contents = {
+        paths["csv"]: _csv(result).encode("utf-8"),
+        paths["json"]: (json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n").encode(),
+        paths["png"]: _plot(result),
+    }
+    write_files_atomic(contents)
     return paths

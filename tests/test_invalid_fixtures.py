@@ -30,7 +30,7 @@ EXPECT = re.compile(r"^# expect: ([a-z0-9-]+) ([1-9][0-9]*)\s*$")
 
 # Codes the fixture set must exercise (each at least once).
 REQUIRED_CODES = {
-    "yaml-syntax", "duplicate-key", "yaml-tag", "yaml-too-many-nodes", "empty-file",
+    "yaml-syntax", "duplicate-key", "yaml-tag", "yaml-value", "yaml-too-many-nodes", "empty-file",
     "not-utf8", "binary-file", "missing-field", "unknown-key", "invalid-choice", "unknown-kind",
     "missing-kind", "wrong-type", "not-finite", "invalid-format", "empty-value",
     "empty-weight-map", "out-of-range", "unsupported-version", "undefined-vector",

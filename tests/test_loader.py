@@ -571,3 +571,90 @@ def test_override_with_an_exponent_is_a_number() -> None:
         ["interventions", "0", "strength"],
         1e38,
     )
+
+
+# -- found by fuzzing (tests/test_fuzz_recipes.py) -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "x: !!int abc",  # PyYAML's int constructor: ValueError
+        "x: !!int ''",  # IndexError
+        "x: !!float ''",
+        "x: !!float abc",
+        "x: !!bool maybe",  # KeyError
+        "x: 0b_",  # the YAML 1.1 int resolver matches, int('', 2) fails
+        "x: 0x_",
+        "!!int zz: 1",  # the same, as a mapping key
+        "x: 1" + "0" * 5000,  # past Python's 4300-digit limit for int()
+        "? 1" + "0" * 5000 + "\n: x",  # as a key (explicit: plain keys stop at 1024 chars)
+    ],
+)
+def test_unreadable_scalar_is_a_diagnostic_not_a_crash(write, line: str) -> None:  # type: ignore[no-untyped-def]
+    path = write("r.yaml", f"version: 1\n{line}\n")
+    [diag] = _load_error(path).diagnostics
+    assert (diag.code, diag.location.line) == ("yaml-value", 2)  # type: ignore[union-attr]
+    assert "\n" not in diag.message
+
+
+def test_too_long_integer_says_so(write) -> None:  # type: ignore[no-untyped-def]
+    [diag] = _load_error(write("r.yaml", "version: 1" + "0" * 5000 + "\n")).diagnostics
+    assert diag.code == "yaml-value"
+    assert "5001 digits" in diag.message
+
+
+@pytest.mark.parametrize("levels", [12, 40])
+def test_merge_key_bomb_is_refused_at_once(write, levels: int) -> None:  # type: ignore[no-untyped-def]
+    # Each anchor merges the previous one ten times; all are defined inside one merge list, so
+    # nothing is built before the merge is flattened: 10^levels pairs if expanded.
+    sources = ["&m0 {k: 1}"] + [
+        f"&m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 10) + "]}" for i in range(1, levels)
+    ]
+    path = write("r.yaml", "version: 1\nx: {<<: [" + ", ".join(sources) + "]}\n")
+    [diag] = _load_error(path).diagnostics
+    assert diag.code in ("yaml-too-many-nodes", "yaml-too-deep")
+
+
+def test_merge_bomb_of_empty_mappings_is_refused(write) -> None:  # type: ignore[no-untyped-def]
+    # no pair at all, only 10^12 visits: the budget counts visits too
+    sources = ["&m0 {}"] + [
+        f"&m{i} {{<<: [" + ", ".join([f"*m{i - 1}"] * 10) + "]}" for i in range(1, 12)
+    ]
+    path = write("r.yaml", "x: {<<: [" + ", ".join(sources) + "]}\n")
+    assert _load_error(path).diagnostics[0].code == "yaml-too-many-nodes"
+
+
+def test_merge_within_the_budget_still_works(write) -> None:  # type: ignore[no-untyped-def]
+    path = write("r.yaml", "a: &a {x: 1, y: 2}\nb: &b {<<: [*a, *a], z: 3}\nc: {<<: *b}\n")
+    assert _read(path).data["c"] == {"x": 1, "y": 2, "z": 3}
+
+
+@pytest.mark.parametrize(
+    ("raw", "line", "column"),
+    [
+        (b"version: 1\nname: a\x01b\n", 2, 8),
+        ("version: 1\ndescription: caf\u00e9\x7f\n".encode(), 2, 18),  # after a 2-byte char
+        (b"version: 1\n" + b"# padding\n" * 1000 + b"x: a\x00b\n", 1002, 5),  # NUL past 8 KiB
+    ],
+)
+def test_forbidden_character_is_located(write, raw: bytes, line: int, column: int) -> None:  # type: ignore[no-untyped-def]
+    [diag] = _load_error(write("r.yaml", raw)).diagnostics
+    assert diag.code == "yaml-syntax"
+    assert (diag.location.line, diag.location.column) == (line, column)  # type: ignore[union-attr]
+    assert "\n" not in diag.message  # PyYAML's own message spans two lines
+
+
+@pytest.mark.parametrize(
+    ("reference", "code"),
+    [
+        ('"a\\0b.yaml"', "include-not-found"),  # "\0": a NUL, ValueError in the OS layer
+        ("x" * 300 + ".yaml", "include-not-found"),  # ENAMETOOLONG from is_file()
+        ("loop.yaml", "include-not-found"),  # a symlink loop: RuntimeError from resolve()
+    ],
+)
+def test_include_of_an_impossible_path(write, repo_dir, reference: str, code: str) -> None:  # type: ignore[no-untyped-def]
+    (repo_dir / "loop.yaml").symlink_to("loop.yaml")
+    path = write("r.yaml", MINIMAL + f"include: {reference}\n")
+    [diag] = _load_error(path).diagnostics
+    assert (diag.code, diag.location.line) == (code, 7)  # type: ignore[union-attr]

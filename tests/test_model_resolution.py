@@ -233,10 +233,8 @@ def test_trust_remote_code_only_when_the_recipe_sets_it(
     assert len(recorded_kwargs["tokenizer"]) == 1
     for kwargs in (*recorded_kwargs["model"], *recorded_kwargs["tokenizer"]):
         assert kwargs.get("local_files_only") is True  # never the network
-        if passed:
-            assert kwargs.get("trust_remote_code") is True
-        else:
-            assert "trust_remote_code" not in kwargs
+        # always passed explicitly: unset, transformers would ask on stdin (see model_loader)
+        assert kwargs.get("trust_remote_code") is passed
 
 
 def test_trust_remote_code_from_a_fragment_is_refused(local_repo: Path) -> None:

@@ -4,7 +4,34 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_recipe_arguments"]
+__all__ = ["add_backend_argument", "add_recipe_arguments"]
+
+BACKENDS = ("local", "remote", "remote-local", "vllm")  # recipe_engine.backends.BACKENDS
+
+
+class _BackendAction(argparse.Action):
+    """--backend X is `--set run.backend=X`: validated like the field, in one place."""
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: object,
+        option_string: str | None = None,
+    ) -> None:
+        # A new list: the --set default is shared between parses and must not grow.
+        namespace.overrides = [*(namespace.overrides or []), f"run.backend={values}"]
+
+
+def add_backend_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        action=_BackendAction,
+        help="where to run: local, remote (NDIF; key in NDIF_API_KEY), remote-local (an "
+        "offline dry run of remote's serialization), vllm (extra `vllm`); overrides "
+        "run.backend",
+    )
 
 
 def add_recipe_arguments(parser: argparse.ArgumentParser, *, formats: bool = True) -> None:
@@ -23,5 +50,6 @@ def add_recipe_arguments(parser: argparse.ArgumentParser, *, formats: bool = Tru
         action="store_true",
         help="let the recipe reference files outside its repository",
     )
+    add_backend_argument(parser)
     if formats:
         parser.add_argument("--format", choices=("text", "json"), default="text")

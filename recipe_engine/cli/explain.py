@@ -35,11 +35,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.set_defaults(handler=run)
 
 
+def _backend_lines(info: dict[str, Any]) -> list[str]:
+    lines = [f"backend {info['backend']}: runs on {info['where']}"]
+    leaving = info["leaves_the_machine"]
+    if not leaving:
+        lines.append("  nothing leaves this machine")
+    else:
+        lines.append("  leaves this machine: " + "; ".join(leaving))
+    return lines
+
+
 def _text(info: dict[str, Any]) -> str:
     model = info["model"]
+    if info["plan"] is None:  # remote / vllm: nothing compiled (explain_without_model)
+        lines = [f"recipe {info['recipe']}: mode {info['mode']}", *_backend_lines(info)]
+        lines.append(f"model {model['id']} (not loaded)")
+        lines.append("interventions, as written:")
+        lines.extend(f"  {json.dumps(item, sort_keys=True)}" for item in info["interventions"])
+        lines.append(info["note"])
+        return "\n".join(lines) + "\n"
     lines = [
-        f"recipe {info['recipe']}: mode {info['mode']}, backend {info['backend']} "
-        "(nothing leaves this machine)",
+        f"recipe {info['recipe']}: mode {info['mode']}",
+        *_backend_lines(info),
         f"model {model['id']} [{model['family']}: {model['layers']} layers, width "
         f"{model['hidden_size']}, {model['heads']} heads]",
         f"operations ({info['order']}):",
@@ -89,7 +106,12 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_recipe(
         args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
     )
-    info = compile_recipe(loaded).explain()
+    if loaded.recipe.run.backend in ("remote", "vllm"):
+        from recipe_engine.api import explain_without_model
+
+        info = explain_without_model(loaded)
+    else:
+        info = compile_recipe(loaded).explain()
     if args.format == "json":
         sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
     else:

@@ -1,20 +1,47 @@
 """Entry point of `steer`. Maps errors to exit codes: 0 ok, 1 invalid recipe, 2 usage,
-3 runtime or environment failure. No traceback reaches the user unless --debug."""
+3 runtime or environment failure, 130 interrupted (Ctrl-C: one line, files left as they were).
+No traceback reaches the user unless --debug."""
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import importlib
+import signal
 import sys
 import traceback
 from collections.abc import Sequence
 
 from recipe_engine import __version__
+from recipe_engine.atomic import hold_sigint
 from recipe_engine.cli import explain, run, schema, sweep, validate, vectors
 from recipe_engine.errors import RecipeEngineError, RecipeError
 
 __all__ = ["build_parser", "main"]
 
 SUBCOMMANDS = (validate, run, explain, vectors, sweep, schema)
+
+# Limits on the files a recipe names, set in the environment (like STEER_CACHE_DIR) so that every
+# command, and the Python API, honour them alike. Added to the help of each command that reads
+# recipes; recipe_engine/load/prompt_files.py documents them.
+ENVIRONMENT = """\
+environment:
+  STEER_MAX_PROMPT_FILE_BYTES  largest prompt or probe-data file read (default 256M)
+  STEER_MAX_PROMPT_LINE_BYTES  longest line (one prompt) of such a file (default 1M)
+                               (bytes, or with a K, M or G suffix: STEER_MAX_PROMPT_FILE_BYTES=1G)
+  STEER_CACHE_DIR              where extracted vectors are cached (STEER_NO_CACHE=1: none)
+"""
+
+
+def _with_environment(parser: argparse.ArgumentParser) -> None:
+    """Append ENVIRONMENT to the help of this parser and of the subcommands below it."""
+    parser.epilog = f"{parser.epilog}\n\n{ENVIRONMENT}" if parser.epilog else ENVIRONMENT
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                if name not in ("schema", "inspect"):  # they read no recipe
+                    _with_environment(child)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,12 +55,56 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
+    _with_environment(parser)
     return parser
 
 
+_teardown_quiet = False
+
+
+def _ignore_sigint_at_exit() -> None:
+    """From the first atexit callback on, ignore Ctrl-C.
+
+    By then the command is over and its files are written; the rest of the teardown (torch's
+    atexit hooks take up to a second) would turn a late Ctrl-C into an "Exception ignored in
+    atexit callback" traceback or a death by signal after a success. atexit runs callbacks last
+    registered first, so this one runs before the libraries' own; threads are joined before any,
+    so a hung thread can still be interrupted. Harmless when `main` runs inside another program:
+    it only takes effect when that program exits.
+    """
+    global _teardown_quiet
+    if not _teardown_quiet:
+        _teardown_quiet = True
+        atexit.register(signal.signal, signal.SIGINT, signal.SIG_IGN)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    _ignore_sigint_at_exit()
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:  # also while parsing arguments or reporting another error
+        print("steer: interrupted", file=sys.stderr)
+        # CPython flags a KeyboardInterrupt that escapes an exec() of a string as unhandled,
+        # even once caught, and `python -m` then exits by killing itself with SIGINT instead of
+        # returning 130. A Ctrl-C during the imports often passes through one (dataclasses
+        # build their methods with exec). Exec-ing any string clears the flag.
+        exec("")
+        return 130
+
+
+# Commands that load a model import torch with Ctrl-C held. Interrupted mid-import, torch's
+# initialisation can swallow the KeyboardInterrupt (the command then runs to the end) or abort
+# the process (pybind11 error_already_set -> std::terminate, a core dump). Held, the Ctrl-C lands
+# right after the import (a second or two), where `main` handles it like any other.
+TORCH_COMMANDS = ("run", "explain", "vectors", "sweep")
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command in TORCH_COMMANDS:
+        with hold_sigint():
+            importlib.import_module("torch")
     try:
         code: int = args.handler(args)
         return code
@@ -46,9 +117,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             traceback.print_exc()
         print(f"steer: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("steer: interrupted", file=sys.stderr)
-        return 130
     except Exception as exc:  # the last line of defence: one line, not a traceback
         if args.debug:
             traceback.print_exc()

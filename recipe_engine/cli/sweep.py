@@ -7,6 +7,7 @@ import math
 import sys
 from pathlib import Path
 
+from recipe_engine.cli.common import add_backend_argument
 from recipe_engine.errors import UsageError
 
 __all__ = ["add_parser", "run"]
@@ -21,6 +22,8 @@ Varies intervention --intervention (default 0): its layer (the vector is re-extr
 layer unless --fixed-vector) and its strength. Writes sweep.csv, sweep.json and sweep.png to
 --out (default steer-out/sweep-<recipe>/) and prints the table and the recommended setting:
 the largest effect whose KL to the baseline stays within --kl-budget (ties: smaller strength).
+The three files are replaced together, once the sweep is done: an interrupted sweep (Ctrl-C,
+exit 130) leaves earlier ones as they were; a rerun reuses the vectors already cached.
 """
 
 
@@ -46,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE"
     )
+    add_backend_argument(parser)
     parser.add_argument("--out", metavar="DIR")
     parser.set_defaults(handler=run)
 

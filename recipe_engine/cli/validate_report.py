@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from recipe_engine.cli.output import colour, use_colour
+from recipe_engine.diagnostics import one_line
 from recipe_engine.validate import ValidationResult
 
 __all__ = ["REPORTERS"]
@@ -36,7 +37,7 @@ def report_text(results: Sequence[ValidationResult], out: TextIO) -> None:
         for diag in result.diagnostics:
             line = diag.format()
             if diag.include_chain:
-                line += f" (included from {' -> '.join(diag.include_chain)})"
+                line += one_line(f" (included from {' -> '.join(diag.include_chain)})")
             out.write(colour(line, "red" if diag.severity == "error" else "yellow", enabled) + "\n")
     s = _summary(results)
     noun = "file" if s["files"] == 1 else "files"
@@ -76,13 +77,14 @@ def report_github(results: Sequence[ValidationResult], out: TextIO) -> None:
             props = [f"title={_escape_property(diag.code)}"]
             if diag.location:
                 props = [
-                    f"file={_escape_property(diag.location.file)}",
+                    f"file={_escape_property(one_line(diag.location.file))}",
                     f"line={diag.location.line}",
                     f"col={diag.location.column}",
                     *props,
                 ]
             level = "error" if diag.severity == "error" else "warning"
-            message = f"{diag.pointer or '/'}: {diag.message}"
+            # one_line: a lone surrogate cannot be written to the runner's UTF-8 log
+            message = one_line(f"{diag.pointer or '/'}: {diag.message}")
             out.write(f"::{level} {','.join(props)}::{_escape_data(message)}\n")
     s = _summary(results)
     out.write(f"{s['files']} files checked: {s['valid']} valid, {s['invalid']} invalid\n")

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from recipe_engine.cli.common import add_backend_argument
+
 __all__ = ["add_parser"]
 
 EPILOG = """\
@@ -47,6 +49,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     build.add_argument("--out", required=True, metavar="FILE.safetensors")
     build.add_argument("--only", nargs="+", metavar="NAME", help="build only these vectors")
     build.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
+    add_backend_argument(build)
     build.add_argument("--no-cache", action="store_true", help="extract again, ignore the cache")
     build.add_argument("--allow-outside-root", action="store_true")
     build.set_defaults(handler=run_build)
@@ -91,7 +94,7 @@ def run_build(args: argparse.Namespace) -> int:
         raise UsageError(f"no vector named {', '.join(unknown)} in {args.recipe}")
     if not names:
         raise UsageError(f"{args.recipe} defines no vectors")
-    model = load_model(recipe.model, loaded.model_dir)
+    model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     bars = Progress()
 
     def progress(name: str, done: int, total: int | None) -> None:

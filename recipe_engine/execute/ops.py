@@ -20,6 +20,10 @@ def _along(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 def transform(h: torch.Tensor, op: PlanOp, vector: torch.Tensor | None = None) -> torch.Tensor:
     """`vector` overrides op.vector: per-position vectors arrive aligned to h, [B, T, D]."""
     s, v = op.strength, (op.vector if vector is None else vector)
+    if v is not None and (v.device != h.device or v.dtype != h.dtype):
+        # A remote server holds the activations on its own device; the vector travels with
+        # the request as a CPU tensor. Locally the plan already matches: no copy.
+        v = v.to(device=h.device, dtype=h.dtype)
     name = op.op
     if name == "add":
         assert v is not None

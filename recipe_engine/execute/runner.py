@@ -65,11 +65,12 @@ def trace_pass(
     # Logits are read from the model's own output, not the unembedding module: families such as
     # Gemma 2 post-process them (final logit soft-capping) after lm_head.
     rows: list[torch.Tensor] = []
+    nn = model.nn  # trace bodies name only shippable values (see LoadedModel.remote)
     with model.lock, torch.inference_mode():
         for batch in _batches(prompts, batch_size):
-            with model.nn.trace(batch):
-                apply_plan(model.nn, plan)
-                logits = model.nn.output.logits[:, -1, :].save()
+            with nn.trace(batch, **model.backend_kwargs):
+                apply_plan(nn, plan)
+                logits = nn.output.logits[:, -1, :].save()
             rows.append(logits.float().cpu())
             if progress:
                 progress(len(batch))
@@ -130,10 +131,12 @@ def generate_pass(
     persistent=True (edit mode): the plan is installed once as an in-place nnsight edit
     (`model.edit(inplace=True)`, looping over every step), every batch is generated through
     the edited model with no per-call interventions, and the edit is cleared in `finally`, so
-    the model is clean afterwards even if generation fails.
+    the model is clean afterwards even if generation fails. On a remote backend, which keeps
+    no state between requests, the plan goes into every call instead: the same computation.
     """
     kwargs = _generation_kwargs(model, gen)
     nn = model.nn
+    persistent = persistent and model.persistent_edits
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
@@ -147,10 +150,11 @@ def generate_pass(
                 if gen.seed is not None:
                     torch.manual_seed(gen.seed)
                 active = Plan() if persistent else plan
-                with nn.generate(**kwargs) as tracer:
+                # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so nothing
+                # after it (a helper's `return`) would ever run. No comment lines inside the
+                # invoke: the remote round trip re-reads its source and loses track on them.
+                with nn.generate(**kwargs, **model.backend_kwargs) as tracer:
                     with tracer.invoke(batch):
-                        # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so
-                        # nothing after it (a helper's `return`) would ever run.
                         steps = nnsight.save([])
                         for _ in tracer.iter[:]:
                             apply_plan(nn, active)
@@ -176,12 +180,13 @@ def text_logits(
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per text: (token ids [T], logits [T, V]) over its real tokens, the plan applied."""
     out: list[tuple[torch.Tensor, torch.Tensor]] = []
+    nn = model.nn
     with model.lock, torch.inference_mode():
         for batch in _batches(texts, batch_size):
             encoded = model.tokenizer(batch, return_tensors="pt", padding=True)
-            with model.nn.trace(batch):
-                apply_plan(model.nn, plan)
-                logits = model.nn.output.logits.save()
+            with nn.trace(batch, **model.backend_kwargs):
+                apply_plan(nn, plan)
+                logits = nn.output.logits.save()
             logits = logits.float().cpu()
             for row in range(len(batch)):
                 real = encoded["attention_mask"][row].bool()

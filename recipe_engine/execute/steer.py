@@ -14,7 +14,7 @@ import torch
 
 from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.execute.ops import transform
-from recipe_engine.execute.positions import NONE, position_mask
+from recipe_engine.execute.positions import ALL, NONE, position_mask
 
 __all__ = ["apply_plan", "envoy_at"]
 
@@ -66,6 +66,7 @@ def _per_position(
         return None, NONE  # a later generation step: per-position vectors cover the prompt only
     real = attention_mask[:, -chunk:].bool()
     ranks = real.long().cumsum(dim=1) - 1
+    vector = vector.to(ranks.device)  # remote: the activations live on the server's device
     rows = vector.shape[0]
     aligned = vector[ranks.clamp(0, rows - 1)]  # [B, T, D]
     covered = (real & (ranks < rows)).unsqueeze(-1)
@@ -86,14 +87,39 @@ def _apply(value: torch.Tensor, op: PlanOp, mask: torch.Tensor | str, aligned: A
     return out
 
 
-def apply_plan(root: Any, plan: Plan) -> None:
+def _needs_context(op: PlanOp) -> bool:
+    """Whether an op needs to know which tokens this pass holds (`all` with a plain vector
+    acts on every row as it comes, whatever the layout: [B, T, D] or vLLM's flat [T, D])."""
+    return op.positions != "all" or (op.vector is not None and op.vector.dim() == 2)
+
+
+def _is_residual_pair(current: tuple[Any, ...], op: PlanOp) -> bool:
+    return (
+        op.site == "resid_post"
+        and len(current) == 2
+        and all(isinstance(part, torch.Tensor) for part in current)
+        and current[0].shape == current[1].shape
+    )
+
+
+def apply_plan(root: Any, plan: Plan, *, residual_pairs: bool = False) -> None:
+    """Apply the plan at the current forward pass.
+
+    residual_pairs: the model's decoder blocks return (hidden, residual) whose *sum* is the
+    residual stream (vLLM's fused add-norm layers); resid_post ops then act on that sum, and
+    the result is written back into the first part so the sum is what the op computed.
+    """
     if not plan.ops:
         return
-    chunk, attention_mask = _chunk_and_mask(root)
+    context = _chunk_and_mask(root) if any(_needs_context(op) for op in plan.ops) else None
     masks: dict[str, torch.Tensor | str] = {}
     for (path, port), group in groupby(plan.ops, key=lambda op: (op.path, op.port)):
-        active = []
+        active: list[tuple[PlanOp, torch.Tensor | str, Any]] = []
         for op in group:
+            if context is None or not _needs_context(op):
+                active.append((op, ALL, None))
+                continue
+            chunk, attention_mask = context
             key = repr(op.positions)
             if key not in masks:
                 masks[key] = position_mask(op.positions, attention_mask, chunk)
@@ -105,9 +131,12 @@ def apply_plan(root: Any, plan: Plan) -> None:
         envoy = envoy_at(root, path)
         current = envoy.input if port == "input" else envoy.output
         is_tuple = isinstance(current, tuple)
-        value = current[0] if is_tuple else current
+        paired = residual_pairs and is_tuple and _is_residual_pair(current, active[0][0])
+        value = current[0] + current[1] if paired else (current[0] if is_tuple else current)
         for op, mask, aligned in active:
             value = _apply(value, op, mask, aligned)
+        if paired:
+            value = value - current[1]  # hidden' + residual == the transformed stream
         new = (value, *current[1:]) if is_tuple else value
         if port == "input":
             envoy.input = new

@@ -40,3 +40,11 @@ class RunSpec(RecipeModel):
         default=True, description="Also run the prompts without interventions, side by side."
     )
     batch_size: int = Field(default=8, ge=1, le=4096, description="Prompts per forward pass.")
+    backend: Literal["local", "remote", "remote-local", "vllm"] = Field(
+        default="local",
+        description="Where the traces run. local: this machine. remote: NDIF, through "
+        "nnsight's remote=True (a hub model id NDIF hosts; the API key comes from the "
+        "NDIF_API_KEY environment variable, never from a recipe). remote-local: serialize "
+        "every trace exactly as for NDIF and run it here (an offline dry run of remote). "
+        "vllm: nnsight's vLLM integration (pip extra `vllm`, a CUDA GPU).",
+    )

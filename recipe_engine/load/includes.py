@@ -19,7 +19,15 @@ from typing import Any
 
 from recipe_engine.diagnostics import Diagnostic, Location
 from recipe_engine.errors import RecipeLoadError
-from recipe_engine.load.paths import display_path, find_repo_root, is_inside, resolve_reference
+from recipe_engine.load.paths import (
+    display_path,
+    find_repo_root,
+    is_file,
+    is_inside,
+    real_path,
+    resolve_reference,
+    unusable_name,
+)
 from recipe_engine.load.source_map import SourceMap, join_pointer
 from recipe_engine.load.yaml_reader import read_yaml_file
 
@@ -157,7 +165,10 @@ class _IncludeLoader:
                 [Diagnostic(code, message, "/include", loc, "error", chain[:-1])]
             )
 
-        resolved = target.resolve()
+        problem = unusable_name(reference)
+        if problem is not None:
+            raise fail("include-not-found", f"include {reference!r} cannot be a file: {problem}")
+        resolved = real_path(target)
         if not self.allow_outside_root and not is_inside(resolved, self.root):
             raise fail(
                 "path-outside-root",
@@ -169,7 +180,7 @@ class _IncludeLoader:
             raise fail("include-cycle", f"include cycle: {cycle}")
         if len(stack) >= MAX_INCLUDE_DEPTH:
             raise fail("include-depth", f"includes nest deeper than {MAX_INCLUDE_DEPTH} ({via})")
-        if not resolved.is_file():
+        if not is_file(resolved):
             raise fail(
                 "include-not-found", f"included file {reference!r} does not exist (via {via})"
             )

@@ -1,16 +1,49 @@
-"""Prompt files: one prompt per line (.txt) or JSON Lines (.jsonl), read with a size limit."""
+"""Prompt files: one prompt per line (.txt) or JSON Lines (.jsonl), read with size limits.
+
+Two limits keep a hostile or mistaken file from exhausting memory, and both are read from the
+environment at each read, so any entry point (CLI, API, tests) honours them:
+
+- ``STEER_MAX_PROMPT_FILE_BYTES`` (default 256 MiB, ``MAX_PROMPT_FILE_BYTES``): a prompt file
+  (and a probe's data file) larger than this is refused before a byte of it is read.
+- ``STEER_MAX_PROMPT_LINE_BYTES`` (default 1 MiB, ``MAX_PROMPT_LINE_BYTES``): one line (one
+  prompt) longer than this is refused; it is read in bounded pieces, so a file that is a single
+  enormous line never sits in memory whole.
+
+Values are a number of bytes, optionally with a K, M or G suffix (powers of 1024):
+``STEER_MAX_PROMPT_FILE_BYTES=2G steer run big-calibration.yaml``. Far above a real prompt set,
+far below what would exhaust memory; raise them for the rare user with a huge calibration set.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["MAX_PROMPT_FILE_BYTES", "PromptFileError", "iter_prompts", "read_prompts"]
+from recipe_engine.errors import UsageError
 
-# Far above a real prompt set, far below what would exhaust memory; configurable through the
-# environment for the rare user with a huge calibration set.
+__all__ = [
+    "ENV_MAX_FILE_BYTES",
+    "ENV_MAX_LINE_BYTES",
+    "MAX_PROMPT_FILE_BYTES",
+    "MAX_PROMPT_LINE_BYTES",
+    "PromptFileError",
+    "iter_lines",
+    "iter_prompts",
+    "max_prompt_file_bytes",
+    "max_prompt_line_bytes",
+    "read_prompts",
+]
+
 MAX_PROMPT_FILE_BYTES = 256 << 20
+# 1 MiB of text is ~250k tokens: past the context of nearly every model. A longer line is a file
+# that is not one-prompt-per-line (minified JSON, a binary blob, a missing newline).
+MAX_PROMPT_LINE_BYTES = 1 << 20
+ENV_MAX_FILE_BYTES = "STEER_MAX_PROMPT_FILE_BYTES"
+ENV_MAX_LINE_BYTES = "STEER_MAX_PROMPT_LINE_BYTES"
+
+_SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
 
 
 class PromptFileError(ValueError):
@@ -19,8 +52,63 @@ class PromptFileError(ValueError):
         super().__init__(f"line {line}: {message}" if line else message)
 
 
+def _limit_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    text = raw.upper().removesuffix("IB").removesuffix("B")
+    scale = _SUFFIXES.get(text[-1:], 1)
+    digits = text[:-1] if scale != 1 else text
+    try:
+        value = int(digits) * scale
+    except ValueError:
+        value = 0
+    if value <= 0:
+        # A typo here must not silently mean "no limit" or "the default".
+        raise UsageError(f"{name}={raw!r}: expected a positive number of bytes, e.g. 512M")
+    return value
+
+
+def max_prompt_file_bytes() -> int:
+    """The size limit of a prompt file: $STEER_MAX_PROMPT_FILE_BYTES, else 256 MiB."""
+    return _limit_from_env(ENV_MAX_FILE_BYTES, MAX_PROMPT_FILE_BYTES)
+
+
+def max_prompt_line_bytes() -> int:
+    """The size limit of one line of a prompt file: $STEER_MAX_PROMPT_LINE_BYTES, else 1 MiB."""
+    return _limit_from_env(ENV_MAX_LINE_BYTES, MAX_PROMPT_LINE_BYTES)
+
+
 def file_format(path: Path, declared: str | None) -> str:
     return declared or ("jsonl" if path.suffix.lower() == ".jsonl" else "lines")
+
+
+def iter_lines(path: Path, max_bytes: int | None = None) -> Iterator[tuple[int, bytes]]:
+    """(1-based line number, raw line without its terminator), within both size limits."""
+    cap = max_prompt_file_bytes() if max_bytes is None else max_bytes
+    size = path.stat().st_size
+    if size > cap:
+        raise PromptFileError(
+            f"file is {size} bytes, above the {cap}-byte limit for prompt files; split it, or "
+            f"raise the limit with {ENV_MAX_FILE_BYTES}=BYTES if it is meant to be this large"
+        )
+    line_cap = max_prompt_line_bytes()
+    with path.open("rb") as handle:
+        number = 0
+        while True:
+            # +2: room for a "\r\n" after a line of exactly line_cap bytes.
+            raw = handle.readline(line_cap + 2)
+            if not raw:
+                return
+            number += 1
+            body = raw.rstrip(b"\r\n")
+            if len(body) > line_cap:
+                raise PromptFileError(
+                    f"line is longer than the {line_cap}-byte limit for one prompt; put one "
+                    f"prompt per line, or raise the limit with {ENV_MAX_LINE_BYTES}=BYTES",
+                    number,
+                )
+            yield number, body
 
 
 def iter_prompts(
@@ -31,27 +119,26 @@ def iter_prompts(
     max_bytes: int | None = None,
 ) -> Iterator[str]:
     """Stream prompts from `path` (never the whole file in memory at once)."""
-    cap = MAX_PROMPT_FILE_BYTES if max_bytes is None else max_bytes
-    size = path.stat().st_size
-    if size > cap:
-        raise PromptFileError(f"file is {size} bytes, above the {cap}-byte limit")
     count = 0
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if limit is not None and count >= limit:
-                return
-            try:
-                line = raw.decode("utf-8-sig" if number == 1 else "utf-8").rstrip("\r\n")
-            except UnicodeDecodeError:
-                raise PromptFileError("not valid UTF-8", number) from None
-            if "\x00" in line:
-                raise PromptFileError("binary data (NUL byte)", number)
-            if not line.strip():
-                continue
-            if fmt == "jsonl":
-                line = _jsonl_text(line, field, number)
-            count += 1
-            yield line
+    if limit is not None and limit <= 0:
+        return
+    for number, raw in iter_lines(path, max_bytes):
+        try:
+            line = raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError:
+            raise PromptFileError("not valid UTF-8; save the file as UTF-8", number) from None
+        if "\x00" in line:
+            raise PromptFileError(
+                "binary data (NUL byte); a prompt file is UTF-8 text, one prompt per line", number
+            )
+        if not line.strip():
+            continue
+        if fmt == "jsonl":
+            line = _jsonl_text(line, field, number)
+        count += 1
+        yield line
+        if limit is not None and count >= limit:
+            return  # before reading (and judging) lines that will not be used
 
 
 def _jsonl_text(line: str, field: str, number: int) -> str:

@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from yaml.reader import ReaderError
 
 from recipe_engine.diagnostics import Diagnostic, Location
 from recipe_engine.errors import RecipeLoadError
@@ -58,6 +60,7 @@ _TAG = "tag:yaml.org,2002:"
 _SCALAR_TAGS = {_TAG + t for t in ("null", "bool", "int", "float", "str")}
 _TIMESTAMP = _TAG + "timestamp"
 _MERGE = _TAG + "merge"
+_SCALAR_KINDS = {"int": "an integer", "float": "a number", "bool": "a boolean", "null": "null"}
 
 
 @dataclass
@@ -120,12 +123,7 @@ class _Builder:
     def build(self, node: yaml.Node, pointer: str, depth: int) -> Any:
         self.count += 1
         if self.count > MAX_NODES:
-            raise self._error(
-                node,
-                "yaml-too-many-nodes",
-                f"document expands to more than {MAX_NODES} nodes (alias bomb or runaway "
-                "anchors); recipes do not need this",
-            )
+            raise self._too_many(node)
         if depth > MAX_DEPTH:
             raise self._error(
                 node, "yaml-too-deep", f"nesting deeper than {MAX_DEPTH} levels (recursive alias?)"
@@ -142,6 +140,14 @@ class _Builder:
             ]
         return self._scalar(node)
 
+    def _too_many(self, node: yaml.Node) -> RecipeLoadError:
+        return self._error(
+            node,
+            "yaml-too-many-nodes",
+            f"document expands to more than {MAX_NODES} nodes (alias bomb or runaway "
+            "anchors); recipes do not need this",
+        )
+
     def _tag_error(self, node: yaml.Node) -> RecipeLoadError:
         return self._error(
             node,
@@ -155,16 +161,39 @@ class _Builder:
             return node.value  # keep dates as the text the user wrote: JSON has no date type
         if node.tag not in _SCALAR_TAGS:
             raise self._tag_error(node)
-        value = self._scalars.construct_object(node)
+        value = self._construct(node)
         if isinstance(value, float) and not math.isfinite(value):
             return value  # kept; the schema stage rejects NaN/Inf with the field's name
         return value
+
+    def _construct(self, node: yaml.Node) -> Any:
+        """PyYAML's constructor for a standard scalar tag, its Python errors made diagnostics.
+
+        The constructors trust the tag: an explicit `!!int abc` or `!!bool maybe`, a plain
+        scalar the YAML 1.1 resolver over-matches (`0b_`, `0x_`) and an integer past Python's
+        digit limit for int() (CVE-2020-10735) all raise ValueError, KeyError or IndexError
+        from inside PyYAML, which would otherwise surface as an internal error.
+        """
+        try:
+            return self._scalars.construct_object(node)
+        except (ValueError, KeyError, IndexError, TypeError, OverflowError):
+            pass
+        kind = _SCALAR_KINDS.get(str(node.tag).removeprefix(_TAG), str(node.tag))
+        text = str(node.value)
+        digits = sum(c.isdigit() for c in text)
+        limit = sys.get_int_max_str_digits()
+        if kind == "an integer" and limit and digits > limit:
+            message = f"integer of {digits} digits is too long (the limit is {limit} digits)"
+        else:
+            shown = repr(text) if len(text) <= 40 else repr(text[:40] + "...")
+            message = f"{shown} cannot be read as {kind} (quote it, or drop the tag, if it is text)"
+        raise self._error(node, "yaml-value", message)
 
     def _key(self, node: yaml.Node) -> str | int:
         if not isinstance(node, yaml.ScalarNode):
             raise self._error(node, "yaml-key-type", "mapping keys must be plain scalars")
         if node.tag == _TAG + "int":
-            value = self._scalars.construct_object(node)
+            value = self._construct(node)
             assert isinstance(value, int)
             return value
         if node.tag not in _SCALAR_TAGS | {_TIMESTAMP}:
@@ -189,13 +218,18 @@ class _Builder:
         """The key/value pairs a merged mapping contributes, its own merge keys expanded."""
         if depth > MAX_DEPTH:
             raise self._error(node, "yaml-too-deep", f"merge keys nest deeper than {MAX_DEPTH}")
-        own = [(k, v) for k, v in node.value if k.tag != _MERGE]
-        pairs = list(own)
+        pairs = [(k, v) for k, v in node.value if k.tag != _MERGE]
+        # Charged before expanding, one per visit and one per pair: merge keys are an alias
+        # bomb of their own (`&b {<<: [*a, *a, ...]}` nested ten deep lists 10^10 pairs, even
+        # when the mappings are empty), and the pairs are gathered here, not built, so the
+        # count in build() would only see them after the damage.
+        self.count += 1 + len(pairs)
+        if self.count > MAX_NODES:
+            raise self._too_many(node)
         for key_node, value_node in node.value:
             if key_node.tag == _MERGE:
                 for source in self._merge_sources(value_node):
                     pairs.extend(self._flatten(source, depth + 1))
-        self.count += len(pairs)
         return pairs
 
     def _put(
@@ -246,6 +280,16 @@ class _Builder:
         return result
 
 
+def _reader_location(text: str, position: int) -> tuple[int, int]:
+    """Line and column of a reader error's offset: libyaml counts UTF-8 bytes, the pure-Python
+    reader characters."""
+    if _BaseLoader is not yaml.SafeLoader:
+        text = text.encode("utf-8")[:position].decode("utf-8", "replace")
+        position = len(text)
+    before = text[:position]
+    return before.count("\n") + 1, position - (before.rfind("\n") + 1) + 1
+
+
 def read_yaml_file(path: Path, display: str) -> YamlFile:
     """Read `path` (named `display` in messages). Raises RecipeLoadError, never a yaml error."""
     try:
@@ -265,6 +309,12 @@ def read_yaml_file(path: Path, display: str) -> YamlFile:
         problem = exc.problem or "invalid YAML"
         context = f" ({exc.context})" if exc.context else ""
         message = f"YAML syntax error: {problem}{context}"
+        raise _fail(display, "yaml-syntax", message, line, column) from None
+    except ReaderError as exc:
+        # Not a MarkedYAMLError: it has no mark, only an offset, and its str() spans two lines.
+        line, column = _reader_location(text, exc.position)
+        char = chr(exc.character) if isinstance(exc.character, int) else str(exc.character)
+        message = f"YAML syntax error: character {char!r} is not allowed in a YAML file"
         raise _fail(display, "yaml-syntax", message, line, column) from None
     except yaml.YAMLError as exc:
         raise _fail(display, "yaml-syntax", f"YAML error: {exc}") from None

@@ -50,7 +50,13 @@ def _run_pass(
             progress(label, done[0], len(prompts))
 
     dtype = getattr(model.hf, "dtype", None)
-    if run.mode == "trace":
+    if model.backend == "vllm":
+        from recipe_engine.execute.vllm_runner import vllm_pass
+
+        result = vllm_pass(
+            model, plan, prompts, run.generation, trace_only=run.mode == "trace", progress=tick
+        )
+    elif run.mode == "trace":
         result = trace_pass(model, plan, prompts, run.batch_size, tick)
     else:
         try:

@@ -2,7 +2,7 @@
 
 builtin:NAME is built from the registry; a local folder is loaded from disk; a hub id must already
 be in the local cache (`local_files_only=True`): the engine never downloads at run time.
-`trust_remote_code` is passed only when the recipe sets it.
+`trust_remote_code` is true only when the recipe sets it (and always passed, so never asked).
 """
 
 from __future__ import annotations
@@ -45,6 +45,23 @@ class LoadedModel:
     device: torch.device
     lock: threading.RLock
     _widths: dict[str, int] = field(default_factory=dict)
+    # nnsight's `remote=`: False (here), True (NDIF) or "local" (serialized as for NDIF, run
+    # here). Trace bodies never mention this object: it holds a lock, which cannot be shipped.
+    remote: bool | str = False
+    backend: str = "local"
+
+    @property
+    def backend_kwargs(self) -> dict[str, Any]:
+        """Keywords for `nn.trace` / `nn.generate` on this backend. Passed at the call site:
+        nnsight finds a trace's body from the frame that opens it, so no wrapper may open it."""
+        return {"remote": self.remote} if self.remote else {}
+
+    @property
+    def persistent_edits(self) -> bool:
+        """Whether `nn.edit(inplace=True)` persists across calls. A remote server keeps no
+        state between requests, so edit mode there applies the plan inside every call
+        (the same computation; runner.generate_pass)."""
+        return not self.remote
 
     def module_width(self, path: str) -> int:
         """Last dimension of a module's output, measured once by a one-token forward (the
@@ -52,8 +69,9 @@ class LoadedModel:
         if path not in self._widths:
             from recipe_engine.execute.steer import envoy_at
 
-            with self.lock, torch.inference_mode(), self.nn.trace("a"):
-                out = envoy_at(self.nn, path).output
+            nn = self.nn
+            with self.lock, torch.inference_mode(), nn.trace("a", **self.backend_kwargs):
+                out = envoy_at(nn, path).output
                 if isinstance(out, tuple):
                     out = out[0]
                 saved = out.save()
@@ -66,7 +84,7 @@ class LoadedModel:
         return module
 
 
-_CACHE: dict[tuple[str, str | None, str, str, bool, str], LoadedModel] = {}
+_CACHE: dict[tuple[str, str | None, str, str, bool, str, str], LoadedModel] = {}
 _CACHE_LOCK = threading.Lock()
 # Held while a model is built or loaded: builds seed torch's global RNG, so two at once would
 # interleave and produce other weights; and one load per spec is enough.
@@ -100,11 +118,15 @@ def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
-    kwargs: dict[str, Any] = {"local_files_only": True}
+    # trust_remote_code is always passed, False included: left unset (None), transformers asks
+    # on stdin whether to run a repository's code when a terminal is attached, so a keypress
+    # could run code the recipe never trusted. False makes it refuse instead.
+    kwargs: dict[str, Any] = {
+        "local_files_only": True,
+        "trust_remote_code": spec.trust_remote_code,
+    }
     if spec.revision:
         kwargs["revision"] = spec.revision
-    if spec.trust_remote_code:
-        kwargs["trust_remote_code"] = True
     dtype = "auto" if spec.dtype == "auto" else _DTYPES[spec.dtype]
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
@@ -130,8 +152,14 @@ def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
-    """Load (or reuse from the in-process cache) the model of a recipe."""
+def load_model(spec: ModelSpec, recipe_dir: Path, backend: str = "local") -> LoadedModel:
+    """Load (or reuse from the in-process cache) the model of a recipe, for a backend:
+    local and remote-local load the weights here; remote and vllm go through
+    recipe_engine.backends (no weights here / vLLM's own loader)."""
+    if backend in ("remote", "vllm"):
+        from recipe_engine.backends import load_backend_model
+
+        return load_backend_model(spec, backend)
     device = _device(spec.device)
     key = (
         model_identity(spec, recipe_dir),
@@ -140,6 +168,7 @@ def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
         str(device),
         spec.trust_remote_code,
         spec.architecture or "",
+        backend,
     )
     with _CACHE_LOCK:
         if key in _CACHE:
@@ -149,6 +178,8 @@ def load_model(spec: ModelSpec, recipe_dir: Path) -> LoadedModel:
             if key in _CACHE:  # another thread built it while this one waited
                 return _CACHE[key]
         loaded = _load_uncached(spec, recipe_dir, device)
+        if backend == "remote-local":
+            loaded.remote, loaded.backend = "local", backend
         with _CACHE_LOCK:
             return _CACHE.setdefault(key, loaded)
 

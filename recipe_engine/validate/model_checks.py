@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+from recipe_engine.builtin_models import builtin_name
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.recipe import Recipe
@@ -17,7 +18,15 @@ from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.safetensors_header import SafetensorsError, read_header
 from recipe_engine.load.source_map import join_pointer
-from recipe_engine.model_config import ModelShape, ModelUnavailable, read_model_shape
+from recipe_engine.model_config import (
+    ModelShape,
+    ModelUnavailable,
+    cached_hub_folder,
+    custom_code_entries,
+    custom_code_message,
+    is_local_path,
+    read_model_shape,
+)
 
 __all__ = ["ENVIRONMENT_CODES", "check_against_model"]
 
@@ -26,11 +35,32 @@ ENVIRONMENT_CODES = frozenset({"model-not-cached"})
 
 
 def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
+    spec = recipe.model
     try:
-        shape = read_model_shape(recipe.model.id, recipe.model.revision, doc.base_dir("/model/id"))
+        shape = read_model_shape(spec.id, spec.revision, doc.base_dir("/model/id"))
     except ModelUnavailable as exc:
+        if exc.code == "model-not-cached" and recipe.run.backend == "remote":
+            # NDIF holds the weights; the config and tokenizer are fetched when the run
+            # starts. Shapes cannot be checked offline: say so, without failing.
+            return [
+                doc.diagnostic(
+                    "model-shape-unchecked",
+                    f"{spec.id!r} is not in the local cache, so layers, heads and widths are "
+                    "checked when the remote run starts (it fetches the config)",
+                    "/model/id",
+                    severity="warning",
+                )
+            ]
         return [doc.diagnostic(exc.code, str(exc), "/model/id")]
-    return list(_ModelChecks(recipe, doc, shape).run())
+    found = list(_ModelChecks(recipe, doc, shape).run())
+    if builtin_name(spec.id) is None and not is_local_path(spec.id) and not spec.trust_remote_code:
+        # A cached hub model: the reference checks only see local folders, so its custom code
+        # (auto_map) is refused here, from its cached JSON (local folders: references.py).
+        entries = custom_code_entries(cached_hub_folder(spec.id, spec.revision))
+        if entries:
+            message = custom_code_message(spec.id, entries)
+            found.append(doc.diagnostic("remote-code-not-trusted", message, "/model/id"))
+    return found
 
 
 class _ModelChecks:
@@ -138,6 +168,7 @@ class _ModelChecks:
         if actual != width:
             yield self.doc.diagnostic(
                 "vector-dim",
-                f"vector {name!r} has width {actual}, but the model's {what} is {width}",
+                f"vector {name!r} has width {actual}, but the model's {what} is {width}; "
+                "use a vector built for this model",
                 at + "/path",
             )

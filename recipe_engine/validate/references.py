@@ -21,11 +21,11 @@ from recipe_engine.format.vectors import (
 )
 from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
-from recipe_engine.load.paths import is_inside, resolve_reference
-from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_prompts
+from recipe_engine.load.paths import is_dir, is_file, is_inside, resolve_reference, unusable_name
+from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_lines, iter_prompts
 from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
 from recipe_engine.load.source_map import join_pointer
-from recipe_engine.model_config import is_local_path
+from recipe_engine.model_config import custom_code_entries, custom_code_message, is_local_path
 
 __all__ = ["check_references"]
 
@@ -37,6 +37,12 @@ class _References:
         self.allow_outside_root = allow_outside_root
 
     def resolve(self, reference: str, pointer: str, *, want_dir: bool = False) -> Path | Diagnostic:
+        problem = unusable_name(reference)
+        if problem is not None:
+            what = "folder" if want_dir else "file"
+            return self.doc.diagnostic(
+                "file-not-found", f"{what} {reference!r} cannot exist: {problem}", pointer
+            )
         path = resolve_reference(reference, self.doc.base_dir(pointer))
         if not self.allow_outside_root and not is_inside(path, self.doc.root):
             return self.doc.diagnostic(
@@ -46,7 +52,7 @@ class _References:
                 "permit it)",
                 pointer,
             )
-        exists = path.is_dir() if want_dir else path.is_file()
+        exists = is_dir(path) if want_dir else is_file(path)
         if not exists:
             what = "folder" if want_dir else "file"
             return self.doc.diagnostic(
@@ -63,6 +69,15 @@ class _References:
             elif not (found / "config.json").is_file():
                 yield self.doc.diagnostic(
                     "model-not-found", f"{recipe.model.id!r} has no config.json", "/model/id"
+                )
+            elif not recipe.model.trust_remote_code and (entries := custom_code_entries(found)):
+                # Refused here, from the JSON alone: left to transformers, such a folder either
+                # loads with another class than its author meant or, on a terminal, asks on
+                # stdin whether to run the code, which a recipe must never lead to.
+                yield self.doc.diagnostic(
+                    "remote-code-not-trusted",
+                    custom_code_message(recipe.model.id, entries),
+                    "/model/id",
                 )
         for name, spec in recipe.vectors.items():
             at = join_pointer("/vectors", name)
@@ -99,6 +114,16 @@ class _References:
                 "prompt-file-invalid", f"{source.file}: {exc}", pointer + "/file"
             )
             return
+        except (ValueError, RecursionError, OSError) as exc:
+            # json.loads, inside the prompt reader, raises these rather than a JSONDecodeError
+            # for a number past Python's int digit limit or for nesting past the recursion
+            # limit; OSError: the file vanished or cannot be read. The file is still invalid.
+            reason = "nesting too deep" if isinstance(exc, RecursionError) else str(exc)
+            reason = reason.partition("; use sys.set_int_max_str_digits")[0]  # not for users
+            yield self.doc.diagnostic(
+                "prompt-file-invalid", f"{source.file}: cannot be read: {reason}", pointer + "/file"
+            )
+            return
         if count == 0:
             yield self.doc.diagnostic(
                 "prompt-file-empty", f"{source.file} holds no prompts", pointer + "/file"
@@ -112,13 +137,16 @@ class _References:
         import json
 
         labels: set[object] = set()
-        with found.open("rb") as handle:
-            for number, raw in enumerate(handle, start=1):
+        try:
+            # Read under the prompt files' size limits: probe data is text for the model too.
+            for number, raw in iter_lines(found):
                 if not raw.strip():
                     continue
                 try:
                     row = json.loads(raw)
-                except (json.JSONDecodeError, UnicodeDecodeError):
+                except (ValueError, RecursionError):
+                    # JSONDecodeError and UnicodeDecodeError are ValueErrors; so is a number
+                    # past Python's int digit limit. RecursionError: nesting too deep.
                     yield self.doc.diagnostic(
                         "probe-data-invalid", f"{spec.data}: line {number}: invalid JSON", pointer
                     )
@@ -137,6 +165,9 @@ class _References:
                     )
                     return
                 labels.add(row[spec.label_field])
+        except PromptFileError as exc:
+            yield self.doc.diagnostic("probe-data-invalid", f"{spec.data}: {exc}", pointer)
+            return
         if labels != {0, 1}:
             yield self.doc.diagnostic(
                 "probe-data-invalid",
@@ -174,14 +205,15 @@ class _References:
         if info.dtype not in FLOAT_DTYPES:
             yield self.doc.diagnostic(
                 "vector-dtype",
-                f"tensor {key!r} has dtype {info.dtype}; a steering vector must be floating point",
+                f"tensor {key!r} has dtype {info.dtype}; a steering vector must be floating point "
+                "(F16, BF16, F32 or F64): save it as float32",
                 at,
             )
         if len(info.shape) not in (1, 2) or 0 in info.shape:
             yield self.doc.diagnostic(
                 "vector-shape",
                 f"tensor {key!r} has shape {list(info.shape)}; "
-                "expected [hidden] or [positions, hidden]",
+                "expected [hidden] or [positions, hidden]: reshape it before saving",
                 at,
             )
         if spec.sha256 is not None:

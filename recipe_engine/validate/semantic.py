@@ -16,6 +16,7 @@ from recipe_engine.format.sites import VECTOR_NAME_PATTERN
 from recipe_engine.format.vectors import ContrastiveVector, ExprVector, MeanActivationVector
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
+from recipe_engine.model_config import is_local_path
 from recipe_engine.validate.schema_errors import did_you_mean
 
 __all__ = ["check_semantics"]
@@ -49,6 +50,8 @@ class _Checker:
         yield from self.unused_vectors()
         yield from self.run_section()
         yield from self.metrics()
+        if self.recipe.run.backend == "vllm":
+            yield from self.vllm_limits()
 
     # -- model -------------------------------------------------------------------------------
     def model(self) -> Iterator[Diagnostic]:
@@ -60,6 +63,18 @@ class _Checker:
                 f"no builtin model {name!r} (available: {', '.join(sorted(BUILTINS))})"
                 f"{did_you_mean(name, BUILTINS)}",
                 "/model/id",
+            )
+        backend = self.recipe.run.backend
+        if backend in ("remote", "vllm") and (name is not None or is_local_path(spec.id)):
+            # NDIF serves the models it hosts, by hub id; the vLLM backend loads by hub id too,
+            # and the builtin models exist only inside this package.
+            kind = "a builtin model" if name is not None else "a local folder"
+            yield self.error(
+                "backend-needs-hub-model",
+                f"run.backend {backend!r} needs a Hugging Face hub model id (org/name), but "
+                f"model.id {spec.id!r} is {kind}. Use backend local (or remote-local to "
+                "check the recipe survives NDIF's serialization), or name a hub model",
+                "/run/backend",
             )
         if spec.trust_remote_code:
             where = self.doc.locate("/model/trust_remote_code")
@@ -223,6 +238,45 @@ class _Checker:
             )
 
     # -- run and report ----------------------------------------------------------------------
+    # -- backend -----------------------------------------------------------------------------
+    def vllm_limits(self) -> Iterator[Diagnostic]:
+        """What the vLLM backend cannot do (backends/vllm.py says why), each at its field."""
+        hint = "; or run this recipe with backend local or remote"
+        for index, item in enumerate(self.recipe.interventions):
+            at = f"/interventions/{index}"
+            if item.positions != "all":
+                yield self.error(
+                    "backend-unsupported",
+                    f"positions {item.positions!r} on backend vllm: vLLM packs each request's "
+                    f"tokens flat, so only `positions: all` is supported there{hint}",
+                    at + "/positions",
+                )
+            if item.site == "resid_pre":
+                yield self.error(
+                    "backend-unsupported",
+                    "site resid_pre on backend vllm: vLLM's layers take (positions, hidden, "
+                    "residual); use site resid_post at the layer before (the same stream)"
+                    f"{hint}",
+                    at + "/site",
+                )
+        for name, spec in self.recipe.vectors.items():
+            if spec.kind in ("contrastive", "probe", "activation", "mean_activation"):
+                yield self.error(
+                    "backend-unsupported",
+                    f"vector {name!r} is read from activations, which backend vllm does not "
+                    "extract: build it with `steer vectors build` (backend local or remote, "
+                    "same model) and load the file with `kind: file`",
+                    join_pointer("/vectors", name) + "/kind",
+                )
+        for index, metric in enumerate(self.recipe.report.metrics):
+            if getattr(metric, "text", None) is not None:
+                yield self.error(
+                    "backend-unsupported",
+                    f"metric {metric.kind} over texts on backend vllm: vLLM computes logits "
+                    f"for the next token only, not for every position of a text{hint}",
+                    f"/report/metrics/{index}",
+                )
+
     def run_section(self) -> Iterator[Diagnostic]:
         run = self.recipe.run
         gen = run.generation

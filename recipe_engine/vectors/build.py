@@ -30,6 +30,8 @@ from recipe_engine.format.vectors import (
 )
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
+from recipe_engine.load.prompt_files import iter_lines
+from recipe_engine.resolve.context import PromptTooLong
 from recipe_engine.resolve.model_loader import LoadedModel
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
 from recipe_engine.vectors.extraction import iter_activations
@@ -123,6 +125,8 @@ class _Builder:
             )
         except IndexError as exc:
             raise self.error("position-range", str(exc), f"/vectors/{name}/position") from None
+        except PromptTooLong as exc:
+            raise self.error("prompt-too-long", str(exc), f"/vectors/{name}") from None
 
     def rows(self, name: str, spec: Any, prompts: Any, position: Any) -> torch.Tensor:
         chunks = list(self.activations(name, spec, prompts, position))
@@ -151,8 +155,22 @@ class _Builder:
         tensor = tensor.float().cpu()
         if spec.normalize == "unit":
             tensor = _unit(tensor)
-        if not bool(torch.isfinite(tensor).all()):
-            raise self.error("vector-not-finite", f"vector {name!r} contains NaN or Inf", at)
+        finite = torch.isfinite(tensor)
+        if not bool(finite.all()):
+            bad = f"{int((~finite).sum())} of {finite.numel()} values"
+            # Say where the bad numbers come from, so the message says what to fix.
+            if isinstance(spec, FileVector):
+                fix = f"{spec.path} holds broken data: rebuild the file"
+            elif isinstance(spec, EXTRACTED):
+                fix = (
+                    "the model's activations there are not finite (in float16 or bfloat16, "
+                    "try `model.dtype: float32`)"
+                )
+            else:
+                fix = "check the vectors and numbers it is computed from"
+            raise self.error(
+                "vector-not-finite", f"vector {name!r} contains NaN or Inf ({bad}); {fix}", at
+            )
         provenance["normalize"] = spec.normalize
         provenance["norm"] = round(float(tensor.norm()), 6)
         provenance["shape"] = list(tensor.shape)
@@ -276,12 +294,12 @@ class _Builder:
         path = resolve_reference(spec.data, folder)
         texts: list[str] = []
         labels: list[int] = []
-        with path.open(encoding="utf-8") as handle:
-            for line in handle:
-                if line.strip():
-                    row = json.loads(line)
-                    texts.append(row[spec.text_field])
-                    labels.append(int(row[spec.label_field]))
+        # The same reading as validation (size limits, a UTF-8 BOM), which vetted every row.
+        for _, line in iter_lines(path):
+            if line.strip():
+                row = json.loads(line)
+                texts.append(row[spec.text_field])
+                labels.append(int(row[spec.label_field]))
         features = self.rows(name, spec, texts, spec.position)
         result = train_probe(
             features,

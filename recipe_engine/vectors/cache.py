@@ -6,8 +6,10 @@ a layer or the model and the key changes.
 
 Entries are safetensors files written atomically (temporary file + rename), so two processes
 sharing the cache never see or leave a half-written entry; the worst case is both computing the
-same vector and one rename winning. Each entry stores the SHA-256 of its tensor bytes: an entry
-that fails to parse or to match is deleted and rebuilt, never used.
+same vector and one rename winning. A process killed outright (SIGKILL) may strand a hidden
+temporary file: lookups never read one, and the next write of that entry deletes it (atomic.py);
+Ctrl-C is held while an entry is written, so it strands nothing. Each entry stores the SHA-256
+of its tensor bytes: an entry that fails to parse or to match is deleted and rebuilt, never used.
 
 Location: $STEER_CACHE_DIR, else $XDG_CACHE_HOME/recipe-engine/vectors, else
 ~/.cache/recipe-engine/vectors. STEER_NO_CACHE=1 turns it off.

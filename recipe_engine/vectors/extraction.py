@@ -21,6 +21,7 @@ import nnsight
 import torch
 
 from recipe_engine.execute.steer import envoy_at
+from recipe_engine.resolve.context import PromptTooLong, learned_positions
 from recipe_engine.resolve.model_loader import LoadedModel
 
 # Batches per length-sorting window: bounds memory (a window of prompts) while letting most
@@ -116,8 +117,14 @@ def iter_activations(
     """
     path, port = site_location(model, site, layer, module)
     tokenizer = model.tokenizer
+    limit = learned_positions(model)
+    seen = 0
     for window in batched(prompts, batch_size * WINDOW_BATCHES):
         lengths = [len(ids) for ids in tokenizer(window)["input_ids"]]
+        for i, length in enumerate(lengths):
+            if limit is not None and length > limit:  # else torch's bare IndexError, mid-trace
+                raise PromptTooLong(seen + i, window[i], length, 0, limit)
+        seen += len(window)
         order = sorted(range(len(window)), key=lambda i: lengths[i])
         rows: list[torch.Tensor] = []
         for start in range(0, len(order), batch_size):
@@ -140,8 +147,9 @@ def _read_batch(
     real = encoded["attention_mask"]
     added = encoded.get("special_tokens_mask")
     _check_index(position, real, batch)
-    with model.lock, torch.inference_mode(), model.nn.trace(batch) as tracer:
-        envoy = envoy_at(model.nn, path)
+    nn = model.nn  # trace bodies name only shippable values (see LoadedModel.remote)
+    with model.lock, torch.inference_mode(), nn.trace(batch, **model.backend_kwargs) as tracer:
+        envoy = envoy_at(nn, path)
         value = envoy.input if port == "input" else envoy.output
         if isinstance(value, tuple):
             value = value[0]
