@@ -11,23 +11,66 @@ The data flow is one module (or folder) per stage: load -> validate -> check aga
 config -> resolve the model -> build vectors -> compile -> execute -> report.
 """
 
-from recipe_engine.api import (
-    CompiledRecipe,
-    LoadedRecipe,
-    compile_recipe,
-    load_recipe,
-    run_recipe,
-)
-from recipe_engine.diagnostics import Diagnostic, Location
-from recipe_engine.errors import (
-    EnvironmentFailure,
-    RecipeEngineError,
-    RecipeError,
-    RecipeLoadError,
-    UsageError,
-)
-from recipe_engine.format.recipe import FORMAT_VERSION, Recipe
-from recipe_engine.validate import ValidationResult, validate_file
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from recipe_engine.api import (
+        CompiledRecipe,
+        LoadedRecipe,
+        compile_recipe,
+        load_recipe,
+        run_recipe,
+    )
+    from recipe_engine.diagnostics import Diagnostic, Location
+    from recipe_engine.errors import (
+        EnvironmentFailure,
+        NumericalFailure,
+        RecipeEngineError,
+        RecipeError,
+        RecipeLoadError,
+        UsageError,
+    )
+    from recipe_engine.format.recipe import FORMAT_VERSION, Recipe
+    from recipe_engine.validate import ValidationResult, validate_file
+
+# Imported on first use (PEP 562): `steer` starts with only what its command needs, so a Ctrl-C
+# during start-up already reaches the CLI's handler (exit 130, one line), and `import
+# recipe_engine` stays cheap.
+_WHERE = {
+    "CompiledRecipe": "recipe_engine.api",
+    "LoadedRecipe": "recipe_engine.api",
+    "compile_recipe": "recipe_engine.api",
+    "load_recipe": "recipe_engine.api",
+    "run_recipe": "recipe_engine.api",
+    "Diagnostic": "recipe_engine.diagnostics",
+    "Location": "recipe_engine.diagnostics",
+    "EnvironmentFailure": "recipe_engine.errors",
+    "NumericalFailure": "recipe_engine.errors",
+    "RecipeEngineError": "recipe_engine.errors",
+    "RecipeError": "recipe_engine.errors",
+    "RecipeLoadError": "recipe_engine.errors",
+    "UsageError": "recipe_engine.errors",
+    "FORMAT_VERSION": "recipe_engine.format.recipe",
+    "Recipe": "recipe_engine.format.recipe",
+    "ValidationResult": "recipe_engine.validate",
+    "validate_file": "recipe_engine.validate",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'recipe_engine' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
+
 
 __version__ = "0.1.0"
 
@@ -38,6 +81,7 @@ __all__ = [
     "EnvironmentFailure",
     "LoadedRecipe",
     "Location",
+    "NumericalFailure",
     "Recipe",
     "RecipeEngineError",
     "RecipeError",

@@ -133,7 +133,7 @@ def test_harness_reports_a_crash(runner: FuzzRunner, monkeypatch: pytest.MonkeyP
     def crash(*args: object, **kwargs: object) -> None:
         raise RuntimeError("boom")
 
-    monkeypatch.setattr("recipe_engine.cli.validate.validate_file", crash)
+    monkeypatch.setattr("recipe_engine.validate.validate_file", crash)
     outcome = runner.run(FuzzCase(b"version: 1\n"))
     assert "traceback" in outcome.kinds(), outcome.describe()
 

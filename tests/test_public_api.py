@@ -14,6 +14,7 @@ PUBLIC = {
     "EnvironmentFailure",
     "LoadedRecipe",
     "Location",
+    "NumericalFailure",
     "Recipe",
     "RecipeEngineError",
     "RecipeError",

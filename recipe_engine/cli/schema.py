@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 from recipe_engine.atomic import write_text_atomic
-from recipe_engine.schema_export import render_schema
 
 __all__ = ["DEFAULT_SCHEMA_PATH", "add_parser", "run"]
 
@@ -38,6 +37,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
+    from recipe_engine.schema_export import render_schema
+
     text = render_schema()
     if args.output == "-":
         sys.stdout.write(text)

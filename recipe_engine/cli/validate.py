@@ -6,10 +6,13 @@ import argparse
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recipe_engine.cli.validate_report import REPORTERS
 from recipe_engine.errors import UsageError
-from recipe_engine.validate import ValidationResult, validate_file
+
+if TYPE_CHECKING:
+    from recipe_engine.validate import ValidationResult
 
 __all__ = ["add_parser", "find_recipes", "run"]
 
@@ -77,6 +80,8 @@ def find_recipes(paths: Iterable[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from recipe_engine.validate import validate_file
+
     files = find_recipes(args.paths)
     results: list[ValidationResult] = [
         validate_file(p, check_model=args.check_model, allow_outside_root=args.allow_outside_root)

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from recipe_engine.cli.output import colour, use_colour
 from recipe_engine.diagnostics import one_line
-from recipe_engine.validate import ValidationResult
+
+if TYPE_CHECKING:
+    from recipe_engine.validate import ValidationResult
 
 __all__ = ["REPORTERS"]
 
