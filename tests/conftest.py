@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,19 @@ os.environ.setdefault("STEER_CACHE_DIR", tempfile.mkdtemp(prefix="steer-test-cac
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = REPO / "recipes"
 DATA = Path(__file__).resolve().parent / "data"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """One intra-op thread for a module's tests: on tiny models, more threads only add
+    synchronisation (10-100x slower on a busy 2-core box). Use with
+    `pytestmark = pytest.mark.usefixtures("one_torch_thread")`."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture

@@ -23,7 +23,6 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from safetensors import safe_open
 from recipe_engine import load_recipe, run_recipe
 from tests.conftest import RECIPES
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
 # Keys of `steer run --format json` that may differ between two runs of the same recipe: the
 # seconds each stage took. Top-level key -> its sub-keys (all of them are volatile).
@@ -82,15 +81,6 @@ report:
     - {kind: kl_baseline}
 """
 VECTORS = ("sentiment", "sentiment_pca", "probe_dir")
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny model: intra-op threads only add synchronisation on a shared 2-core box."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

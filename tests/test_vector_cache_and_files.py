@@ -18,7 +18,7 @@ import os
 import pickle
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -40,14 +40,8 @@ from recipe_engine.vectors.cache import VectorCache
 Write = Callable[[str, str | bytes], Path]  # the `write` fixture of conftest
 HEX64 = r"^[0-9a-f]{64}$"
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models: intra-op threads only add synchronisation (10-100x slower on a busy box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: intra-op threads only add synchronisation (10-100x slower on a busy box).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(autouse=True)

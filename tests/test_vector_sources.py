@@ -58,17 +58,11 @@ NEGATIVE = ["Sad", "I hate this awful rainy evening", "Terrible news today", "ba
 PCA_POSITIVE = [*POSITIVE, "What a lovely gift", "Joy"]
 PCA_NEGATIVE = [*NEGATIVE, "What a horrid mess", "Pain and more pain"]
 
+# Tiny models: intra-op threads only add synchronisation (10-100x slower on a busy box).
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 # -- the reference ---------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Any:
-    """Tiny models: intra-op threads only add synchronisation (10-100x slower on a busy box)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
