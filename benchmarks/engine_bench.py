@@ -8,12 +8,16 @@ greedy decoding of N new tokens, a vector added at layer 6 on every token and ev
   (b) the engine's generate pass (model already loaded, plan compiled)
 measured alternately in the same run; prints the median of (b)/(a) per pair. Then the engine's
 own per-run overhead: load the YAML, validate, build a random vector and compile (no model load).
+Last, the cost of NDIF's serialization: one steered trace of the batch locally vs through
+`remote="local"` (backend remote-local: serialize, deserialize, run here), paired, and whether
+their logits are identical.
 Nothing is asserted: machines here are noisy; read the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -24,7 +28,7 @@ from transformers import GPT2Config, GPT2LMHeadModel
 
 from recipe_engine.api import load_recipe
 from recipe_engine.compiler import compile_plan
-from recipe_engine.execute.runner import generate_pass
+from recipe_engine.execute.runner import generate_pass, trace_pass
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.builtin_build import byte_tokenizer
 from recipe_engine.resolve.model_loader import wrap_model
@@ -131,6 +135,21 @@ def main() -> None:
             engine_times.append(engine_s)
             ratios.append(engine_s / hf_s)
 
+        shipped = dataclasses.replace(model, remote="local", backend="remote-local", _widths={})
+        (
+            trace_pass(model, plan, prompts, len(prompts)),
+            trace_pass(shipped, plan, prompts, len(prompts)),
+        )
+        local_times, shipped_times, identical = [], [], True
+        for _ in range(args.repeats):
+            start = time.perf_counter()
+            local_logits = trace_pass(model, plan, prompts, len(prompts)).next_logits
+            local_times.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            shipped_logits = trace_pass(shipped, plan, prompts, len(prompts)).next_logits
+            shipped_times.append(time.perf_counter() - start)
+            identical = identical and torch.equal(local_logits, shipped_logits)
+
         overhead = []
         for _ in range(20):
             start = time.perf_counter()
@@ -153,6 +172,13 @@ def main() -> None:
     print(
         f"engine per-run overhead (YAML + validate + vector + compile): "
         f"{statistics.median(overhead) * 1000:.1f} ms (median of 20)   target <= 50 ms"
+    )
+    local_ms = statistics.median(local_times) * 1000
+    shipped_ms = statistics.median(shipped_times) * 1000
+    print(
+        f"one steered trace, local {local_ms:.1f} ms vs remote-local round trip "
+        f"{shipped_ms:.1f} ms: {shipped_ms / local_ms:.2f}x, +{shipped_ms - local_ms:.1f} ms of "
+        f"serialization; identical logits: {identical}"
     )
 
 
