@@ -14,10 +14,10 @@ from typing import Any
 
 import torch
 
-from recipe_engine.builtin_models import builtin_name
+from recipe_engine.backends import machine_only_kind
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
-from recipe_engine.model_config import is_local_path, shape_from_config
+from recipe_engine.model_config import shape_from_config
 from recipe_engine.resolve.architectures import adapter_for
 
 __all__ = ["API_KEY_VARIABLE", "api_key", "load_remote_model", "ndif_host"]
@@ -44,11 +44,12 @@ def ndif_host() -> str:
 
 def check_remote(spec: ModelSpec) -> None:
     """Fail early, with what to do, before anything is sent."""
-    if builtin_name(spec.id) is not None or is_local_path(spec.id):
+    kind = machine_only_kind(spec.id)
+    if kind is not None:
         raise EnvironmentFailure(
-            f"run.backend remote runs models NDIF hosts, by hub id; {spec.id!r} exists only "
-            "on this machine. Use backend local, or remote-local to check the recipe survives "
-            "NDIF's serialization"
+            f"run.backend remote runs models NDIF hosts, by hub id; {spec.id!r} is {kind}, "
+            "which exists only on this machine. Use backend local, or remote-local to check "
+            "the recipe survives NDIF's serialization"
         )
     if not api_key():
         raise EnvironmentFailure(

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_backend_argument", "add_recipe_arguments"]
+from recipe_engine.backends import BACKENDS
 
-BACKENDS = ("local", "remote", "remote-local", "vllm")  # recipe_engine.backends.BACKENDS
+__all__ = ["add_backend_argument", "add_recipe_arguments"]
 
 
 class _BackendAction(argparse.Action):

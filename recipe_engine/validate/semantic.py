@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 
 from recipe_engine import expr as expr_lang
+from recipe_engine.backends import machine_only_kind
 from recipe_engine.builtin_models import BUILTINS, builtin_name
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.interventions import OPS_NEEDING_VECTOR, OPS_WITHOUT_VECTOR, Intervention
@@ -16,7 +17,6 @@ from recipe_engine.format.sites import VECTOR_NAME_PATTERN
 from recipe_engine.format.vectors import ContrastiveVector, ExprVector, MeanActivationVector
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
-from recipe_engine.model_config import is_local_path
 from recipe_engine.validate.schema_errors import did_you_mean
 
 __all__ = ["check_semantics"]
@@ -65,10 +65,9 @@ class _Checker:
                 "/model/id",
             )
         backend = self.recipe.run.backend
-        if backend in ("remote", "vllm") and (name is not None or is_local_path(spec.id)):
-            # NDIF serves the models it hosts, by hub id; the vLLM backend loads by hub id too,
-            # and the builtin models exist only inside this package.
-            kind = "a builtin model" if name is not None else "a local folder"
+        kind = machine_only_kind(spec.id)
+        if backend in ("remote", "vllm") and kind is not None:
+            # NDIF serves the models it hosts, by hub id; the vLLM backend loads by hub id too.
             yield self.error(
                 "backend-needs-hub-model",
                 f"run.backend {backend!r} needs a Hugging Face hub model id (org/name), but "
