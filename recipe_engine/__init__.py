@@ -16,6 +16,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from recipe_engine.version import __version__  # stdlib only: cheap at start-up
+
 if TYPE_CHECKING:
     from recipe_engine.api import (
         CompiledRecipe,
@@ -71,8 +73,6 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     return sorted({*globals(), *_WHERE})
 
-
-__version__ = "0.1.0"
 
 __all__ = [
     "FORMAT_VERSION",

@@ -75,16 +75,25 @@ class CompiledRecipe:
 def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
     """Where the recipe runs and what leaves the machine (for `steer explain`)."""
     from recipe_engine.backends import describe_backend
-    from recipe_engine.vectors.build import resolve_prompts
+    from recipe_engine.vectors.sources import PromptSourceRef  # torch-free: explain --no-model
 
     recipe, doc = loaded.recipe, loaded.document
-    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
+    prompts = PromptSourceRef(recipe.run.prompts, doc, "/run/prompts", doc.path.parent).to_list()
     return describe_backend(recipe.run.backend, len(prompts), vector_sizes)
 
 
-def explain_without_model(loaded: LoadedRecipe) -> dict[str, Any]:
-    """The explanation for remote and vLLM backends, where compiling would load the model or
-    send requests: the backend, what would leave the machine, and the interventions as written.
+NOTE_WITHOUT_MODEL = (
+    "nothing was loaded or sent: the compiled plan needs the model. `steer explain "
+    "--backend remote-local` on a small model of the same family shows it offline"
+)
+
+
+def explain_without_model(
+    loaded: LoadedRecipe, *, note: str = NOTE_WITHOUT_MODEL
+) -> dict[str, Any]:
+    """The explanation without loading the model (torch-free): for remote and vLLM backends,
+    where compiling would load the model or send requests, and for `steer explain --no-model`.
+    The backend, what would leave the machine, and the interventions as written.
     """
     recipe = loaded.recipe
     return {
@@ -98,8 +107,7 @@ def explain_without_model(loaded: LoadedRecipe) -> dict[str, Any]:
         "interventions": [
             i.model_dump(mode="json", exclude_none=True) for i in recipe.interventions
         ],
-        "note": "nothing was loaded or sent: the compiled plan needs the model. `steer explain "
-        "--backend remote-local` on a small model of the same family shows it offline",
+        "note": note,
     }
 
 

@@ -63,11 +63,15 @@ def describe_backend(backend: str, prompts: int, vectors: dict[str, int]) -> dic
         "the compiled plan (ops, layers, positions, strengths) as serialized trace code",
     ]
     if backend == "remote":
-        from recipe_engine.backends.ndif import ndif_host
+        try:
+            from recipe_engine.backends.ndif import ndif_host
 
+            host = ndif_host()
+        except ImportError:  # a torch-free install (explain --no-model): nnsight's config absent
+            host = "the NDIF host in nnsight's config"
         return {
             "backend": "remote",
-            "where": f"NDIF ({ndif_host()}), through nnsight remote=True",
+            "where": f"NDIF ({host}), through nnsight remote=True",
             "leaves_the_machine": [*shipped, "the model id", "the NDIF API key (to sign in)"],
         }
     if backend == "vllm":

@@ -15,6 +15,7 @@ EPILOG = """\
 examples:
   steer explain recipes/multi-layer.yaml
   steer explain recipes/head-ablation.yaml --format json
+  steer explain recipes/multi-layer.yaml --no-model   torch-free: no model, no compiled plan
 
 Shows, for each operation in execution order: the module path and port it touches, the layer
 and site, the heads, the positions at step 0 and at later generation steps, the vector's name
@@ -32,7 +33,19 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(parser)
+    parser.add_argument(
+        "--no-model",
+        action="store_true",
+        help="do not load the model (torch-free, no run extra needed): the backend, what would "
+        "leave the machine, and the interventions as written, without the compiled plan",
+    )
     parser.set_defaults(handler=run)
+
+
+NOTE_NO_MODEL = (
+    "--no-model: nothing was loaded; without it, explain loads the model and shows the compiled "
+    "plan (modules, positions per step, vector norms)"
+)
 
 
 def _backend_lines(info: dict[str, Any]) -> list[str]:
@@ -47,7 +60,7 @@ def _backend_lines(info: dict[str, Any]) -> list[str]:
 
 def _text(info: dict[str, Any]) -> str:
     model = info["model"]
-    if info["plan"] is None:  # remote / vllm: nothing compiled (explain_without_model)
+    if info["plan"] is None:  # --no-model, remote, vllm: nothing compiled (explain_without_model)
         lines = [f"recipe {info['recipe']}: mode {info['mode']}", *_backend_lines(info)]
         lines.append(f"model {model['id']} (not loaded)")
         lines.append("interventions, as written:")
@@ -101,14 +114,17 @@ def _text(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.api import compile_recipe, load_recipe
+    from recipe_engine.api import compile_recipe, explain_without_model, load_recipe
 
     loaded = load_recipe(
-        args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
+        args.recipe,
+        overrides=args.overrides,
+        allow_outside_root=args.allow_outside_root,
+        check_model=not args.no_model,  # --no-model: not even the model's config is read
     )
-    if loaded.recipe.run.backend in ("remote", "vllm"):
-        from recipe_engine.api import explain_without_model
-
+    if args.no_model:
+        info = explain_without_model(loaded, note=NOTE_NO_MODEL)
+    elif loaded.recipe.run.backend in ("remote", "vllm"):
         info = explain_without_model(loaded)
     else:
         info = compile_recipe(loaded).explain()

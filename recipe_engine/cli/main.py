@@ -12,14 +12,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from recipe_engine import __version__
 from recipe_engine.atomic import hold_sigint
-from recipe_engine.cli import explain, run, schema, sweep, validate, vectors
+from recipe_engine.cli import examples, explain, run, schema, sweep, validate, vectors
 from recipe_engine.errors import RecipeEngineError, RecipeError
+from recipe_engine.extras import missing_extra_for, require_run_extra
+from recipe_engine.version import FORMAT_VERSION, __version__
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMANDS = (validate, run, explain, vectors, sweep, schema)
+SUBCOMMANDS = (validate, run, explain, vectors, sweep, schema, examples)
 
 # Limits on the files a recipe names, set in the environment (like STEER_CACHE_DIR) so that every
 # command, and the Python API, honour them alike. Added to the help of each command that reads
@@ -40,7 +41,7 @@ def _with_environment(parser: argparse.ArgumentParser) -> None:
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
-                if name not in ("schema", "inspect"):  # they read no recipe
+                if name not in ("schema", "inspect", "ls", "cp"):  # they read no recipe
                     _with_environment(child)
 
 
@@ -50,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Declarative steering recipes for language models.",
         epilog="Run `steer COMMAND --help` for each command's examples.",
     )
-    parser.add_argument("--version", action="version", version=f"steer {__version__}")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"steer (recipe-engine) {__version__}, recipe format {FORMAT_VERSION}",
+    )
     parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
@@ -99,13 +104,24 @@ def main(argv: Sequence[str] | None = None) -> int:
 TORCH_COMMANDS = ("run", "explain", "vectors", "sweep")
 
 
+def _model_command(args: argparse.Namespace) -> str | None:
+    """`steer run`, `steer vectors build`...: the command as typed when it loads a model (it
+    then needs the run extra), else None."""
+    if args.command not in TORCH_COMMANDS or getattr(args, "no_model", False):
+        return None
+    verb = getattr(args, "verb", None)
+    return f"steer {args.command}" + (f" {verb}" if verb else "")
+
+
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command in TORCH_COMMANDS:
-        with hold_sigint():
-            importlib.import_module("torch")
+    command = _model_command(args)
     try:
+        if command is not None:
+            require_run_extra(command)  # one line naming the pip install, not a traceback
+            with hold_sigint():
+                importlib.import_module("torch")
         code: int = args.handler(args)
         return code
     except RecipeError as exc:
@@ -118,9 +134,14 @@ def _main(argv: Sequence[str] | None) -> int:
         print(f"steer: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except Exception as exc:  # the last line of defence: one line, not a traceback
+        # A module of the run extra imported lazily deep inside (matplotlib for a sweep's plot):
+        # the same line as a missing torch.
+        missing = missing_extra_for(exc, command or f"steer {args.command}")
         if args.debug:
             traceback.print_exc()
-        else:
+        if missing is not None:
+            print(f"steer: error: {missing}", file=sys.stderr)
+        elif not args.debug:
             print(
                 f"steer: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the "
                 "traceback, and please report it)",

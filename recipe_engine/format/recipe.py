@@ -12,10 +12,9 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.report_spec import ReportSpec
 from recipe_engine.format.run_spec import RunSpec
 from recipe_engine.format.vectors import VectorSpec
+from recipe_engine.version import FORMAT_VERSION
 
 __all__ = ["FORMAT_VERSION", "Recipe"]
-
-FORMAT_VERSION = 1
 
 
 class Recipe(RecipeModel):
