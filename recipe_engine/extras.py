@@ -48,18 +48,27 @@ class MissingExtra(EnvironmentFailure):
 
 def _message(what: str, modules: list[str]) -> str:
     verb = "is" if len(modules) == 1 else "are"
+    # explain has a torch-free mode: say so on the same line
+    alternative = " (or add --no-model)" if what == "steer explain" else ""
     return (
         f"{what} needs the run extra ({', '.join(modules)} {verb} not installed): "
-        f"{RUN_EXTRA_INSTALL}"
+        f"{RUN_EXTRA_INSTALL}{alternative}"
     )
 
 
 def require_run_extra(what: str) -> None:
     """Raise MissingExtra naming the install command when torch, nnsight or transformers is
     absent. Looks the modules up without importing them."""
-    missing = [name for name in _CORE if importlib.util.find_spec(name) is None]
+    missing = [name for name in _CORE if not _installed(name)]
     if missing:
         raise MissingExtra(_message(what, missing))
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a finder that refuses it, a broken half-install
+        return False
 
 
 def missing_extra_for(exc: BaseException, what: str) -> MissingExtra | None:

@@ -22,6 +22,7 @@ examples:
   steer validate a.yaml b.yaml --format json  machine-readable
   steer validate recipes/ --format github     annotations in GitHub Actions
   steer validate recipes/ --check-model       also layer/head/width checks (config only)
+  steer validate --skip-non-recipes a.yaml .github/ci.yml   only a.yaml, if it is a recipe
 
 Directories are searched recursively for *.yaml and *.yml; names starting with "_" or "."
 (fragments meant for include:, hidden folders) are skipped. Exit status: 0 valid, 1 invalid,
@@ -50,6 +51,13 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="let recipes reference files outside their repository",
     )
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
+    parser.add_argument(
+        "--skip-non-recipes",
+        action="store_true",
+        help="skip YAML files that are not recipes (workflows, .pre-commit-config.yaml...): a "
+        "recipe has a top-level recipe section (model, vectors, interventions, run, report, "
+        "include) and version: or a second section; for hooks and repository-wide globs",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -79,10 +87,28 @@ def find_recipes(paths: Iterable[str]) -> list[Path]:
     return found
 
 
+def _only_recipes(files: list[Path]) -> list[Path]:
+    from recipe_engine.validate.sniff import looks_like_recipe
+
+    kept = [f for f in files if looks_like_recipe(f)]
+    skipped = [str(f) for f in files if f not in kept]
+    if skipped:  # on stderr: the report itself (stdout, JSON) covers recipes only
+        shown = ", ".join(skipped[:5]) + (
+            f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        )
+        print(
+            f"steer: skipped {len(skipped)} YAML file(s) that are not recipes: {shown}",
+            file=sys.stderr,
+        )
+    return kept
+
+
 def run(args: argparse.Namespace) -> int:
     from recipe_engine.validate import validate_file
 
     files = find_recipes(args.paths)
+    if args.skip_non_recipes:
+        files = _only_recipes(files)
     results: list[ValidationResult] = [
         validate_file(p, check_model=args.check_model, allow_outside_root=args.allow_outside_root)
         for p in files
