@@ -84,7 +84,6 @@ def needed_files(recipe_path: Path) -> list[Path]:
     """The recipe and every file it reads (includes, prompt, probe and vector files), as paths
     relative to the recipe's folder, each below that folder."""
     from recipe_engine.format.prompts import PromptFile
-    from recipe_engine.format.report_spec import PerplexityMetric
     from recipe_engine.format.vectors import (
         ContrastiveVector,
         FileVector,
@@ -118,8 +117,7 @@ def needed_files(recipe_path: Path) -> list[Path]:
             add(spec.path, at + "/path")
     add_prompts(recipe.run.prompts, "/run/prompts")
     for index, metric in enumerate(recipe.report.metrics):
-        if isinstance(metric, PerplexityMetric):
-            add_prompts(metric.text, f"/report/metrics/{index}/text")
+        add_prompts(getattr(metric, "text", None), f"/report/metrics/{index}/text")
     if is_local_path(recipe.model.id):
         raise UsageError(f"{recipe_path.name} loads a local model folder; it cannot be copied")
     base = recipe_path.resolve().parent

@@ -351,3 +351,32 @@ def test_the_hook_feeds_recipes_not_the_repository_config() -> None:
     assert not fed(".github/workflows/ci.yml")
     assert not fed("recipes/_fragments/model.yaml")
     assert fed("recipes/a.yaml") and fed("steer/b.yml") and fed("c.yaml")
+
+
+# --- regression: a kl_baseline text file was neither validated nor copied ---------------------
+
+
+def test_a_missing_kl_baseline_text_file_is_a_validation_error(write) -> None:  # type: ignore[no-untyped-def]
+    """It used to pass validation and end `steer run` in an internal FileNotFoundError (found
+    when the README demo ran from a `steer cp` copy that lacked data/passages.txt)."""
+    from tests.conftest import MINIMAL
+    from tests.helpers import codes
+
+    path = write(
+        "r.yaml",
+        MINIMAL + "report:\n  metrics:\n    - kind: kl_baseline\n      text: {file: gone.txt}\n",
+    )
+    result = validate_file(path)
+    assert codes(result) == ["file-not-found"]
+    assert result.diagnostics[0].pointer == "/report/metrics/0/text/file"
+
+
+def test_the_demo_runs_from_a_copy(tmp_path: Path) -> None:
+    """The README's demo, from a `steer cp` copy outside the repository (in-process: the same
+    engine as the installed wheel, which tests/test_packaging.py runs in CI)."""
+    (tmp_path / ".git").mkdir()
+    assert main(["cp", "activation-addition", str(tmp_path / "demo")]) == 0
+    result = run_steer("run", "demo/activation-addition.yaml", "--format", "json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    metrics = {m["name"]: m for m in json.loads(result.stdout)["metrics"]}
+    assert "kl_baseline:text" in metrics and "token_prob:positive" in metrics

@@ -12,7 +12,6 @@ from pathlib import Path
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.report_spec import PerplexityMetric
 from recipe_engine.format.vectors import (
     ContrastiveVector,
     FileVector,
@@ -92,8 +91,10 @@ class _References:
                 yield from self.vector_file(spec, at)
         yield from self.prompts(recipe.run.prompts, "/run/prompts")
         for index, metric in enumerate(recipe.report.metrics):
-            if isinstance(metric, PerplexityMetric):
-                yield from self.prompts(metric.text, f"/report/metrics/{index}/text")
+            # perplexity and kl_baseline read texts: any metric with a `text` source
+            text = getattr(metric, "text", None)
+            if text is not None:
+                yield from self.prompts(text, f"/report/metrics/{index}/text")
 
     def prompts(self, source: object, pointer: str) -> Iterator[Diagnostic]:
         if not isinstance(source, PromptFile):
