@@ -20,6 +20,16 @@ RECIPES = REPO / "recipes"
 DATA = Path(__file__).resolve().parent / "data"
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The sizes and times tests/test_packaging.py measured (CI), before the summary line."""
+    from tests.helpers import PACKAGING_NUMBERS
+
+    if PACKAGING_NUMBERS:
+        terminalreporter.write_sep("-", "packaging numbers")
+        for line in PACKAGING_NUMBERS:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread() -> Iterator[None]:
     """One intra-op thread for a module's tests: on tiny models, more threads only add

@@ -8,7 +8,11 @@ from pathlib import Path
 
 from recipe_engine.validate import ValidationResult
 
-__all__ = ["codes", "run_steer"]
+__all__ = ["PACKAGING_NUMBERS", "codes", "run_steer"]
+
+# Sizes and times measured by tests/test_packaging.py, printed in pytest's terminal summary
+# (conftest.py) so that CI logs show them without -s.
+PACKAGING_NUMBERS: list[str] = []
 
 
 def codes(result: ValidationResult) -> list[str]:
