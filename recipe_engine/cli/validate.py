@@ -90,8 +90,9 @@ def find_recipes(paths: Iterable[str]) -> list[Path]:
 def _only_recipes(files: list[Path]) -> list[Path]:
     from recipe_engine.validate.sniff import looks_like_recipe
 
-    kept = [f for f in files if looks_like_recipe(f)]
-    skipped = [str(f) for f in files if f not in kept]
+    verdicts = [(f, looks_like_recipe(f)) for f in files]
+    kept = [f for f, recipe in verdicts if recipe]
+    skipped = [str(f) for f, recipe in verdicts if not recipe]
     if skipped:  # on stderr: the report itself (stdout, JSON) covers recipes only
         shown = ", ".join(skipped[:5]) + (
             f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
