@@ -74,7 +74,7 @@ class CompiledRecipe:
 
 def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
     """Where the recipe runs and what leaves the machine (for `steer explain`)."""
-    from recipe_engine.backends import describe_backend
+    from recipe_engine.resolve.backends import describe_backend
     from recipe_engine.vectors.build import resolve_prompts
 
     recipe, doc = loaded.recipe, loaded.document

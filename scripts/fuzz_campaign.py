@@ -41,8 +41,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from tests.fuzz_harness import FuzzRunner, Outcome  # noqa: E402
-from tests.fuzz_strategies import FuzzCase, fuzz_cases  # noqa: E402
+from tests.support.fuzz_harness import FuzzRunner, Outcome  # noqa: E402
+from tests.support.fuzz_strategies import FuzzCase, fuzz_cases  # noqa: E402
 
 
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:

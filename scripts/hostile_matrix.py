@@ -28,7 +28,7 @@ os.environ.setdefault("STEER_CACHE_DIR", tempfile.mkdtemp(prefix="steer-hostile-
 for _name in ("STEER_MAX_PROMPT_FILE_BYTES", "STEER_MAX_PROMPT_LINE_BYTES"):
     os.environ.pop(_name, None)  # rows set the limits they test
 
-from tests.hostile_cases import CASES, Case, Outcome, Site, run_case  # noqa: E402
+from tests.support.hostile_cases import CASES, Case, Outcome, Site, run_case  # noqa: E402
 
 
 def _command(item: Case, outcome: Outcome) -> str:

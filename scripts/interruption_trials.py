@@ -41,9 +41,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # for tests.interruption_harness, when run as a script
+sys.path.insert(0, str(REPO))  # for tests.support.interruption_harness, when run as a script
 
-from tests.interruption_harness import COMMANDS, Trial, interrupt, reference_run  # noqa: E402
+from tests.support.interruption_harness import COMMANDS, Trial, interrupt, reference_run  # noqa: E402
 
 SIGNALS = (signal.SIGINT, signal.SIGKILL)
 COLUMNS = (

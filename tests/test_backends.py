@@ -20,8 +20,6 @@ import pytest
 import torch
 
 from recipe_engine.api import load_recipe
-from recipe_engine.backends.ndif import check_remote
-from recipe_engine.backends.vllm import require_vllm, sampling_params
 from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.execute.ops import transform
@@ -29,6 +27,8 @@ from recipe_engine.execute.runner import score_texts, text_logits
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.resolve.backends.ndif import check_remote
+from recipe_engine.resolve.backends.vllm import require_vllm, sampling_params
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
 from recipe_engine.vectors import build_vectors
 from tests.conftest import MINIMAL, RECIPES

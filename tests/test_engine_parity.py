@@ -23,7 +23,7 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
-from tests.engine_reference import hooks, reference_generate
+from tests.support.engine_reference import hooks, reference_generate
 
 OPS = ["add", "set", "scale", "scale_dir", "zero", "mean_ablate", "project_out", "clamp"]
 SITES = ["resid_pre", "resid_post", "attn_out", "mlp_out", "heads"]

@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz_harness import FuzzRunner
-from tests.fuzz_strategies import (
+from tests.support.fuzz_harness import FuzzRunner
+from tests.support.fuzz_strategies import (
     FuzzCase,
     data_mutated,
     fuzz_cases,
@@ -150,7 +150,7 @@ def test_harness_reports_a_crash(runner: FuzzRunner, monkeypatch: pytest.MonkeyP
     ],
 )  # fmt: skip
 def test_harness_reports_a_missing_location(stdout: str, kind: str) -> None:
-    from tests.fuzz_harness import Outcome, check_output
+    from tests.support.fuzz_harness import Outcome, check_output
 
     outcome = Outcome(["validate"], 1, stdout, "", 0.0)
     check_output(FuzzCase(b""), outcome)

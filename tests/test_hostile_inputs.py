@@ -28,7 +28,7 @@ from recipe_engine.errors import EnvironmentFailure, UsageError
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.load import prompt_files
 from recipe_engine.resolve.model_loader import load_model
-from tests.hostile_cases import (
+from tests.support.hostile_cases import (
     CASES,
     CODE_FILES,
     Case,

@@ -35,7 +35,7 @@ from recipe_engine.atomic import (
     write_files_atomic,
 )
 from recipe_engine.sweep import SweepPoint, SweepResult, write_sweep
-from tests.interruption_harness import Reference, interrupt, reference_run
+from tests.support.interruption_harness import Reference, interrupt, reference_run
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 

@@ -16,7 +16,7 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
-from tests.engine_reference import hooks, reference_generate
+from tests.support.engine_reference import hooks, reference_generate
 
 PROMPTS = ["The cat sat on the mat", "Hi there", "A dog ran"]  # different lengths: padding
 NEW = 4

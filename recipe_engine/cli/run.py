@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from recipe_engine.cli.common import add_recipe_arguments
-from recipe_engine.cli.output import use_colour
+from recipe_engine.terminal import use_colour
 
 __all__ = ["add_parser", "run"]
 

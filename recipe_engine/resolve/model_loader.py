@@ -155,9 +155,9 @@ def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
 def load_model(spec: ModelSpec, recipe_dir: Path, backend: str = "local") -> LoadedModel:
     """Load (or reuse from the in-process cache) the model of a recipe, for a backend:
     local and remote-local load the weights here; remote and vllm go through
-    recipe_engine.backends (no weights here / vLLM's own loader)."""
+    recipe_engine.resolve.backends (no weights here / vLLM's own loader)."""
     if backend in ("remote", "vllm"):
-        from recipe_engine.backends import load_backend_model
+        from recipe_engine.resolve.backends import load_backend_model
 
         return load_backend_model(spec, backend)
     device = _device(spec.device)

@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from recipe_engine.backends import machine_only_kind
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.model_config import shape_from_config
 from recipe_engine.resolve.architectures import adapter_for
+from recipe_engine.resolve.backends import machine_only_kind
 
 __all__ = ["API_KEY_VARIABLE", "api_key", "load_remote_model", "ndif_host"]
 

@@ -40,12 +40,12 @@ def machine_only_kind(model_id: str) -> str | None:
 def load_backend_model(spec: ModelSpec, backend: str) -> LoadedModel:
     """A LoadedModel for the backends that do not load weights here."""
     if backend == "remote":
-        from recipe_engine.backends.ndif import load_remote_model
+        from recipe_engine.resolve.backends.ndif import load_remote_model
 
         model: LoadedModel = load_remote_model(spec)
         return model
     if backend == "vllm":
-        from recipe_engine.backends.vllm import load_vllm_model
+        from recipe_engine.resolve.backends.vllm import load_vllm_model
 
         model = load_vllm_model(spec)
         return model
@@ -63,7 +63,7 @@ def describe_backend(backend: str, prompts: int, vectors: dict[str, int]) -> dic
         "the compiled plan (ops, layers, positions, strengths) as serialized trace code",
     ]
     if backend == "remote":
-        from recipe_engine.backends.ndif import ndif_host
+        from recipe_engine.resolve.backends.ndif import ndif_host
 
         return {
             "backend": "remote",
