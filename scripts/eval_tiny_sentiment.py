@@ -34,11 +34,12 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from recipe_engine.compiler import Plan, compile_plan  # noqa: E402
+from recipe_engine.compiler import compile_plan  # noqa: E402
 from recipe_engine.execute.runner import generate_pass, trace_pass  # noqa: E402
 from recipe_engine.execute.steer import apply_plan  # noqa: E402
 from recipe_engine.format.recipe import Recipe  # noqa: E402
 from recipe_engine.format.run_spec import GenerationSpec  # noqa: E402
+from recipe_engine.plan import Plan  # noqa: E402
 from recipe_engine.report.metrics import kl_divergence, token_ids, token_mass  # noqa: E402
 from recipe_engine.resolve.model_loader import LoadedModel, wrap_model  # noqa: E402
 from recipe_engine.training import prompts as P  # noqa: E402

@@ -17,11 +17,12 @@ from typing import Any
 import pytest
 import torch
 
-from recipe_engine.compiler import Plan, compile_plan
+from recipe_engine.compiler import compile_plan
 from recipe_engine.execute.runner import generate_pass, trace_pass
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.plan import Plan
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
 from tests.support.engine_reference import hooks, reference_generate
 

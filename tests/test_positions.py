@@ -13,6 +13,7 @@ from recipe_engine.compiler import compile_plan
 from recipe_engine.execute.positions import ALL, NONE, position_mask
 from recipe_engine.execute.runner import generate_pass, trace_pass
 from recipe_engine.format.model_spec import ModelSpec
+from recipe_engine.format.positions import parse_positions
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
@@ -116,12 +117,12 @@ def test_padded_generation_equals_single_prompt_runs(model: LoadedModel) -> None
 
 def test_mask_never_covers_padding() -> None:
     attention = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    mask = position_mask("all", attention, 4)
+    mask = position_mask(parse_positions("all"), attention, 4)
     assert isinstance(mask, torch.Tensor)
     assert mask.squeeze(-1).tolist() == [[False, False, True, True], [True] * 4]
-    first = position_mask([0], attention, 4)
+    first = position_mask(parse_positions([0]), attention, 4)
     assert isinstance(first, torch.Tensor)
     assert first.squeeze(-1).tolist() == [[False, False, True, False], [True, False, False, False]]
-    assert position_mask("all", torch.ones(2, 4), 4) is ALL
-    assert position_mask("prompt", torch.ones(2, 5), 1) is NONE  # a later step
-    assert position_mask("generated", torch.ones(2, 5), 1) is ALL
+    assert position_mask(parse_positions("all"), torch.ones(2, 4), 4) is ALL
+    assert position_mask(parse_positions("prompt"), torch.ones(2, 5), 1) is NONE  # a later step
+    assert position_mask(parse_positions("generated"), torch.ones(2, 5), 1) is ALL

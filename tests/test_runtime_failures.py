@@ -15,8 +15,9 @@ from typing import Any
 import pytest
 import torch
 
-from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.errors import NumericalFailure
+from recipe_engine.format.positions import ALL_POSITIONS as ALL
+from recipe_engine.plan import Plan, PlanOp
 from recipe_engine.report.health import (
     GARBAGE_PERPLEXITY_RATIO,
     GARBAGE_TEXT_KL,
@@ -152,7 +153,7 @@ def test_a_sweep_where_every_cell_fails_exits_3(tmp_path: Path) -> None:
 
 
 def _plan() -> Plan:
-    op = PlanOp(0, "add v", "add", 0, "resid_post", "transformer.h.0", "output", "all", 8.0, "v")
+    op = PlanOp(0, "add v", "add", 0, "resid_post", "transformer.h.0", "output", ALL, 8.0, "v")
     return Plan([op])
 
 

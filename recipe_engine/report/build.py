@@ -8,7 +8,6 @@ from typing import Any
 
 import torch
 
-from recipe_engine.compiler import Plan
 from recipe_engine.errors import NumericalFailure
 from recipe_engine.execute.runner import (
     PassResult,
@@ -23,6 +22,7 @@ from recipe_engine.format.report_spec import (
     PerplexityMetric,
     TokenProbMetric,
 )
+from recipe_engine.plan import Plan
 from recipe_engine.report.health import (
     garbage_warnings,
     is_non_finite_error,

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 import torch
 
-from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.errors import NumericalFailure
+from recipe_engine.plan import Plan, PlanOp
 from recipe_engine.report.metrics import MetricValue
 
 __all__ = [

@@ -16,7 +16,7 @@ from recipe_engine.format.sites import VECTOR_NAME_PATTERN
 from recipe_engine.format.vectors import ContrastiveVector, ExprVector, MeanActivationVector
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
-from recipe_engine.resolve.backends import machine_only_kind
+from recipe_engine.model_config import machine_only_kind
 from recipe_engine.validate.schema_errors import did_you_mean
 
 __all__ = ["check_semantics"]

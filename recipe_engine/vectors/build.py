@@ -32,7 +32,7 @@ from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.prompt_files import iter_lines
 from recipe_engine.resolve.context import PromptTooLong
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
 from recipe_engine.vectors.extraction import iter_activations
 from recipe_engine.vectors.probe import train_probe

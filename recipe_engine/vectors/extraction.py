@@ -20,9 +20,9 @@ from typing import Any
 import nnsight
 import torch
 
-from recipe_engine.execute.steer import envoy_at
+from recipe_engine.resolve.architectures import envoy_at
 from recipe_engine.resolve.context import PromptTooLong, learned_positions
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 # Batches per length-sorting window: bounds memory (a window of prompts) while letting most
 # batches hold prompts of similar length.

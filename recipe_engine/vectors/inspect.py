@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = ["cosine_matrix", "token_effects"]
 
