@@ -75,7 +75,7 @@ class CompiledRecipe:
 def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
     """Where the recipe runs and what leaves the machine (for `steer explain`)."""
     from recipe_engine.resolve.backends import describe_backend
-    from recipe_engine.vectors.build import resolve_prompts
+    from recipe_engine.vectors.sources import resolve_prompts
 
     recipe, doc = loaded.recipe, loaded.document
     prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
@@ -193,7 +193,15 @@ def run_recipe(
 
     `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
     the unsteered pass when only the interventions changed."""
+    from recipe_engine.execute.passes import run_passes
     from recipe_engine.report.build import build_report
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
-    return build_report(compiled, progress, baseline)
+    recipe, doc, model, plan = (
+        compiled.recipe,
+        compiled.loaded.document,
+        compiled.model,
+        compiled.plan,
+    )
+    passes = run_passes(recipe, model, plan, doc, progress, baseline)
+    return build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)

@@ -16,14 +16,10 @@ import pytest
 import torch
 
 from recipe_engine.errors import NumericalFailure
+from recipe_engine.execute.numerics import require_finite
 from recipe_engine.format.positions import ALL_POSITIONS as ALL
 from recipe_engine.plan import Plan, PlanOp
-from recipe_engine.report.health import (
-    GARBAGE_PERPLEXITY_RATIO,
-    GARBAGE_TEXT_KL,
-    garbage_warnings,
-    require_finite,
-)
+from recipe_engine.report.health import GARBAGE_PERPLEXITY_RATIO, GARBAGE_TEXT_KL, garbage_warnings
 from recipe_engine.report.metrics import MetricValue
 from tests.conftest import RECIPES
 from tests.test_cli_run import steer
