@@ -8,7 +8,8 @@ Load and validate (torch-free):
     True
 
 The data flow is one module (or folder) per stage: load -> validate -> check against the model
-config -> resolve the model -> build vectors -> compile -> execute -> report.
+config -> resolve the model -> build vectors -> compile -> execute -> report; recipe_engine.api
+is the typed public API over all of it (README, Architecture).
 """
 
 from __future__ import annotations
@@ -20,9 +21,15 @@ if TYPE_CHECKING:
     from recipe_engine.api import (
         CompiledRecipe,
         LoadedRecipe,
+        RunReport,
+        SweepResult,
+        build_vectors_file,
         compile_recipe,
+        explain_recipe,
+        inspect_vectors,
         load_recipe,
         run_recipe,
+        run_sweep,
     )
     from recipe_engine.diagnostics import Diagnostic, Location
     from recipe_engine.errors import (
@@ -42,9 +49,15 @@ if TYPE_CHECKING:
 _WHERE = {
     "CompiledRecipe": "recipe_engine.api",
     "LoadedRecipe": "recipe_engine.api",
+    "RunReport": "recipe_engine.api",
+    "SweepResult": "recipe_engine.api",
+    "build_vectors_file": "recipe_engine.api",
     "compile_recipe": "recipe_engine.api",
+    "explain_recipe": "recipe_engine.api",
+    "inspect_vectors": "recipe_engine.api",
     "load_recipe": "recipe_engine.api",
     "run_recipe": "recipe_engine.api",
+    "run_sweep": "recipe_engine.api",
     "Diagnostic": "recipe_engine.diagnostics",
     "Location": "recipe_engine.diagnostics",
     "EnvironmentFailure": "recipe_engine.errors",
@@ -86,11 +99,17 @@ __all__ = [
     "RecipeEngineError",
     "RecipeError",
     "RecipeLoadError",
+    "RunReport",
+    "SweepResult",
     "UsageError",
     "ValidationResult",
     "__version__",
+    "build_vectors_file",
     "compile_recipe",
+    "explain_recipe",
+    "inspect_vectors",
     "load_recipe",
     "run_recipe",
+    "run_sweep",
     "validate_file",
 ]

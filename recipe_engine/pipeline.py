@@ -1,4 +1,5 @@
-"""The Python API, which the CLI itself uses: load -> compile -> run (or explain).
+"""The pipeline, stage after stage: load -> compile -> run (or explain, or build vectors into a
+file). recipe_engine.api re-exports it as the public API, which the CLI stands on.
 
     >>> from recipe_engine import load_recipe, compile_recipe, run_recipe
     >>> loaded = load_recipe("recipes/activation-addition.yaml", overrides=["run.mode=trace"])
@@ -16,14 +17,30 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from recipe_engine.errors import EnvironmentFailure, RecipeError
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.validate import validate_file
 
-__all__ = ["CompiledRecipe", "LoadedRecipe", "compile_recipe", "load_recipe", "run_recipe"]
+if TYPE_CHECKING:  # torch-bound types; imported where they are used
+    from recipe_engine.execute.runner import PassResult
+    from recipe_engine.plan import Plan
+    from recipe_engine.report.results import RunReport
+    from recipe_engine.resolve.loaded_model import LoadedModel
+    from recipe_engine.vectors.build import BuiltVector, VectorProgress
+
+__all__ = [
+    "CompiledRecipe",
+    "LoadedRecipe",
+    "Progress",
+    "build_vectors_file",
+    "compile_recipe",
+    "explain_recipe",
+    "load_recipe",
+    "run_recipe",
+]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 
@@ -41,16 +58,16 @@ class LoadedRecipe:
 @dataclass
 class CompiledRecipe:
     loaded: LoadedRecipe
-    model: Any  # LoadedModel
-    vectors: dict[str, Any]  # name -> BuiltVector
-    plan: Any  # Plan
+    model: LoadedModel
+    vectors: dict[str, BuiltVector]
+    plan: Plan
     timing: dict[str, float]
 
     @property
     def recipe(self) -> Recipe:
         return self.loaded.recipe
 
-    def explain(self) -> dict[str, Any]:
+    def explain(self) -> dict[str, Any]:  # a JSON object: `steer explain --format json`
         shape = self.model.shape
         return {
             "version": 1,
@@ -103,7 +120,7 @@ def explain_without_model(loaded: LoadedRecipe) -> dict[str, Any]:
     }
 
 
-def _vector_json(built: Any) -> dict[str, Any]:
+def _vector_json(built: BuiltVector) -> dict[str, Any]:
     info = {k: v for k, v in built.provenance.items()}
     info["norm"] = round(float(built.tensor.norm()), 6)
     info["shape"] = list(built.tensor.shape)
@@ -151,7 +168,7 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     return CompiledRecipe(loaded, model, vectors, plan, timing)
 
 
-def _check_prompt_lengths(loaded: LoadedRecipe, model: Any) -> None:
+def _check_prompt_lengths(loaded: LoadedRecipe, model: LoadedModel) -> None:
     """Every prompt the run will feed the model (run prompts with the tokens to generate, and
     the texts of metrics) fits its learned positions: past them torch fails mid-run with a bare
     IndexError. Vector prompts are checked as they are extracted (vectors/extraction.py)."""
@@ -187,8 +204,8 @@ def run_recipe(
     source: CompiledRecipe | LoadedRecipe | str | Path,
     *,
     progress: Progress | None = None,
-    baseline: Any = None,
-) -> Any:
+    baseline: PassResult | None = None,
+) -> RunReport:
     """Run a recipe: baseline and steered passes, metrics. Returns a RunReport.
 
     `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
@@ -197,11 +214,62 @@ def run_recipe(
     from recipe_engine.report.build import build_report
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
-    recipe, doc, model, plan = (
-        compiled.recipe,
-        compiled.loaded.document,
-        compiled.model,
-        compiled.plan,
-    )
+    recipe, doc, model = compiled.recipe, compiled.loaded.document, compiled.model
+    plan = compiled.plan
     passes = run_passes(recipe, model, plan, doc, progress, baseline)
     return build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+
+
+def explain_recipe(source: LoadedRecipe | str | Path) -> dict[str, Any]:
+    """What `steer explain` shows, as a JSON object: the compiled plan and the vectors. On the
+    remote and vLLM backends nothing is loaded or sent: the backend and the interventions as
+    written (`explain_without_model`)."""
+    loaded = _as_loaded(source)
+    if loaded.recipe.run.backend in ("remote", "vllm"):
+        return explain_without_model(loaded)
+    return compile_recipe(loaded).explain()
+
+
+def _recipe_sha256(paths: list[Path]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def build_vectors_file(
+    source: LoadedRecipe | str | Path,
+    out: str | Path,
+    *,
+    names: list[str] | None = None,
+    cache: bool = True,
+    progress: VectorProgress | None = None,
+) -> dict[str, BuiltVector]:
+    """Build a recipe's vectors (all, or `names`) and write them into one safetensors file,
+    atomically, with their provenance (vectors/artifacts.py). Returns what was written."""
+    from recipe_engine import __version__
+    from recipe_engine.resolve.model_loader import load_model
+    from recipe_engine.vectors import build_vectors
+    from recipe_engine.vectors.artifacts import write_vector_file
+
+    loaded = _as_loaded(source)
+    recipe = loaded.recipe
+    names = list(recipe.vectors) if names is None else names
+    model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
+    built = build_vectors(recipe, model, loaded.document, names, cache=cache, progress=progress)
+    wanted = {n: built[n] for n in names}
+    header = {
+        "engine_version": __version__,
+        "recipe": recipe.name,
+        "recipe_sha256": _recipe_sha256(list(loaded.document.file_paths.values())),
+        "model": recipe.model.id + (f"@{recipe.model.revision}" if recipe.model.revision else ""),
+    }
+    write_vector_file(
+        Path(out),
+        {n: v.tensor for n, v in wanted.items()},
+        {n: v.provenance for n, v in wanted.items()},
+        header,
+    )
+    return wanted

@@ -101,17 +101,12 @@ def _text(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.api import compile_recipe, load_recipe
+    from recipe_engine.api import explain_recipe, load_recipe
 
     loaded = load_recipe(
         args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
     )
-    if loaded.recipe.run.backend in ("remote", "vllm"):
-        from recipe_engine.api import explain_without_model
-
-        info = explain_without_model(loaded)
-    else:
-        info = compile_recipe(loaded).explain()
+    info = explain_recipe(loaded)
     if args.format == "json":
         sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
     else:

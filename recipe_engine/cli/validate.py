@@ -12,7 +12,7 @@ from recipe_engine.cli.validate_report import REPORTERS
 from recipe_engine.errors import UsageError
 
 if TYPE_CHECKING:
-    from recipe_engine.validate import ValidationResult
+    from recipe_engine.api import ValidationResult
 
 __all__ = ["add_parser", "find_recipes", "run"]
 
@@ -80,7 +80,7 @@ def find_recipes(paths: Iterable[str]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.validate import validate_file
+    from recipe_engine.api import validate_file
 
     files = find_recipes(args.paths)
     results: list[ValidationResult] = [

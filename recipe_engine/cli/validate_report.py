@@ -18,7 +18,7 @@ from recipe_engine.diagnostics import one_line
 from recipe_engine.terminal import colour, use_colour
 
 if TYPE_CHECKING:
-    from recipe_engine.validate import ValidationResult
+    from recipe_engine.api import ValidationResult
 
 __all__ = ["REPORTERS"]
 

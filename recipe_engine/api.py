@@ -1,0 +1,105 @@
+"""The public Python API: the `steer` command line calls nothing else (tests/test_architecture.py
+holds it to that), so whatever a command does, a program can do too.
+
+    >>> from recipe_engine.api import load_recipe, compile_recipe, run_recipe
+    >>> loaded = load_recipe("recipes/activation-addition.yaml", overrides=["run.mode=trace"])
+    >>> report = run_recipe(compile_recipe(loaded))
+    >>> report.metric("token_prob:positive").delta
+
+    validate      validate_file -> ValidationResult                       (torch-free)
+    run           load_recipe -> compile_recipe -> run_recipe -> RunReport; render_text
+    explain       explain_recipe (a JSON object)
+    vectors       build_vectors_file; inspect_vectors -> VectorFileInfo
+    sweep         run_sweep -> SweepResult; write_sweep
+    schema        render_schema                                           (torch-free)
+
+Each name is imported from its stage on first use (PEP 562), so importing this module is cheap
+and torch-free: the CLI builds its parser from it (BACKENDS) before any command runs.
+
+Thread safety: nnsight is not thread-safe, so every pass through a model holds that model's
+lock; models are cached per process and shared, so concurrent calls serialize on the model
+they use and never corrupt each other's traces.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from recipe_engine.model_config import BACKENDS
+
+if TYPE_CHECKING:
+    from recipe_engine.format.schema_export import render_schema
+    from recipe_engine.pipeline import (
+        CompiledRecipe,
+        LoadedRecipe,
+        Progress,
+        build_vectors_file,
+        compile_recipe,
+        explain_recipe,
+        load_recipe,
+        run_recipe,
+    )
+    from recipe_engine.report.results import RunReport
+    from recipe_engine.report.text import render_text
+    from recipe_engine.sweep import SweepResult, run_sweep, write_sweep
+    from recipe_engine.validate import ValidationResult, validate_file
+    from recipe_engine.vectors.build import BuiltVector
+    from recipe_engine.vectors.inspect import VectorFileInfo, inspect_vectors
+
+__all__ = [
+    "BACKENDS",
+    "BuiltVector",
+    "CompiledRecipe",
+    "LoadedRecipe",
+    "Progress",
+    "RunReport",
+    "SweepResult",
+    "ValidationResult",
+    "VectorFileInfo",
+    "build_vectors_file",
+    "compile_recipe",
+    "explain_recipe",
+    "inspect_vectors",
+    "load_recipe",
+    "render_schema",
+    "render_text",
+    "run_recipe",
+    "run_sweep",
+    "validate_file",
+    "write_sweep",
+]
+
+_WHERE = {
+    "render_schema": "recipe_engine.format.schema_export",
+    "CompiledRecipe": "recipe_engine.pipeline",
+    "LoadedRecipe": "recipe_engine.pipeline",
+    "Progress": "recipe_engine.pipeline",
+    "build_vectors_file": "recipe_engine.pipeline",
+    "compile_recipe": "recipe_engine.pipeline",
+    "explain_recipe": "recipe_engine.pipeline",
+    "load_recipe": "recipe_engine.pipeline",
+    "run_recipe": "recipe_engine.pipeline",
+    "RunReport": "recipe_engine.report.results",
+    "render_text": "recipe_engine.report.text",
+    "SweepResult": "recipe_engine.sweep",
+    "run_sweep": "recipe_engine.sweep",
+    "write_sweep": "recipe_engine.sweep",
+    "ValidationResult": "recipe_engine.validate",
+    "validate_file": "recipe_engine.validate",
+    "BuiltVector": "recipe_engine.vectors.build",
+    "VectorFileInfo": "recipe_engine.vectors.inspect",
+    "inspect_vectors": "recipe_engine.vectors.inspect",
+}
+
+
+def __getattr__(name: str) -> Any:  # PEP 562: the value's type is the imported name's own
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
+    raise AttributeError(f"module 'recipe_engine.api' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})
