@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,20 +30,18 @@ from typing import Any
 
 import torch
 
+from recipe_engine.compiler import compile_plan
+from recipe_engine.execute.runner import generate_pass, trace_pass
+from recipe_engine.execute.steer import apply_plan
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.plan import Plan
+from recipe_engine.report.metrics import kl_divergence, token_ids, token_mass
+from recipe_engine.resolve.model_loader import LoadedModel, wrap_model
+from recipe_engine.training import prompts as P
+from recipe_engine.vectors import build_vectors
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from recipe_engine.compiler import compile_plan  # noqa: E402
-from recipe_engine.execute.runner import generate_pass, trace_pass  # noqa: E402
-from recipe_engine.execute.steer import apply_plan  # noqa: E402
-from recipe_engine.format.recipe import Recipe  # noqa: E402
-from recipe_engine.format.run_spec import GenerationSpec  # noqa: E402
-from recipe_engine.plan import Plan  # noqa: E402
-from recipe_engine.report.metrics import kl_divergence, token_ids, token_mass  # noqa: E402
-from recipe_engine.resolve.model_loader import LoadedModel, wrap_model  # noqa: E402
-from recipe_engine.training import prompts as P  # noqa: E402
-from recipe_engine.vectors import build_vectors  # noqa: E402
-
 DEFAULT_DIR = ROOT / "recipe_engine" / "builtin_weights" / "tiny-sentiment"
 STRENGTHS = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0]
 KL_BOUND = 0.3  # nats per position, mean over every position of the neutral passages

@@ -1,4 +1,4 @@
-"""Run the hostile-input matrix (tests/hostile_cases.py) and print it as a table.
+"""Run the hostile-input matrix (tests/support/hostile_cases.py) and print it as a table.
 
     .venv/bin/python scripts/hostile_matrix.py [--markdown]
 
@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):  # run as a file; `python -m scripts.NAME` needs no help
+    sys.path.insert(0, str(REPO))  # the repo root, which holds tests/support/
 
 # Like the tests: nothing is downloaded, extracted vectors go to a throwaway cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

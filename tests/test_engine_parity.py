@@ -1,8 +1,8 @@
 """Every op x site x mode through the engine equals an independent plain-PyTorch reference.
 
-Engine: batched, left-padded, through nnsight. Reference (tests/engine_reference.py): forward
-hooks on the Hugging Face modules, each prompt alone. Logits must agree within 1e-5 and greedy
-tokens must be identical, on tiny GPT-2 and Llama models.
+Engine: batched, left-padded, through nnsight. Reference (tests/support/engine_reference.py):
+forward hooks on the Hugging Face modules, each prompt alone. Logits must agree within 1e-5 and
+greedy tokens must be identical, on tiny GPT-2 and Llama models.
 
 Every op x site x mode also goes through nnsight's `remote="local"` round trip (the trace
 serialized as for NDIF, deserialized with this project's modules hidden, run in-process): its

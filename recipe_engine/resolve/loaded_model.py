@@ -45,7 +45,7 @@ class LoadedModel:
     def persistent_edits(self) -> bool:
         """Whether `nn.edit(inplace=True)` persists across calls. A remote server keeps no
         state between requests, so edit mode there applies the plan inside every call
-        (the same computation; runner.generate_pass)."""
+        (the same computation; execute/runner.generate_pass)."""
         return not self.remote
 
     def module_width(self, path: str) -> int:
