@@ -196,6 +196,31 @@ def test_the_cli_names_only_the_public_api() -> None:
     assert not offending, f"cli modules importing below recipe_engine.api: {offending}"
 
 
+# What runs the model. report/ measures what execute/passes.py computed and calls none of it.
+PASS_RUNNERS = {
+    "trace_pass",
+    "generate_pass",
+    "text_logits",
+    "score_texts",
+    "vllm_pass",
+    "run_pass",
+    "run_passes",
+}
+
+
+def test_report_only_measures() -> None:
+    for module, path in MODULES.items():
+        if not module.startswith("recipe_engine.report"):
+            continue
+        names = {
+            alias.name
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom)
+            for alias in node.names
+        }
+        assert not names & PASS_RUNNERS, f"{module} runs passes: {sorted(names & PASS_RUNNERS)}"
+
+
 def test_the_public_api_resolves_and_is_typed() -> None:
     """Every name in api.__all__ exists, and no public function takes or returns `Any`
     beyond JSON objects (dict[str, Any])."""
