@@ -95,9 +95,9 @@ _WHERE = {
 
 def __getattr__(name: str) -> Any:  # PEP 562: the value's type is the imported name's own
     if name in _WHERE:
-        value = getattr(importlib.import_module(_WHERE[name]), name)
-        globals()[name] = value  # later lookups skip this function
-        return value
+        # Looked up in its stage on every access, never copied here: what the API hands out is
+        # always what the stage holds now (a test's monkeypatch of a stage reaches the CLI).
+        return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'recipe_engine.api' has no attribute {name!r}")
 
 

@@ -186,7 +186,8 @@ def _check_prompt_lengths(loaded: LoadedRecipe, model: LoadedModel) -> None:
     for source, pointer, extra in sources:
         ref = PromptSourceRef(source, doc, pointer, doc.path.parent)
         try:
-            check_prompt_lengths(model, ref, extra=extra)
+            with model.lock:  # the tokenizer is shared (LoadedModel)
+                check_prompt_lengths(model, ref, extra=extra)
         except PromptTooLong as exc:
             where = pointer + "/file" if isinstance(source, PromptFile) else pointer
             message = str(exc)

@@ -161,17 +161,18 @@ def build_report(
     """Measure the passes of a run. `timing` holds the compile stages (load_s, vectors_s)."""
     tokenizer, sides = model.tokenizer, passes.sides
     metrics: list[MetricValue] = []
-    for index, metric in enumerate(recipe.report.metrics):
-        metrics.extend(MEASURES[type(metric)](metric, index, tokenizer, passes))
     top = recipe.report.top_tokens
-    outcomes = [
-        PromptOutcome(
-            prompt,
-            _side(tokenizer, top, sides["steered"], row),
-            _side(tokenizer, top, sides["baseline"], row) if "baseline" in sides else None,
-        )
-        for row, prompt in enumerate(passes.prompts)
-    ]
+    with model.lock:  # the tokenizer is shared (LoadedModel)
+        for index, metric in enumerate(recipe.report.metrics):
+            metrics.extend(MEASURES[type(metric)](metric, index, tokenizer, passes))
+        outcomes = [
+            PromptOutcome(
+                prompt,
+                _side(tokenizer, top, sides["steered"], row),
+                _side(tokenizer, top, sides["baseline"], row) if "baseline" in sides else None,
+            )
+            for row, prompt in enumerate(passes.prompts)
+        ]
     shape = model.shape
     return RunReport(
         recipe_name=recipe.name,

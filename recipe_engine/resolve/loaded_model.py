@@ -20,7 +20,9 @@ __all__ = ["LoadedModel"]
 
 @dataclass
 class LoadedModel:
-    """A model ready to trace. `lock` serializes runs: nnsight is not thread-safe."""
+    """A model ready to trace. `lock` serializes runs (nnsight is not thread-safe) and every
+    use of the tokenizer: a fast tokenizer's padding setting is state shared by all callers, so
+    an unpadded call in one thread can land inside another's padded batch."""
 
     nn: Any  # nnsight TransformersModel
     tokenizer: Any
