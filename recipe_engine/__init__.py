@@ -8,7 +8,8 @@ Load and validate (torch-free):
     True
 
 The data flow is one module (or folder) per stage: load -> validate -> check against the model
-config -> resolve the model -> build vectors -> compile -> execute -> report.
+config -> resolve the model -> build vectors -> compile -> execute -> report; recipe_engine.api
+is the typed public API over all of it (README, Architecture).
 """
 
 from __future__ import annotations
@@ -16,15 +17,19 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from recipe_engine.version import __version__  # stdlib only: cheap at start-up
-
 if TYPE_CHECKING:
     from recipe_engine.api import (
         CompiledRecipe,
         LoadedRecipe,
+        RunReport,
+        SweepResult,
+        build_vectors_file,
         compile_recipe,
+        explain_recipe,
+        inspect_vectors,
         load_recipe,
         run_recipe,
+        run_sweep,
     )
     from recipe_engine.diagnostics import Diagnostic, Location
     from recipe_engine.errors import (
@@ -37,6 +42,7 @@ if TYPE_CHECKING:
     )
     from recipe_engine.format.recipe import FORMAT_VERSION, Recipe
     from recipe_engine.validate import ValidationResult, validate_file
+    from recipe_engine.version import __version__
 
 # Imported on first use (PEP 562): `steer` starts with only what its command needs, so a Ctrl-C
 # during start-up already reaches the CLI's handler (exit 130, one line), and `import
@@ -44,9 +50,15 @@ if TYPE_CHECKING:
 _WHERE = {
     "CompiledRecipe": "recipe_engine.api",
     "LoadedRecipe": "recipe_engine.api",
+    "RunReport": "recipe_engine.api",
+    "SweepResult": "recipe_engine.api",
+    "build_vectors_file": "recipe_engine.api",
     "compile_recipe": "recipe_engine.api",
+    "explain_recipe": "recipe_engine.api",
+    "inspect_vectors": "recipe_engine.api",
     "load_recipe": "recipe_engine.api",
     "run_recipe": "recipe_engine.api",
+    "run_sweep": "recipe_engine.api",
     "Diagnostic": "recipe_engine.diagnostics",
     "Location": "recipe_engine.diagnostics",
     "EnvironmentFailure": "recipe_engine.errors",
@@ -59,6 +71,7 @@ _WHERE = {
     "Recipe": "recipe_engine.format.recipe",
     "ValidationResult": "recipe_engine.validate",
     "validate_file": "recipe_engine.validate",
+    "__version__": "recipe_engine.version",  # one constant, stdlib only: cheap at start-up
 }
 
 
@@ -86,11 +99,17 @@ __all__ = [
     "RecipeEngineError",
     "RecipeError",
     "RecipeLoadError",
+    "RunReport",
+    "SweepResult",
     "UsageError",
     "ValidationResult",
     "__version__",
+    "build_vectors_file",
     "compile_recipe",
+    "explain_recipe",
+    "inspect_vectors",
     "load_recipe",
     "run_recipe",
+    "run_sweep",
     "validate_file",
 ]

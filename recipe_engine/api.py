@@ -1,9 +1,21 @@
-"""The Python API, which the CLI itself uses: load -> compile -> run (or explain).
+"""The public Python API: the `steer` command line calls nothing else (tests/test_architecture.py
+holds it to that), so whatever a command does, a program can do too.
 
-    >>> from recipe_engine import load_recipe, compile_recipe, run_recipe
+    >>> from recipe_engine.api import load_recipe, compile_recipe, run_recipe
     >>> loaded = load_recipe("recipes/activation-addition.yaml", overrides=["run.mode=trace"])
     >>> report = run_recipe(compile_recipe(loaded))
     >>> report.metric("token_prob:positive").delta
+
+    validate      validate_file -> ValidationResult                       (torch-free)
+    run           load_recipe -> compile_recipe -> run_recipe -> RunReport; render_text
+    explain       explain_recipe (a JSON object)
+    vectors       build_vectors_file; inspect_vectors -> VectorFileInfo
+    sweep         run_sweep -> SweepResult; write_sweep
+    schema        render_schema                                           (torch-free)
+    examples      list_examples -> [Example]; copy_example                (torch-free)
+
+Each name is imported from its stage on first use (PEP 562), so importing this module is cheap
+and torch-free: the CLI builds its parser from it (BACKENDS) before any command runs.
 
 Thread safety: nnsight is not thread-safe, so every pass through a model holds that model's
 lock; models are cached per process and shared, so concurrent calls serialize on the model
@@ -12,196 +24,96 @@ they use and never corrupt each other's traces.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from recipe_engine.errors import EnvironmentFailure, RecipeError
-from recipe_engine.format.recipe import Recipe
-from recipe_engine.load.includes import LoadedDocument
-from recipe_engine.validate import validate_file
+from recipe_engine.model_config import BACKENDS
 
-__all__ = ["CompiledRecipe", "LoadedRecipe", "compile_recipe", "load_recipe", "run_recipe"]
-
-Progress = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-@dataclass
-class LoadedRecipe:
-    recipe: Recipe
-    document: LoadedDocument
-
-    @property
-    def model_dir(self) -> Path:
-        return self.document.base_dir("/model/id")
-
-
-@dataclass
-class CompiledRecipe:
-    loaded: LoadedRecipe
-    model: Any  # LoadedModel
-    vectors: dict[str, Any]  # name -> BuiltVector
-    plan: Any  # Plan
-    timing: dict[str, float]
-
-    @property
-    def recipe(self) -> Recipe:
-        return self.loaded.recipe
-
-    def explain(self) -> dict[str, Any]:
-        shape = self.model.shape
-        return {
-            "version": 1,
-            "recipe": self.recipe.name,
-            "model": {
-                "id": self.recipe.model.id,
-                "family": self.model.adapter.family,
-                "layers": shape.n_layers,
-                "hidden_size": shape.hidden_size,
-                "heads": shape.n_heads,
-            },
-            "mode": self.recipe.run.mode,
-            **backend_summary(
-                self.loaded, {n: int(v.tensor.numel()) for n, v in self.vectors.items()}
-            ),
-            "order": "model execution order; same module and port: recipe order",
-            "plan": self.plan.describe(),
-            "vectors": {name: _vector_json(v) for name, v in self.vectors.items()},
-        }
-
-
-def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
-    """Where the recipe runs and what leaves the machine (for `steer explain`)."""
-    from recipe_engine.backends import describe_backend
-    from recipe_engine.vectors.sources import PromptSourceRef  # torch-free: explain --no-model
-
-    recipe, doc = loaded.recipe, loaded.document
-    prompts = PromptSourceRef(recipe.run.prompts, doc, "/run/prompts", doc.path.parent).to_list()
-    return describe_backend(recipe.run.backend, len(prompts), vector_sizes)
-
-
-NOTE_WITHOUT_MODEL = (
-    "nothing was loaded or sent: the compiled plan needs the model. `steer explain "
-    "--backend remote-local` on a small model of the same family shows it offline"
-)
-
-
-def explain_without_model(
-    loaded: LoadedRecipe, *, note: str = NOTE_WITHOUT_MODEL
-) -> dict[str, Any]:
-    """The explanation without loading the model (torch-free): for remote and vLLM backends,
-    where compiling would load the model or send requests, and for `steer explain --no-model`.
-    The backend, what would leave the machine, and the interventions as written.
-    """
-    recipe = loaded.recipe
-    return {
-        "version": 1,
-        "recipe": recipe.name,
-        "model": {"id": recipe.model.id},
-        "mode": recipe.run.mode,
-        **backend_summary(loaded, {name: -1 for name in recipe.vectors}),
-        "order": None,
-        "plan": None,
-        "interventions": [
-            i.model_dump(mode="json", exclude_none=True) for i in recipe.interventions
-        ],
-        "note": note,
-    }
-
-
-def _vector_json(built: Any) -> dict[str, Any]:
-    info = {k: v for k, v in built.provenance.items()}
-    info["norm"] = round(float(built.tensor.norm()), 6)
-    info["shape"] = list(built.tensor.shape)
-    return info
-
-
-def load_recipe(
-    path: str | Path,
-    *,
-    overrides: list[str] | None = None,
-    check_model: bool = True,
-    allow_outside_root: bool = False,
-) -> LoadedRecipe:
-    """Load and validate a recipe (torch-free). Raises RecipeError with every diagnostic."""
-    result = validate_file(
-        path, check_model=check_model, allow_outside_root=allow_outside_root, overrides=overrides
+if TYPE_CHECKING:
+    from recipe_engine.examples import Example, copy_example, list_examples
+    from recipe_engine.format.schema_export import render_schema
+    from recipe_engine.load.paths import display_path
+    from recipe_engine.pipeline import (
+        CompiledRecipe,
+        LoadedRecipe,
+        Progress,
+        build_vectors_file,
+        compile_recipe,
+        explain_recipe,
+        load_recipe,
+        run_recipe,
     )
-    if result.environment_failure:
-        raise EnvironmentFailure(result.errors[0].format())
-    if result.recipe is None or result.document is None:
-        raise RecipeError(result.errors or result.diagnostics)
-    return LoadedRecipe(result.recipe, result.document)
+    from recipe_engine.report.results import RunReport
+    from recipe_engine.report.text import render_text
+    from recipe_engine.sweep import SweepResult, run_sweep, write_sweep
+    from recipe_engine.validate import ValidationResult, validate_file
+    from recipe_engine.validate.sniff import looks_like_recipe
+    from recipe_engine.vectors.build import BuiltVector
+    from recipe_engine.vectors.inspect import VectorFileInfo, inspect_vectors
+
+__all__ = [
+    "BACKENDS",
+    "BuiltVector",
+    "CompiledRecipe",
+    "Example",
+    "LoadedRecipe",
+    "Progress",
+    "RunReport",
+    "SweepResult",
+    "ValidationResult",
+    "VectorFileInfo",
+    "build_vectors_file",
+    "compile_recipe",
+    "copy_example",
+    "display_path",
+    "explain_recipe",
+    "inspect_vectors",
+    "list_examples",
+    "load_recipe",
+    "looks_like_recipe",
+    "render_schema",
+    "render_text",
+    "run_recipe",
+    "run_sweep",
+    "validate_file",
+    "write_sweep",
+]
+
+_WHERE = {
+    "Example": "recipe_engine.examples",
+    "copy_example": "recipe_engine.examples",
+    "list_examples": "recipe_engine.examples",
+    "display_path": "recipe_engine.load.paths",
+    "render_schema": "recipe_engine.format.schema_export",
+    "CompiledRecipe": "recipe_engine.pipeline",
+    "LoadedRecipe": "recipe_engine.pipeline",
+    "Progress": "recipe_engine.pipeline",
+    "build_vectors_file": "recipe_engine.pipeline",
+    "compile_recipe": "recipe_engine.pipeline",
+    "explain_recipe": "recipe_engine.pipeline",
+    "load_recipe": "recipe_engine.pipeline",
+    "run_recipe": "recipe_engine.pipeline",
+    "RunReport": "recipe_engine.report.results",
+    "render_text": "recipe_engine.report.text",
+    "SweepResult": "recipe_engine.sweep",
+    "run_sweep": "recipe_engine.sweep",
+    "write_sweep": "recipe_engine.sweep",
+    "ValidationResult": "recipe_engine.validate",
+    "validate_file": "recipe_engine.validate",
+    "looks_like_recipe": "recipe_engine.validate.sniff",
+    "BuiltVector": "recipe_engine.vectors.build",
+    "VectorFileInfo": "recipe_engine.vectors.inspect",
+    "inspect_vectors": "recipe_engine.vectors.inspect",
+}
 
 
-def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
-    return source if isinstance(source, LoadedRecipe) else load_recipe(source)
+def __getattr__(name: str) -> Any:  # PEP 562: the value's type is the imported name's own
+    if name in _WHERE:
+        # Looked up in its stage on every access, never copied here: what the API hands out is
+        # always what the stage holds now (a test's monkeypatch of a stage reaches the CLI).
+        return getattr(importlib.import_module(_WHERE[name]), name)
+    raise AttributeError(f"module 'recipe_engine.api' has no attribute {name!r}")
 
 
-def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
-    """Load the model, build the vectors the interventions use, and compile the plan."""
-    from recipe_engine.compiler import compile_plan
-    from recipe_engine.resolve.model_loader import load_model
-    from recipe_engine.vectors import build_vectors
-
-    loaded = _as_loaded(source)
-    recipe, doc = loaded.recipe, loaded.document
-    start = time.perf_counter()
-    model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
-    _check_prompt_lengths(loaded, model)
-    loaded_at = time.perf_counter()
-    vectors = build_vectors(recipe, model, doc)
-    built_at = time.perf_counter()
-    plan = compile_plan(recipe, model, {n: v.tensor for n, v in vectors.items()}, doc)
-    timing = {"load_s": loaded_at - start, "vectors_s": built_at - loaded_at}
-    return CompiledRecipe(loaded, model, vectors, plan, timing)
-
-
-def _check_prompt_lengths(loaded: LoadedRecipe, model: Any) -> None:
-    """Every prompt the run will feed the model (run prompts with the tokens to generate, and
-    the texts of metrics) fits its learned positions: past them torch fails mid-run with a bare
-    IndexError. Vector prompts are checked as they are extracted (vectors/extraction.py)."""
-    from recipe_engine.format.prompts import PromptFile
-    from recipe_engine.resolve.context import PromptTooLong, check_prompt_lengths
-    from recipe_engine.vectors.sources import PromptSourceRef
-
-    recipe, doc = loaded.recipe, loaded.document
-    generated = recipe.run.generation.max_new_tokens if recipe.run.mode != "trace" else 0
-    sources: list[tuple[Any, str, int]] = [(recipe.run.prompts, "/run/prompts", generated)]
-    for index, metric in enumerate(recipe.report.metrics):
-        text = getattr(metric, "text", None)
-        if text is not None:
-            sources.append((text, f"/report/metrics/{index}/text", 0))
-    for source, pointer, extra in sources:
-        ref = PromptSourceRef(source, doc, pointer, doc.path.parent)
-        try:
-            check_prompt_lengths(model, ref, extra=extra)
-        except PromptTooLong as exc:
-            where = pointer + "/file" if isinstance(source, PromptFile) else pointer
-            message = str(exc)
-            if extra and exc.tokens < exc.limit:  # the prompt fits; the generation does not
-                where = "/run/generation/max_new_tokens"
-                message = message.removesuffix("shorten it") + (
-                    f"lower run.generation.max_new_tokens to {exc.limit - exc.tokens} or less"
-                )
-            if isinstance(source, PromptFile):
-                message = f"{source.file}: {message}"
-            raise RecipeError([doc.diagnostic("prompt-too-long", message, where)]) from None
-
-
-def run_recipe(
-    source: CompiledRecipe | LoadedRecipe | str | Path,
-    *,
-    progress: Progress | None = None,
-    baseline: Any = None,
-) -> Any:
-    """Run a recipe: baseline and steered passes, metrics. Returns a RunReport.
-
-    `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
-    the unsteered pass when only the interventions changed."""
-    from recipe_engine.report.build import build_report
-
-    compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
-    return build_report(compiled, progress, baseline)
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_WHERE})

@@ -15,12 +15,14 @@ from typing import Any
 from recipe_engine.builtin_models import BUILTINS, builtin_name
 
 __all__ = [
+    "BACKENDS",
     "ModelShape",
     "ModelUnavailable",
     "cached_hub_folder",
     "custom_code_entries",
     "custom_code_message",
     "is_local_path",
+    "machine_only_kind",
     "read_model_shape",
 ]
 
@@ -183,3 +185,17 @@ def read_model_shape(model_id: str, revision: str | None, recipe_dir: Path) -> M
     if not isinstance(config, dict):
         raise ModelUnavailable("model-config-invalid", f"{config_file} is not a JSON object")
     return shape_from_config(config)
+
+
+# Where a recipe's traces can run (run.backend; recipe_engine/resolve/backends/ loads for each).
+# Here, torch- and pydantic-free, because the CLI's --backend choices and validation need it.
+BACKENDS = ("local", "remote", "remote-local", "vllm")
+
+
+def machine_only_kind(model_id: str) -> str | None:
+    """ "a builtin model" / "a local folder" for ids that exist only on this machine (which
+    NDIF cannot serve and the vLLM backend does not load), None for a hub id. Torch-free:
+    validation uses it too."""
+    if builtin_name(model_id) is not None:
+        return "a builtin model"
+    return "a local folder" if is_local_path(model_id) else None

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,19 +30,18 @@ from typing import Any
 
 import torch
 
+from recipe_engine.compiler import compile_plan
+from recipe_engine.execute.runner import generate_pass, trace_pass
+from recipe_engine.execute.steer import apply_plan
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.plan import Plan
+from recipe_engine.report.metrics import kl_divergence, token_ids, token_mass
+from recipe_engine.resolve.model_loader import LoadedModel, wrap_model
+from recipe_engine.training import prompts as P
+from recipe_engine.vectors import build_vectors
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-
-from recipe_engine.compiler import Plan, compile_plan  # noqa: E402
-from recipe_engine.execute.runner import generate_pass, trace_pass  # noqa: E402
-from recipe_engine.execute.steer import apply_plan  # noqa: E402
-from recipe_engine.format.recipe import Recipe  # noqa: E402
-from recipe_engine.format.run_spec import GenerationSpec  # noqa: E402
-from recipe_engine.report.metrics import kl_divergence, token_ids, token_mass  # noqa: E402
-from recipe_engine.resolve.model_loader import LoadedModel, wrap_model  # noqa: E402
-from recipe_engine.training import prompts as P  # noqa: E402
-from recipe_engine.vectors import build_vectors  # noqa: E402
-
 DEFAULT_DIR = ROOT / "recipe_engine" / "builtin_weights" / "tiny-sentiment"
 STRENGTHS = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 4.0]
 KL_BOUND = 0.3  # nats per position, mean over every position of the neutral passages
@@ -271,37 +269,11 @@ def carrier(rows: list[dict[str, Any]], concept: str) -> dict[str, Any]:
     return min(close, key=lambda r: r["mean_kl"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=DEFAULT_DIR)
-    parser.add_argument(
-        "--position", default="mean", help="where contrastive vectors read activations"
-    )
-    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
-    args = parser.parse_args(argv)
-    torch.set_num_threads(1)
-    start = time.perf_counter()
-
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    hf = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
-    tok = AutoTokenizer.from_pretrained(args.model)
-    model = wrap_model(hf, tok, identity=f"eval:{args.model}")
-    bench = Bench(model)
-    n_layers, n_heads = model.shape.n_layers, model.shape.n_heads
-    layers = list(range(n_layers))
-    print(
-        f"model {args.model}: {n_layers} layers, width {model.shape.hidden_size}, "
-        f"{n_heads} heads, vocab {len(tok)}"
-    )
-    for words in ("positive", "negative"):
-        listed = getattr(P, f"{words.upper()}_WORDS")
-        print(f"{words} words {listed} -> token ids {bench.ids[words]}")
-
-    # --- every vector, at every layer, built by the engine ----------------------------------
+def _vector_specs(layers: list[int], position: str) -> dict[str, Any]:
+    """Every vector, at every layer, built by the engine."""
     specs: dict[str, Any] = {}
     for layer in layers:
-        contrast = {"layer": layer, "site": "resid_post", "position": args.position}
+        contrast = {"layer": layer, "site": "resid_post", "position": position}
         specs[f"sent{layer}"] = {
             "kind": "contrastive",
             "positive": P.POSITIVE_PROMPTS,
@@ -329,46 +301,63 @@ def main(argv: list[str] | None = None) -> int:
                 "site": site,
                 "position": "mean",
             }
-    bench.build(specs)
-    out: dict[str, Any] = {
-        "model": str(args.model),
-        "layers": n_layers,
-        "hidden_size": model.shape.hidden_size,
-        "vector_position": args.position,
-    }
+    return specs
 
-    # --- sentiment ------------------------------------------------------------------------
-    heldout = P.HELDOUT_NEUTRAL
+
+def _load(args: argparse.Namespace) -> tuple[Bench, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    hf = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    tok = AutoTokenizer.from_pretrained(args.model)
+    model = wrap_model(hf, tok, identity=f"eval:{args.model}")
+    bench = Bench(model)
     print(
-        f"\nSENTIMENT: mean_diff vector (resid_post, position {args.position}) added at all "
+        f"model {args.model}: {model.shape.n_layers} layers, width {model.shape.hidden_size}, "
+        f"{model.shape.n_heads} heads, vocab {len(tok)}"
+    )
+    for words in ("positive", "negative"):
+        listed = getattr(P, f"{words.upper()}_WORDS")
+        print(f"{words} words {listed} -> token ids {bench.ids[words]}")
+    return bench, tok
+
+
+def _sentiment(bench: Bench, layers: list[int], position: str, r: dict[str, Any]) -> None:
+    heldout = r["heldout"] = P.HELDOUT_NEUTRAL
+    print(
+        f"\nSENTIMENT: mean_diff vector (resid_post, position {position}) added at all "
         f"positions; {len(heldout)} held-out neutral prompts; random = same norm, "
         f"{len(RANDOM_SEEDS)} seeds, |dP(positive)|"
     )
-    grid, base = steering_grid(bench, "sent", layers, heldout, "positive", "negative")
-    best = choose(grid)
-    L, S = best["layer"], best["strength"]
-    vec = f"sent{L}"
-    print(f"chosen: layer {L}, strength {S:g} (|v| = {best['norm']:.2f})")
-    out["sentiment_grid"] = grid
+    grid, r["base"] = steering_grid(bench, "sent", layers, heldout, "positive", "negative")
+    best = r["best"] = choose(grid)
+    r["L"], r["S"] = best["layer"], best["strength"]
+    r["vec"] = f"sent{r['L']}"
+    print(f"chosen: layer {r['L']}, strength {r['S']:g} (|v| = {best['norm']:.2f})")
+    r["out"]["sentiment_grid"] = grid
 
-    # --- topic ----------------------------------------------------------------------------
-    topic_held = P.HELDOUT_TOPIC
+
+def _topic(bench: Bench, layers: list[int], r: dict[str, Any]) -> None:
+    topic_held = r["topic_held"] = P.HELDOUT_TOPIC
+    base, heldout = r["base"], r["heldout"]
     print(f"\nTOPIC: food-minus-tech vector, {len(topic_held)} held-out topic-free prompts")
     tgrid, tbase = steering_grid(bench, "topic", layers, topic_held, "food", "tech")
-    tbest = choose(tgrid)
-    TL, TS = tbest["layer"], tbest["strength"]
-    tvec = f"topic{TL}"
+    r["tbase"] = tbase
+    tbest = r["tbest"] = choose(tgrid)
+    TL, TS = r["TL"], r["TS"] = tbest["layer"], tbest["strength"]
+    tvec = r["tvec"] = f"topic{TL}"
     print(f"chosen: layer {TL}, strength {TS:g} (|v| = {tbest['norm']:.2f})")
-    out["topic_grid"] = tgrid
+    r["out"]["topic_grid"] = tgrid
     t, sv = bench.vectors[tvec], bench.vectors[f"sent{TL}"]
-    cos = float(t @ sv / (t.norm() * sv.norm()))
-    orth_plan = bench.plan([add(f"topic_orth{TL}", TL, TS)])
-    orth_food = bench.mass(orth_plan, topic_held, "food") - tbase["food"]
+    r["cos"] = float(t @ sv / (t.norm() * sv.norm()))
+    orth_plan = r["orth_plan"] = bench.plan([add(f"topic_orth{TL}", TL, TS)])
+    r["orth_food"] = bench.mass(orth_plan, topic_held, "food") - tbase["food"]
     topic_plan = bench.plan([add(tvec, TL, TS)])
-    cross = bench.mass(topic_plan, heldout, "positive") - base["positive"]
-    orth_cross = bench.mass(orth_plan, heldout, "positive") - base["positive"]
+    r["cross"] = bench.mass(topic_plan, heldout, "positive") - base["positive"]
+    r["orth_cross"] = bench.mass(orth_plan, heldout, "positive") - base["positive"]
 
-    # --- ablation: where the concepts live ---------------------------------------------
+
+def _ablation(bench: Bench, layers: list[int], n_heads: int, r: dict[str, Any]) -> None:
+    """Where the concepts live, and what directional ablation removes."""
     concepts = {
         "sentiment": (P.CONTEXT_POSITIVE, P.CONTEXT_NEGATIVE, "positive"),
         "topic": (P.CONTEXT_FOOD, P.CONTEXT_TECH, "food"),
@@ -382,28 +371,33 @@ def main(argv: list[str] | None = None) -> int:
         "zero ablation at all positions; KL on held-out text and on neutral passages"
     )
     ablations = ablation_table(bench, layers, n_heads, concepts)
-    out["ablations"] = ablations
-    s_site, t_site = carrier(ablations, "sentiment"), carrier(ablations, "topic")
-
+    r["out"]["ablations"] = ablations
+    r["s_site"], r["t_site"] = carrier(ablations, "sentiment"), carrier(ablations, "topic")
+    vec, tvec, L, S = r["vec"], r["tvec"], r["L"], r["S"]
+    base, heldout = r["base"], r["heldout"]
     # directional ablation: the concept direction projected out of every layer, in context
     proj = bench.plan([project_out(vec, "all")])
-    proj_removed = 1 - bench.gap(proj, *concepts["sentiment"]) / gaps["sentiment"]
-    proj_kl = bench.kl(proj, P.HELDOUT_TEXT)
+    r["proj_removed"] = 1 - bench.gap(proj, *concepts["sentiment"]) / gaps["sentiment"]
+    r["proj_kl"] = bench.kl(proj, P.HELDOUT_TEXT)
     tproj = bench.plan([project_out(tvec, "all")])
-    tproj_removed = 1 - bench.gap(tproj, *concepts["topic"]) / gaps["topic"]
+    r["tproj_removed"] = 1 - bench.gap(tproj, *concepts["topic"]) / gaps["topic"]
     # project_out after the add: at the same site (ops compose in order), and at later layers
-    steer_d = best["d_up"]
     same = bench.plan([add(vec, L, S), project_out(vec, L)])
-    same_d = bench.mass(same, heldout, "positive") - base["positive"]
-    later_layers = [la for la in layers if la > L]
-    later_d = None
+    r["same_d"] = bench.mass(same, heldout, "positive") - base["positive"]
+    later_layers = r["later_layers"] = [la for la in layers if la > L]
+    r["later_d"] = None
     if later_layers:
         later = bench.plan([add(vec, L, S), project_out(vec, later_layers)])
-        later_d = bench.mass(later, heldout, "positive") - base["positive"]
+        r["later_d"] = bench.mass(later, heldout, "positive") - base["positive"]
 
-    # --- samples --------------------------------------------------------------------------
+
+def _samples(bench: Bench, tok: Any, r: dict[str, Any]) -> None:
+    """Greedy continuations, steered on every step."""
+    model, empty = bench.model, Plan()
+    vec, L, S, TL, TS = r["vec"], r["L"], r["S"], r["TL"], r["TS"]
+    topic_held = r["topic_held"]
     gen = GenerationSpec(max_new_tokens=12, do_sample=False)
-    samples = heldout[:4]
+    samples = r["heldout"][:4]
     runs = {
         "baseline": generate_pass(model, empty, samples, gen, BATCH),
         "+sentiment": generate_pass(model, bench.plan([add(vec, L, S)]), samples, gen, BATCH),
@@ -411,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     truns = {
         "baseline": generate_pass(model, empty, topic_held[:3], gen, BATCH),
-        "+food": generate_pass(model, orth_plan, topic_held[:3], gen, BATCH),
+        "+food": generate_pass(model, r["orth_plan"], topic_held[:3], gen, BATCH),
         "-food": generate_pass(
             model, bench.plan([add(f"topic_orth{TL}", TL, -TS)]), topic_held[:3], gen, BATCH
         ),
@@ -423,12 +417,14 @@ def main(argv: list[str] | None = None) -> int:
             for tag, res in group.items():
                 print(f"    {tag:>11}: {tok.decode(res.generated[i])!r}")
 
-    # --- the table ------------------------------------------------------------------------
+
+def _sentiment_checks(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
     checks: list[tuple[str, bool, str]] = []
 
     def check(name: str, ok: bool, value: str) -> None:
         checks.append((name, ok, value))
 
+    best, base, L = r["best"], r["base"], r["L"]
     bp, bn = base["positive"], base["negative"]
     check(
         f"+v: dP(positive) >= +{TARGET}",
@@ -456,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         max(best["kl_plus"], best["kl_minus"]) <= KL_BOUND,
         f"+v {best['kl_plus']:.3f}, -v {best['kl_minus']:.3f} nats/position",
     )
-    for concept, site in (("sentiment", s_site), ("topic", t_site)):
+    for concept, site in (("sentiment", r["s_site"]), ("topic", r["t_site"])):
         check(
             f"{concept} carrier {site['site']}: mean-ablation KL < zero",
             site["mean_kl"] < site["zero_kl"],
@@ -472,53 +468,66 @@ def main(argv: list[str] | None = None) -> int:
         )
     check(
         f"project_out sentiment (layer {L} vector), all layers: removes > 50%",
-        proj_removed > 0.5,
-        f"{proj_removed:.0%} of the in-context effect; KL {proj_kl:.3f}",
+        r["proj_removed"] > 0.5,
+        f"{r['proj_removed']:.0%} of the in-context effect; KL {r['proj_kl']:.3f}",
     )
+    steer_d = best["d_up"]
     check(
         f"add, then project_out at layer {L}: removes > 50% of the add",
-        abs(same_d) < 0.5 * steer_d,
-        f"dP(positive) {_fmt(steer_d)} -> {_fmt(same_d)}",
+        abs(r["same_d"]) < 0.5 * steer_d,
+        f"dP(positive) {_fmt(steer_d)} -> {_fmt(r['same_d'])}",
     )
-    if later_d is not None:
+    if r["later_d"] is not None:
         check(
-            f"add at {L}, project_out at layers {later_layers}: removes > 50%",
-            abs(later_d) < 0.5 * steer_d,
-            f"dP(positive) {_fmt(steer_d)} -> {_fmt(later_d)}",
+            f"add at {L}, project_out at layers {r['later_layers']}: removes > 50%",
+            abs(r["later_d"]) < 0.5 * steer_d,
+            f"dP(positive) {_fmt(steer_d)} -> {_fmt(r['later_d'])}",
         )
-    check(
-        f"topic +v: dP(food) >= +{TARGET}",
-        tbest["d_up"] >= TARGET,
-        f"{tbase['food']:.3f} -> {tbest['up_plus']:.3f} ({_fmt(tbest['d_up'])})",
-    )
-    check(
-        f"topic -v: dP(tech) >= +{TARGET}",
-        tbest["d_down"] >= TARGET,
-        f"{tbase['tech']:.3f} -> {tbest['down_minus']:.3f} ({_fmt(tbest['d_down'])})",
-    )
-    check(
-        f"topic orthogonalized vs sentiment: dP(food) >= +{TARGET}",
-        orth_food >= TARGET,
-        f"{_fmt(orth_food)} (cos(topic, sentiment) {cos:+.3f}); its dP(positive) "
-        f"{_fmt(orth_cross)} (raw {_fmt(cross)})",
-    )
-    check(
-        "topic random, same norm: |dP(food)| < 0.05",
-        tbest["rand_seed0"] < 0.05 and tbest["rand_mean"] < 0.05,
-        f"seed 0 {tbest['rand_seed0']:.3f}; mean {tbest['rand_mean']:.3f}, max "
-        f"{tbest['rand_max']:.3f}",
-    )
-    check(
-        f"topic KL, neutral text <= {KL_BOUND}",
-        max(tbest["kl_plus"], tbest["kl_minus"]) <= KL_BOUND,
-        f"+v {tbest['kl_plus']:.3f}, -v {tbest['kl_minus']:.3f}",
-    )
-    check(
-        f"project_out topic (layer {TL} vector), all layers: removes > 50%",
-        tproj_removed > 0.5,
-        f"{tproj_removed:.0%} of the in-context effect",
-    )
+    return checks
 
+
+def _topic_checks(r: dict[str, Any]) -> list[tuple[str, bool, str]]:
+    tbest, tbase = r["tbest"], r["tbase"]
+    return [
+        (
+            f"topic +v: dP(food) >= +{TARGET}",
+            tbest["d_up"] >= TARGET,
+            f"{tbase['food']:.3f} -> {tbest['up_plus']:.3f} ({_fmt(tbest['d_up'])})",
+        ),
+        (
+            f"topic -v: dP(tech) >= +{TARGET}",
+            tbest["d_down"] >= TARGET,
+            f"{tbase['tech']:.3f} -> {tbest['down_minus']:.3f} ({_fmt(tbest['d_down'])})",
+        ),
+        (
+            f"topic orthogonalized vs sentiment: dP(food) >= +{TARGET}",
+            r["orth_food"] >= TARGET,
+            f"{_fmt(r['orth_food'])} (cos(topic, sentiment) {r['cos']:+.3f}); its dP(positive) "
+            f"{_fmt(r['orth_cross'])} (raw {_fmt(r['cross'])})",
+        ),
+        (
+            "topic random, same norm: |dP(food)| < 0.05",
+            tbest["rand_seed0"] < 0.05 and tbest["rand_mean"] < 0.05,
+            f"seed 0 {tbest['rand_seed0']:.3f}; mean {tbest['rand_mean']:.3f}, max "
+            f"{tbest['rand_max']:.3f}",
+        ),
+        (
+            f"topic KL, neutral text <= {KL_BOUND}",
+            max(tbest["kl_plus"], tbest["kl_minus"]) <= KL_BOUND,
+            f"+v {tbest['kl_plus']:.3f}, -v {tbest['kl_minus']:.3f}",
+        ),
+        (
+            f"project_out topic (layer {r['TL']} vector), all layers: removes > 50%",
+            r["tproj_removed"] > 0.5,
+            f"{r['tproj_removed']:.0%} of the in-context effect",
+        ),
+    ]
+
+
+def _results(r: dict[str, Any], checks: list[tuple[str, bool, str]]) -> int:
+    """Print the table of targets; the number met."""
+    best, tbest = r["best"], r["tbest"]
+    L, S, TL, TS = r["L"], r["S"], r["TL"], r["TS"]
     print(
         f"\nRESULTS  sentiment: layer {L}, strength {S:g}, site resid_post, positions all "
         f"(|v| {best['norm']:.2f}); topic: layer {TL}, strength {TS:g} (|v| {tbest['norm']:.2f})"
@@ -526,17 +535,48 @@ def main(argv: list[str] | None = None) -> int:
     width = max(len(c[0]) for c in checks)
     for name, ok, value in checks:
         print(f"  {'PASS' if ok else 'FAIL'}  {name:<{width}}  {value}")
-    out["choice"] = {
+    r["out"]["choice"] = {
         "sentiment": {"layer": L, "strength": S, "norm": best["norm"], "site": "resid_post"},
         "topic": {"layer": TL, "strength": TS, "norm": tbest["norm"], "site": "resid_post"},
-        "sentiment_carrier": s_site["site"],
-        "topic_carrier": t_site["site"],
+        "sentiment_carrier": r["s_site"]["site"],
+        "topic_carrier": r["t_site"]["site"],
     }
-    out["checks"] = [{"name": n, "pass": ok, "value": v} for n, ok, v in checks]
-    passed = sum(ok for _, ok, _ in checks)
+    r["out"]["checks"] = [{"name": n, "pass": ok, "value": v} for n, ok, v in checks]
+    return sum(ok for _, ok, _ in checks)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=DEFAULT_DIR)
+    parser.add_argument(
+        "--position", default="mean", help="where contrastive vectors read activations"
+    )
+    parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    start = time.perf_counter()
+    bench, tok = _load(args)
+    shape = bench.model.shape
+    layers = list(range(shape.n_layers))
+    bench.build(_vector_specs(layers, args.position))
+    # What each section measured, by name, for the sections after it and the checks.
+    r: dict[str, Any] = {
+        "out": {
+            "model": str(args.model),
+            "layers": shape.n_layers,
+            "hidden_size": shape.hidden_size,
+            "vector_position": args.position,
+        }
+    }
+    _sentiment(bench, layers, args.position, r)
+    _topic(bench, layers, r)
+    _ablation(bench, layers, shape.n_heads, r)
+    _samples(bench, tok, r)
+    checks = _sentiment_checks(r) + _topic_checks(r)
+    passed = _results(r, checks)
     print(f"\n{passed}/{len(checks)} targets met in {time.perf_counter() - start:.0f}s")
     if args.json:
-        args.json.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(r["out"], indent=2) + "\n", encoding="utf-8")
     return 0 if passed == len(checks) else 1
 
 

@@ -4,9 +4,9 @@ for tens of thousands of examples.
     .venv/bin/python scripts/fuzz_campaign.py [--examples 20000] [--seed 0] [--out fuzz-out]
     .venv/bin/python scripts/fuzz_campaign.py --replay fuzz-out/traceback-....json
 
-Every example is a recipe from tests/fuzz_strategies.py (mutated examples, garbage, alias
+Every example is a recipe from tests/support/fuzz_strategies.py (mutated examples, garbage, alias
 bombs, include graphs, broken file references) run in-process through `steer validate` and
-checked by tests/fuzz_harness.py: no traceback, exit 0 or 1 (3 only for an environment
+checked by tests/support/fuzz_harness.py: no traceback, exit 0 or 1 (3 only for an environment
 problem), a FILE:LINE:COL on every rejection, parsable output, nothing written. Each failing
 input is saved (atomically: written to a temporary name, then renamed) under --out as JSON
 that --replay runs again; inputs failing the same way are saved once.
@@ -34,15 +34,16 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+if __package__ in (None, ""):  # run as a file; `python -m scripts.NAME` needs no help
+    sys.path.insert(0, str(ROOT))  # the repo root, which holds tests/support/
 
 os.environ.setdefault("NO_COLOR", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402
 
-from tests.fuzz_harness import FuzzRunner, Outcome  # noqa: E402
-from tests.fuzz_strategies import FuzzCase, fuzz_cases  # noqa: E402
+from tests.support.fuzz_harness import FuzzRunner, Outcome  # noqa: E402
+from tests.support.fuzz_strategies import FuzzCase, fuzz_cases  # noqa: E402
 
 
 def _write_atomically(path: Path, payload: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""Run the hostile-input matrix (tests/hostile_cases.py) and print it as a table.
+"""Run the hostile-input matrix (tests/support/hostile_cases.py) and print it as a table.
 
     .venv/bin/python scripts/hostile_matrix.py [--markdown]
 
@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+if __package__ in (None, ""):  # run as a file; `python -m scripts.NAME` needs no help
+    sys.path.insert(0, str(REPO))  # the repo root, which holds tests/support/
 
 # Like the tests: nothing is downloaded, extracted vectors go to a throwaway cache.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -28,7 +29,7 @@ os.environ.setdefault("STEER_CACHE_DIR", tempfile.mkdtemp(prefix="steer-hostile-
 for _name in ("STEER_MAX_PROMPT_FILE_BYTES", "STEER_MAX_PROMPT_LINE_BYTES"):
     os.environ.pop(_name, None)  # rows set the limits they test
 
-from tests.hostile_cases import CASES, Case, Outcome, Site, run_case  # noqa: E402
+from tests.support.hostile_cases import CASES, Case, Outcome, Site, run_case  # noqa: E402
 
 
 def _command(item: Case, outcome: Outcome) -> str:

@@ -2,17 +2,17 @@
 
     .venv/bin/python scripts/interruption_trials.py [--trials N] [--seed S] [--keep]
 
-For each command (vectors build, sweep) and signal (SIGINT, SIGKILL): one uninterrupted reference
-run in a clean folder, then N trials, each in a fresh folder with a fresh cache, whose outputs
-either do not exist yet or hold earlier contents (alternately). A trial signals the run at a
-random moment, takes stock, then reruns it (tests/interruption_harness.py has the details). The
-moment is drawn against the run's own progress, not the clock alone, so that a busy machine does
-not push every signal past the end: a third of the trials between 1 s after the start and the
-reference's first cache entry (startup, model load, first extraction; before 1 s Python is still
-importing the engine, where a Ctrl-C gets Python's own traceback), the rest between the first
-cache entry and as long after it as the reference ran on (the other extractions, the sweep's
-points, rendering, writing, teardown; some signals come after the end, which must change
-nothing). Columns:
+For each command (vectors build, sweep) and signal (SIGINT, SIGKILL): one uninterrupted
+reference run in a clean folder, then N trials, each in a fresh folder with a fresh cache, whose
+outputs either do not exist yet or hold earlier contents (alternately). A trial signals the run
+at a random moment, takes stock, then reruns it (tests/support/interruption_harness.py has the
+details). The moment is drawn against the run's own progress, not the clock alone, so that a
+busy machine does not push every signal past the end: a third of the trials between 1 s after
+the start and the reference's first cache entry (startup, model load, first extraction; before
+1 s Python is still importing the engine, where a Ctrl-C gets Python's own traceback), the rest
+between the first cache entry and as long after it as the reference ran on (the other
+extractions, the sweep's points, rendering, writing, teardown; some signals come after the end,
+which must change nothing). Columns:
 
   partial files seen       trials whose outputs were neither as before nor complete and new
                            (a truncated file, a new CSV next to an old plot), or that left an
@@ -41,9 +41,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))  # for tests.interruption_harness, when run as a script
+if __package__ in (None, ""):  # run as a file; `python -m scripts.NAME` needs no help
+    sys.path.insert(0, str(REPO))  # the repo root, which holds tests/support/
 
-from tests.interruption_harness import COMMANDS, Trial, interrupt, reference_run  # noqa: E402
+from tests.support.interruption_harness import COMMANDS, Trial, interrupt, reference_run  # noqa: E402
 
 SIGNALS = (signal.SIGINT, signal.SIGKILL)
 COLUMNS = (

@@ -20,15 +20,16 @@ import pytest
 import torch
 
 from recipe_engine.api import load_recipe
-from recipe_engine.backends.ndif import check_remote
-from recipe_engine.backends.vllm import require_vllm, sampling_params
-from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.execute.ops import transform
 from recipe_engine.execute.runner import score_texts, text_logits
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.model_spec import ModelSpec
+from recipe_engine.format.positions import ALL_POSITIONS as ALL
 from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.plan import Plan, PlanOp
+from recipe_engine.resolve.backends.ndif import check_remote
+from recipe_engine.resolve.backends.vllm import require_vllm, sampling_params
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
 from recipe_engine.vectors import build_vectors
 from tests.conftest import MINIMAL, RECIPES
@@ -89,7 +90,7 @@ def test_vectors_extracted_through_the_round_trip_are_identical(
 def test_text_metrics_through_the_round_trip_are_identical(model: LoadedModel) -> None:
     texts = ["The cat sat on the mat.", "Hi", "A much longer text about nothing at all."]
     plan = Plan(
-        [PlanOp(0, "scale", "scale", 1, "resid_post", "transformer.h.1", "output", "all", 0.5)]
+        [PlanOp(0, "scale", "scale", 1, "resid_post", "transformer.h.1", "output", ALL, 0.5)]
     )
     for a, b in zip(
         text_logits(model, plan, texts, 2),
@@ -318,7 +319,7 @@ def test_resid_post_acts_on_hidden_plus_residual(op: str) -> None:
         "resid_post",
         "layers.1",
         "output",
-        "all",
+        ALL,
         0.7,
         "v" if op not in ("zero", "scale") else None,
         (unit if needs_unit else vector) if op not in ("zero", "scale") else None,
@@ -356,7 +357,7 @@ def test_resid_post_acts_on_hidden_plus_residual(op: str) -> None:
 
 
 def test_transform_moves_a_cpu_vector_to_the_activation_dtype() -> None:
-    op = PlanOp(0, "add", "add", 0, "resid_post", "x", "output", "all", 2.0, "v", torch.ones(4))
+    op = PlanOp(0, "add", "add", 0, "resid_post", "x", "output", ALL, 2.0, "v", torch.ones(4))
     h = torch.zeros(1, 2, 4, dtype=torch.float64)
     out = transform(h, op)
     assert out.dtype == torch.float64 and torch.equal(out, torch.full_like(h, 2.0))

@@ -13,7 +13,7 @@ from recipe_engine.execute.runner import trace_pass
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
-from tests.engine_reference import reference_op
+from tests.support.engine_reference import reference_op
 
 PROMPTS = ["The cat sat on the mat", "Hi"]
 

@@ -1,8 +1,8 @@
 """Every op x site x mode through the engine equals an independent plain-PyTorch reference.
 
-Engine: batched, left-padded, through nnsight. Reference (tests/engine_reference.py): forward
-hooks on the Hugging Face modules, each prompt alone. Logits must agree within 1e-5 and greedy
-tokens must be identical, on tiny GPT-2 and Llama models.
+Engine: batched, left-padded, through nnsight. Reference (tests/support/engine_reference.py):
+forward hooks on the Hugging Face modules, each prompt alone. Logits must agree within 1e-5 and
+greedy tokens must be identical, on tiny GPT-2 and Llama models.
 
 Every op x site x mode also goes through nnsight's `remote="local"` round trip (the trace
 serialized as for NDIF, deserialized with this project's modules hidden, run in-process): its
@@ -17,13 +17,14 @@ from typing import Any
 import pytest
 import torch
 
-from recipe_engine.compiler import Plan, compile_plan
+from recipe_engine.compiler import compile_plan
 from recipe_engine.execute.runner import generate_pass, trace_pass
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.plan import Plan
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
-from tests.engine_reference import hooks, reference_generate
+from tests.support.engine_reference import hooks, reference_generate
 
 OPS = ["add", "set", "scale", "scale_dir", "zero", "mean_ablate", "project_out", "clamp"]
 SITES = ["resid_pre", "resid_post", "attn_out", "mlp_out", "heads"]

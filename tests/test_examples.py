@@ -8,8 +8,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from recipe_engine.format.schema_export import recipe_schema
 from recipe_engine.load import load_document
-from recipe_engine.schema_export import recipe_schema
 from recipe_engine.validate import validate_file
 from tests.conftest import RECIPES
 

@@ -1,13 +1,13 @@
 """Property tests: `steer validate` survives generated and mutated recipes, and says where.
 
-Every example is a broken (or, by chance, valid) recipe built by tests/fuzz_strategies.py from
-the example recipes in recipes/: mutated as data (deleted keys, wrong types, huge and
-non-finite numbers, odd unicode, deep nesting) and as text and bytes (truncation, splices,
-YAML tags, alias bombs, duplicate keys, tabs, CRLF, a BOM, long lines, random bytes, other
-encodings), with include graphs and file references gone wrong. Each runs through
-`steer validate` in-process, in a fresh folder of a fake repository, and must satisfy the
-properties checked by tests/fuzz_harness.py: no traceback, exit 0 or 1 (3 only for an
-environment problem with --check-model), a FILE:LINE:COL on every rejection, parsable JSON,
+Every example is a broken (or, by chance, valid) recipe built by
+tests/support/fuzz_strategies.py from the example recipes in recipes/: mutated as data (deleted
+keys, wrong types, huge and non-finite numbers, odd unicode, deep nesting) and as text and bytes
+(truncation, splices, YAML tags, alias bombs, duplicate keys, tabs, CRLF, a BOM, long lines,
+random bytes, other encodings), with include graphs and file references gone wrong. Each runs
+through `steer validate` in-process, in a fresh folder of a fake repository, and must satisfy
+the properties checked by tests/support/fuzz_harness.py: no traceback, exit 0 or 1 (3 only for
+an environment problem with --check-model), a FILE:LINE:COL on every rejection, parsable JSON,
 nothing written.
 
 The run is bounded for CI (about 450 examples, well under a minute on two cores); with CI set
@@ -25,8 +25,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.fuzz_harness import FuzzRunner
-from tests.fuzz_strategies import (
+from tests.support.fuzz_harness import FuzzRunner
+from tests.support.fuzz_strategies import (
     FuzzCase,
     data_mutated,
     fuzz_cases,
@@ -150,7 +150,7 @@ def test_harness_reports_a_crash(runner: FuzzRunner, monkeypatch: pytest.MonkeyP
     ],
 )  # fmt: skip
 def test_harness_reports_a_missing_location(stdout: str, kind: str) -> None:
-    from tests.fuzz_harness import Outcome, check_output
+    from tests.support.fuzz_harness import Outcome, check_output
 
     outcome = Outcome(["validate"], 1, stdout, "", 0.0)
     check_output(FuzzCase(b""), outcome)

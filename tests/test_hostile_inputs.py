@@ -1,4 +1,5 @@
-"""Hostile inputs, end to end through the CLI: one table (tests/hostile_cases.py), one test per row.
+"""Hostile inputs, end to end through the CLI: one table (tests/support/hostile_cases.py), one
+test per row.
 
 Every row runs a `steer` command on a recipe that names a hostile file and asserts the exit
 status, that the error is one line naming the file or field and saying what to do, that no
@@ -28,7 +29,7 @@ from recipe_engine.errors import EnvironmentFailure, UsageError
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.load import prompt_files
 from recipe_engine.resolve.model_loader import load_model
-from tests.hostile_cases import (
+from tests.support.hostile_cases import (
     CASES,
     CODE_FILES,
     Case,

@@ -7,11 +7,11 @@ uninterrupted run's in a clean folder. SIGINT also exits 130 with one line and l
 temporary file; a SIGKILL may strand one (nothing can run at SIGKILL), so temporaries carry their
 writer's host and pid, are never read, and the next write of the same file deletes them.
 
-The process tests (tests/interruption_harness.py) signal the run as soon as its first vector is
-in the cache: the run is then demonstrably mid-way (more vectors, or layers, to extract) and the
-test waits on files, not on timings. Each case covers one command x signal; fresh and existing
-outputs alternate so each command and each signal meets both. scripts/interruption_trials.py
-repeats them at random points of the run.
+The process tests (tests/support/interruption_harness.py) signal the run as soon as its first
+vector is in the cache: the run is then demonstrably mid-way (more vectors, or layers, to
+extract) and the test waits on files, not on timings. Each case covers one command x signal;
+fresh and existing outputs alternate so each command and each signal meets both.
+scripts/interruption_trials.py repeats them at random points of the run.
 """
 
 from __future__ import annotations
@@ -26,7 +26,6 @@ from pathlib import Path
 
 import pytest
 
-from recipe_engine import sweep as sweep_module
 from recipe_engine.atomic import (
     STALE_AFTER_S,
     hold_sigint,
@@ -35,7 +34,8 @@ from recipe_engine.atomic import (
     write_files_atomic,
 )
 from recipe_engine.sweep import SweepPoint, SweepResult, write_sweep
-from tests.interruption_harness import Reference, interrupt, reference_run
+from recipe_engine.sweep import output as sweep_module
+from tests.support.interruption_harness import Reference, interrupt, reference_run
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="POSIX signals")
 

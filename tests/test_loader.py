@@ -565,7 +565,7 @@ def test_near_numbers_stay_strings(write, text: str) -> None:  # type: ignore[no
 
 
 def test_override_with_an_exponent_is_a_number() -> None:
-    from recipe_engine.overrides import parse_override
+    from recipe_engine.load.overrides import parse_override
 
     assert parse_override("interventions.0.strength=1e38") == (
         ["interventions", "0", "strength"],

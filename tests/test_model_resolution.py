@@ -16,9 +16,9 @@ import transformers
 import recipe_engine
 from recipe_engine import EnvironmentFailure, compile_recipe, load_recipe, run_recipe
 from recipe_engine.cli.main import main
-from recipe_engine.compiler import Plan
 from recipe_engine.execute.runner import trace_pass
 from recipe_engine.format.model_spec import ModelSpec
+from recipe_engine.plan import Plan
 from recipe_engine.resolve import model_loader
 from recipe_engine.resolve.builtin_build import build_builtin, byte_tokenizer
 from recipe_engine.resolve.model_loader import clear_model_cache, load_model

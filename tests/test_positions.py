@@ -13,10 +13,17 @@ from recipe_engine.compiler import compile_plan
 from recipe_engine.execute.positions import ALL, NONE, position_mask
 from recipe_engine.execute.runner import generate_pass, trace_pass
 from recipe_engine.format.model_spec import ModelSpec
+from recipe_engine.format.positions import (
+    IndexPositions,
+    NamedPositions,
+    PositionSelector,
+    SlicePositions,
+    parse_positions,
+)
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
-from tests.engine_reference import hooks, reference_generate
+from tests.support.engine_reference import hooks, reference_generate
 
 PROMPTS = ["The cat sat on the mat", "Hi there", "A dog ran"]  # different lengths: padding
 NEW = 4
@@ -116,12 +123,49 @@ def test_padded_generation_equals_single_prompt_runs(model: LoadedModel) -> None
 
 def test_mask_never_covers_padding() -> None:
     attention = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
-    mask = position_mask("all", attention, 4)
+    mask = position_mask(parse_positions("all"), attention, 4)
     assert isinstance(mask, torch.Tensor)
     assert mask.squeeze(-1).tolist() == [[False, False, True, True], [True] * 4]
-    first = position_mask([0], attention, 4)
+    first = position_mask(parse_positions([0]), attention, 4)
     assert isinstance(first, torch.Tensor)
     assert first.squeeze(-1).tolist() == [[False, False, True, False], [True, False, False, False]]
-    assert position_mask("all", torch.ones(2, 4), 4) is ALL
-    assert position_mask("prompt", torch.ones(2, 5), 1) is NONE  # a later step
-    assert position_mask("generated", torch.ones(2, 5), 1) is ALL
+    assert position_mask(parse_positions("all"), torch.ones(2, 4), 4) is ALL
+    assert position_mask(parse_positions("prompt"), torch.ones(2, 5), 1) is NONE  # a later step
+    assert position_mask(parse_positions("generated"), torch.ones(2, 5), 1) is ALL
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("all", NamedPositions("all")),
+        ("generated", NamedPositions("generated")),
+        ([0, -1], IndexPositions((0, -1))),
+        ("2:", SlicePositions(2, None, "2:")),
+        ("-2:", SlicePositions(-2, None, "-2:")),
+        (":3", SlicePositions(None, 3, ":3")),
+        ("1:-1", SlicePositions(1, -1, "1:-1")),
+        ("02:", SlicePositions(2, None, "02:")),
+    ],
+)
+def test_one_parser_reads_every_position_form(written: Any, expected: PositionSelector) -> None:
+    selector = parse_positions(written)
+    assert selector == expected
+    assert selector.written == written  # explain and the report show it as the recipe wrote it
+
+
+@pytest.mark.parametrize("bad", ["first", "1", "1:2:3", "a:b", ""])
+def test_the_parser_refuses_what_validation_refuses(bad: str) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from recipe_engine.format.positions import PositionSpec
+
+    with pytest.raises(ValidationError):
+        TypeAdapter(PositionSpec).validate_python(bad)
+    with pytest.raises(ValueError):
+        parse_positions(bad)
+
+
+def test_the_plan_carries_parsed_positions(model: LoadedModel) -> None:
+    plan, _ = _plan(model, "1:3", "trace")
+    assert plan.ops[0].positions == SlicePositions(1, 3, "1:3")
+    assert plan.ops[0].describe()["positions"] == "1:3"

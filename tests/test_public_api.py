@@ -19,12 +19,18 @@ PUBLIC = {
     "RecipeEngineError",
     "RecipeError",
     "RecipeLoadError",
+    "RunReport",
+    "SweepResult",
     "UsageError",
     "ValidationResult",
     "__version__",
+    "build_vectors_file",
     "compile_recipe",
+    "explain_recipe",
+    "inspect_vectors",
     "load_recipe",
     "run_recipe",
+    "run_sweep",
     "validate_file",
 }
 

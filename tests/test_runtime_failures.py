@@ -15,14 +15,11 @@ from typing import Any
 import pytest
 import torch
 
-from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.errors import NumericalFailure
-from recipe_engine.report.health import (
-    GARBAGE_PERPLEXITY_RATIO,
-    GARBAGE_TEXT_KL,
-    garbage_warnings,
-    require_finite,
-)
+from recipe_engine.execute.numerics import require_finite
+from recipe_engine.format.positions import ALL_POSITIONS as ALL
+from recipe_engine.plan import Plan, PlanOp
+from recipe_engine.report.health import GARBAGE_PERPLEXITY_RATIO, GARBAGE_TEXT_KL, garbage_warnings
 from recipe_engine.report.metrics import MetricValue
 from tests.conftest import RECIPES
 from tests.test_cli_run import steer
@@ -152,7 +149,7 @@ def test_a_sweep_where_every_cell_fails_exits_3(tmp_path: Path) -> None:
 
 
 def _plan() -> Plan:
-    op = PlanOp(0, "add v", "add", 0, "resid_post", "transformer.h.0", "output", "all", 8.0, "v")
+    op = PlanOp(0, "add v", "add", 0, "resid_post", "transformer.h.0", "output", ALL, 8.0, "v")
     return Plan([op])
 
 

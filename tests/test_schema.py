@@ -7,7 +7,7 @@ import json
 import jsonschema
 import pytest
 
-from recipe_engine.schema_export import render_schema
+from recipe_engine.format.schema_export import render_schema
 from tests.conftest import REPO
 from tests.helpers import run_steer
 

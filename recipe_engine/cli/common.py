@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from recipe_engine.backends import BACKENDS
+from recipe_engine.api import BACKENDS
 
 __all__ = ["add_backend_argument", "add_recipe_arguments"]
 

@@ -50,7 +50,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run_ls(args: argparse.Namespace) -> int:
-    from recipe_engine.examples import list_examples
+    from recipe_engine.api import list_examples
 
     examples = list_examples()
     if args.format == "json":
@@ -64,8 +64,7 @@ def run_ls(args: argparse.Namespace) -> int:
 
 
 def run_cp(args: argparse.Namespace) -> int:
-    from recipe_engine.examples import copy_example
-    from recipe_engine.load.paths import display_path
+    from recipe_engine.api import copy_example, display_path
 
     written = copy_example(args.name, args.dest)
     for path in written:

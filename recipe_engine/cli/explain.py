@@ -114,7 +114,7 @@ def _text(info: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.api import compile_recipe, explain_without_model, load_recipe
+    from recipe_engine.api import explain_recipe, load_recipe
 
     loaded = load_recipe(
         args.recipe,
@@ -122,12 +122,7 @@ def run(args: argparse.Namespace) -> int:
         allow_outside_root=args.allow_outside_root,
         check_model=not args.no_model,  # --no-model: not even the model's config is read
     )
-    if args.no_model:
-        info = explain_without_model(loaded, note=NOTE_NO_MODEL)
-    elif loaded.recipe.run.backend in ("remote", "vllm"):
-        info = explain_without_model(loaded)
-    else:
-        info = compile_recipe(loaded).explain()
+    info = explain_recipe(loaded, no_model=args.no_model, note=NOTE_NO_MODEL)
     if args.format == "json":
         sys.stdout.write(json.dumps(info, indent=2, sort_keys=True) + "\n")
     else:

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from recipe_engine.cli.common import add_recipe_arguments
-from recipe_engine.cli.output import use_colour
+from recipe_engine.terminal import use_colour
 
 __all__ = ["add_parser", "run"]
 
@@ -41,10 +41,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.api import load_recipe, run_recipe
+    from recipe_engine.api import load_recipe, render_text, run_recipe
     from recipe_engine.atomic import write_text_atomic
     from recipe_engine.cli.progress import Progress
-    from recipe_engine.report.text import render_text
 
     loaded = load_recipe(
         args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root

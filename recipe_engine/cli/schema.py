@@ -37,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.schema_export import render_schema
+    from recipe_engine.api import render_schema
 
     text = render_schema()
     if args.output == "-":

@@ -72,8 +72,8 @@ def _layers(values: list[str]) -> list[int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from recipe_engine.api import run_sweep, write_sweep
     from recipe_engine.cli.progress import Progress
-    from recipe_engine.sweep import run_sweep, write_sweep
 
     bars = Progress()
     try:

@@ -12,7 +12,7 @@ from recipe_engine.cli.validate_report import REPORTERS
 from recipe_engine.errors import UsageError
 
 if TYPE_CHECKING:
-    from recipe_engine.validate import ValidationResult
+    from recipe_engine.api import ValidationResult
 
 __all__ = ["add_parser", "find_recipes", "run"]
 
@@ -88,7 +88,7 @@ def find_recipes(paths: Iterable[str]) -> list[Path]:
 
 
 def _only_recipes(files: list[Path]) -> list[Path]:
-    from recipe_engine.validate.sniff import looks_like_recipe
+    from recipe_engine.api import looks_like_recipe
 
     verdicts = [(f, looks_like_recipe(f)) for f in files]
     kept = [f for f, recipe in verdicts if recipe]
@@ -105,7 +105,7 @@ def _only_recipes(files: list[Path]) -> list[Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.validate import validate_file
+    from recipe_engine.api import validate_file
 
     files = find_recipes(args.paths)
     if args.skip_non_recipes:

@@ -14,11 +14,11 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
-from recipe_engine.cli.output import colour, use_colour
 from recipe_engine.diagnostics import one_line
+from recipe_engine.terminal import colour, use_colour
 
 if TYPE_CHECKING:
-    from recipe_engine.validate import ValidationResult
+    from recipe_engine.api import ValidationResult
 
 __all__ = ["REPORTERS"]
 

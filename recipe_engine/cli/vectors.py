@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 from pathlib import Path
@@ -66,20 +65,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     inspect.set_defaults(handler=run_inspect)
 
 
-def _recipe_sha256(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()
-
-
 def run_build(args: argparse.Namespace) -> int:
-    from recipe_engine.api import load_recipe
+    from recipe_engine.api import build_vectors_file, load_recipe
     from recipe_engine.cli.progress import Progress
     from recipe_engine.errors import UsageError
-    from recipe_engine.resolve.model_loader import load_model
-    from recipe_engine.vectors import build_vectors
-    from recipe_engine.vectors.artifacts import write_vector_file
 
     out = Path(args.out)
     if out.suffix != ".safetensors":
@@ -94,31 +83,17 @@ def run_build(args: argparse.Namespace) -> int:
         raise UsageError(f"no vector named {', '.join(unknown)} in {args.recipe}")
     if not names:
         raise UsageError(f"{args.recipe} defines no vectors")
-    model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     bars = Progress()
 
     def progress(name: str, done: int, total: int | None) -> None:
         bars(f"extracting {name}", done, total or done + 1)
 
     try:
-        built = build_vectors(
-            recipe, model, loaded.document, names, cache=not args.no_cache, progress=progress
+        wanted = build_vectors_file(
+            loaded, out, names=names, cache=not args.no_cache, progress=progress
         )
     finally:
         bars.close()
-    wanted = {n: built[n] for n in names}
-    header = {
-        "engine_version": __import__("recipe_engine").__version__,
-        "recipe": recipe.name,
-        "recipe_sha256": _recipe_sha256(list(loaded.document.file_paths.values())),
-        "model": recipe.model.id + (f"@{recipe.model.revision}" if recipe.model.revision else ""),
-    }
-    write_vector_file(
-        out,
-        {n: v.tensor for n, v in wanted.items()},
-        {n: v.provenance for n, v in wanted.items()},
-        header,
-    )
     for name, vector in wanted.items():
         source = "cache" if vector.cached else "built"
         norm = float(vector.tensor.norm())
@@ -128,56 +103,18 @@ def run_build(args: argparse.Namespace) -> int:
 
 
 def run_inspect(args: argparse.Namespace) -> int:
+    from recipe_engine.api import inspect_vectors
     from recipe_engine.errors import UsageError
-    from recipe_engine.load.safetensors_header import SafetensorsError, read_header
-    from recipe_engine.vectors.artifacts import read_vector_file
-    from recipe_engine.vectors.inspect import cosine_matrix, token_effects
 
-    path = Path(args.file)
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be at least 1")
-    if not path.is_file():
-        raise UsageError(f"{args.file}: no such file")
-    try:
-        read_header(path)  # refuses pickles and malformed files before safetensors sees them
-    except SafetensorsError as exc:
-        raise UsageError(f"{args.file}: {exc}") from None
-    tensors, metadata = read_vector_file(path)
-    model_id = args.model or str(metadata.get("model", "")).split("@")[0] or None
-    effects: dict[str, Any] = {}
-    if model_id:
-        from recipe_engine.format.model_spec import ModelSpec
-        from recipe_engine.resolve.model_loader import load_model
-
-        model = load_model(ModelSpec(id=model_id), Path.cwd())
-        effects = {name: token_effects(model, t, args.top) for name, t in tensors.items()}
-    info = {
-        "file": str(path),
-        "metadata": {k: v for k, v in metadata.items() if k != "vectors"},
-        "vectors": {
-            name: {
-                "shape": list(t.shape),
-                "dtype": str(t.dtype).replace("torch.", ""),
-                "norm": round(float(t.float().norm()), 6),
-                "finite": bool(torch_isfinite(t)),
-                "provenance": (metadata.get("vectors") or {}).get(name, {}),
-                "tokens": effects.get(name, {}),
-            }
-            for name, t in tensors.items()
-        },
-        "cosine": cosine_matrix(tensors),
-    }
+    found = inspect_vectors(args.file, model=args.model, top=args.top)
+    info = found.info
     if args.format == "json":
         sys.stdout.write(json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     else:
-        sys.stdout.write(_inspect_text(info, model_id))
+        sys.stdout.write(_inspect_text(info, found.model_id))
     return 0
-
-
-def torch_isfinite(tensor: Any) -> bool:
-    import torch
-
-    return bool(torch.isfinite(tensor).all())
 
 
 def _inspect_text(info: dict[str, Any], model_id: str | None) -> str:

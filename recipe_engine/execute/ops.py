@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-from recipe_engine.compiler import PlanOp
+from recipe_engine.plan import PlanOp
 
 __all__ = ["transform"]
 

@@ -10,17 +10,14 @@ and -1 its last, whatever the padding. See recipe_engine/format/positions.py for
 
 from __future__ import annotations
 
-import re
-from typing import Any
-
 import torch
+
+from recipe_engine.format.positions import IndexPositions, NamedPositions, PositionSelector
 
 __all__ = ["ALL", "NONE", "position_mask"]
 
 ALL = "all"  # every position of the chunk: no masking needed
 NONE = "none"  # no position of the chunk: the op is skipped this step
-
-_SLICE = re.compile(r"^(-?\d+)?:(-?\d+)?$")
 
 
 def _bound(value: int | None, length: torch.Tensor, default: torch.Tensor) -> torch.Tensor:
@@ -32,33 +29,30 @@ def _bound(value: int | None, length: torch.Tensor, default: torch.Tensor) -> to
     return bound.clamp(min=0).minimum(length)
 
 
-def position_mask(positions: Any, attention_mask: torch.Tensor, chunk: int) -> torch.Tensor | str:
+def position_mask(
+    positions: PositionSelector, attention_mask: torch.Tensor, chunk: int
+) -> torch.Tensor | str:
     """[B, chunk, 1] bool mask, or ALL / NONE when no tensor is needed."""
     step0 = chunk == attention_mask.shape[1]
     if not step0:
-        return ALL if positions in ("all", "last", "generated") else NONE
-    if positions == "generated":
-        return NONE
+        return ALL if positions.steers_later_steps else NONE
     real = attention_mask[:, -chunk:].bool()
-    if positions in ("all", "prompt"):
-        return ALL if bool(real.all()) else real.unsqueeze(-1)
-    if positions == "last":
-        mask = torch.zeros_like(real)
+    if isinstance(positions, NamedPositions):
+        if positions.name == "generated":
+            return NONE
+        if positions.name in ("all", "prompt"):
+            return ALL if bool(real.all()) else real.unsqueeze(-1)
+        mask = torch.zeros_like(real)  # last
         mask[:, -1] = True  # left padding: the last column is every row's last real token
         return mask.unsqueeze(-1)
     ranks = real.long().cumsum(dim=1) - 1  # rank of each real token within its row
     length = real.long().sum(dim=1, keepdim=True)
-    if isinstance(positions, list):
+    if isinstance(positions, IndexPositions):
         mask = torch.zeros_like(real)
-        for index in positions:
+        for index in positions.indices:
             target = index + length if index < 0 else torch.full_like(length, index)
             mask |= (ranks == target) & real
         return mask.unsqueeze(-1)
-    match = _SLICE.match(str(positions))
-    if not match:
-        raise ValueError(f"unsupported positions {positions!r}")
-    start = _bound(
-        int(match.group(1)) if match.group(1) else None, length, torch.zeros_like(length)
-    )
-    stop = _bound(int(match.group(2)) if match.group(2) else None, length, length)
+    start = _bound(positions.start, length, torch.zeros_like(length))
+    stop = _bound(positions.stop, length, length)
     return ((ranks >= start) & (ranks < stop) & real).unsqueeze(-1)

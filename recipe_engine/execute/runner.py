@@ -17,10 +17,10 @@ from typing import Any
 import nnsight
 import torch
 
-from recipe_engine.compiler import Plan
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.plan import Plan
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = ["PassResult", "generate_pass", "score_texts", "trace_pass"]
 

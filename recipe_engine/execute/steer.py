@@ -12,19 +12,13 @@ from typing import Any
 
 import torch
 
-from recipe_engine.compiler import Plan, PlanOp
 from recipe_engine.execute.ops import transform
 from recipe_engine.execute.positions import ALL, NONE, position_mask
+from recipe_engine.format.positions import ALL_POSITIONS, PositionSelector
+from recipe_engine.plan import Plan, PlanOp
+from recipe_engine.resolve.architectures import envoy_at
 
-__all__ = ["apply_plan", "envoy_at"]
-
-
-def envoy_at(root: Any, path: str) -> Any:
-    """The nnsight Envoy at a dotted path; list indices use [] (getattr would fail)."""
-    node = root
-    for part in path.split("."):
-        node = node[int(part)] if part.isdigit() else getattr(node, part)
-    return node
+__all__ = ["apply_plan"]
 
 
 def _chunk_and_mask(root: Any) -> tuple[int, torch.Tensor]:
@@ -90,7 +84,7 @@ def _apply(value: torch.Tensor, op: PlanOp, mask: torch.Tensor | str, aligned: A
 def _needs_context(op: PlanOp) -> bool:
     """Whether an op needs to know which tokens this pass holds (`all` with a plain vector
     acts on every row as it comes, whatever the layout: [B, T, D] or vLLM's flat [T, D])."""
-    return op.positions != "all" or (op.vector is not None and op.vector.dim() == 2)
+    return op.positions != ALL_POSITIONS or (op.vector is not None and op.vector.dim() == 2)
 
 
 def _is_residual_pair(current: tuple[Any, ...], op: PlanOp) -> bool:
@@ -112,7 +106,7 @@ def apply_plan(root: Any, plan: Plan, *, residual_pairs: bool = False) -> None:
     if not plan.ops:
         return
     context = _chunk_and_mask(root) if any(_needs_context(op) for op in plan.ops) else None
-    masks: dict[str, torch.Tensor | str] = {}
+    masks: dict[PositionSelector, torch.Tensor | str] = {}
     for (path, port), group in groupby(plan.ops, key=lambda op: (op.path, op.port)):
         active: list[tuple[PlanOp, torch.Tensor | str, Any]] = []
         for op in group:
@@ -120,10 +114,9 @@ def apply_plan(root: Any, plan: Plan, *, residual_pairs: bool = False) -> None:
                 active.append((op, ALL, None))
                 continue
             chunk, attention_mask = context
-            key = repr(op.positions)
-            if key not in masks:
-                masks[key] = position_mask(op.positions, attention_mask, chunk)
-            aligned, mask = _per_position(op, masks[key], attention_mask, chunk)
+            if op.positions not in masks:
+                masks[op.positions] = position_mask(op.positions, attention_mask, chunk)
+            aligned, mask = _per_position(op, masks[op.positions], attention_mask, chunk)
             if mask is not NONE:
                 active.append((op, mask, aligned))
         if not active:

@@ -18,12 +18,12 @@ from typing import Any
 import nnsight
 import torch
 
-from recipe_engine.backends.vllm import sampling_params
-from recipe_engine.compiler import Plan
 from recipe_engine.execute.runner import PassResult
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.plan import Plan
+from recipe_engine.resolve.backends.vllm import sampling_params
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = ["vllm_pass"]
 

@@ -1,84 +1,36 @@
-"""Run the baseline and steered passes of a compiled recipe and measure the difference."""
+"""Measure what the passes of a run computed (execute/passes.py) into a RunReport.
+
+Nothing here runs the model: each metric kind has one function in MEASURES, which reads the
+passes; the report adds each prompt's outcome, the plan, the vectors and the health warnings.
+"""
 
 from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from recipe_engine.compiler import Plan
-from recipe_engine.errors import NumericalFailure
-from recipe_engine.execute.runner import (
-    PassResult,
-    generate_pass,
-    score_texts,
-    text_logits,
-    trace_pass,
-)
+from recipe_engine.execute.passes import RunPasses
+from recipe_engine.execute.runner import PassResult
+from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import (
     KLBaselineMetric,
     LogitDiffMetric,
     PerplexityMetric,
     TokenProbMetric,
 )
-from recipe_engine.report.health import (
-    garbage_warnings,
-    is_non_finite_error,
-    likely_cause,
-    require_finite,
-)
+from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.plan import Plan
+from recipe_engine.report.health import garbage_warnings
 from recipe_engine.report.metrics import MetricValue, kl_divergence, token_ids, token_mass
 from recipe_engine.report.results import PromptOutcome, RunReport, SideOutcome
-from recipe_engine.vectors.build import resolve_prompts
+from recipe_engine.resolve.loaded_model import LoadedModel
+from recipe_engine.vectors.build import BuiltVector
 
 __all__ = ["build_report"]
-
-
-def _run_pass(
-    compiled: Any, plan: Plan, prompts: list[str], progress: Any, label: str
-) -> PassResult:
-    recipe = compiled.recipe
-    model = compiled.model
-    run = recipe.run
-    done = [0]
-
-    def tick(n: int) -> None:
-        done[0] += n
-        if progress:
-            progress(label, done[0], len(prompts))
-
-    dtype = getattr(model.hf, "dtype", None)
-    if model.backend == "vllm":
-        from recipe_engine.execute.vllm_runner import vllm_pass
-
-        result = vllm_pass(
-            model, plan, prompts, run.generation, trace_only=run.mode == "trace", progress=tick
-        )
-    elif run.mode == "trace":
-        result = trace_pass(model, plan, prompts, run.batch_size, tick)
-    else:
-        try:
-            result = generate_pass(
-                model,
-                plan,
-                prompts,
-                run.generation,
-                run.batch_size,
-                persistent=run.mode == "edit",
-                progress=tick,
-            )
-        except RuntimeError as exc:  # the sampler refuses NaN/Inf probabilities
-            if not is_non_finite_error(exc):
-                raise
-            raise NumericalFailure(
-                f"the {label} model produced NaN/Inf probabilities while sampling: "
-                f"{likely_cause(plan, dtype)}"
-            ) from exc
-    require_finite(result.next_logits, "next-token logits of the prompts", plan, dtype)
-    require_finite(result.step_logits, "generated steps", plan, dtype)
-    return result
 
 
 def _top(tokenizer: Any, logits: torch.Tensor, k: int) -> list[tuple[str, int, float]]:
@@ -92,14 +44,11 @@ def _top(tokenizer: Any, logits: torch.Tensor, k: int) -> list[tuple[str, int, f
     ]
 
 
-def _side(compiled: Any, result: PassResult, row: int) -> SideOutcome:
-    tokenizer = compiled.model.tokenizer
+def _side(tokenizer: Any, top_tokens: int, result: PassResult, row: int) -> SideOutcome:
     text = None
     if result.generated:
         text = tokenizer.decode(result.generated[row], skip_special_tokens=True)
-    return SideOutcome(
-        text, _top(tokenizer, result.next_logits[row], compiled.recipe.report.top_tokens)
-    )
+    return SideOutcome(text, _top(tokenizer, result.next_logits[row], top_tokens))
 
 
 def _mean(values: torch.Tensor) -> float:
@@ -107,8 +56,9 @@ def _mean(values: torch.Tensor) -> float:
 
 
 def _token_prob(
-    metric: TokenProbMetric, tokenizer: Any, passes: dict[str, PassResult]
+    metric: TokenProbMetric, index: int, tokenizer: Any, run: RunPasses
 ) -> list[MetricValue]:
+    passes = run.sides
     values = []
     for set_name, words in metric.tokens.items():
         ids = token_ids(tokenizer, words)
@@ -132,103 +82,97 @@ def _token_prob(
 
 
 def _logit_diff(
-    metric: LogitDiffMetric, tokenizer: Any, passes: dict[str, PassResult]
-) -> MetricValue:
+    metric: LogitDiffMetric, index: int, tokenizer: Any, run: RunPasses
+) -> list[MetricValue]:
+    passes = run.sides
     pos, neg = token_ids(tokenizer, metric.positive), token_ids(tokenizer, metric.negative)
     scores = {
         side: _mean(r.next_logits[:, pos].mean(-1) - r.next_logits[:, neg].mean(-1))
         for side, r in passes.items()
     }
-    return MetricValue("logit_diff", "logit_diff", scores.get("baseline"), scores["steered"], {})
+    return [MetricValue("logit_diff", "logit_diff", scores.get("baseline"), scores["steered"], {})]
 
 
 def _perplexity(nll: list[float]) -> float:
     return math.exp(sum(nll) / len(nll)) if nll else math.nan
 
 
-def build_report(
-    compiled: Any, progress: Any = None, baseline: PassResult | None = None
-) -> RunReport:
-    """Run and measure. `baseline` reuses an unsteered pass of the same prompts (sweeps)."""
-    recipe, model, doc = compiled.recipe, compiled.model, compiled.loaded.document
-    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
-    start = time.perf_counter()
-    passes: dict[str, PassResult] = {}
-    if baseline is not None:
-        passes["baseline"] = baseline
-    elif recipe.run.compare_baseline:
-        passes["baseline"] = _run_pass(compiled, Plan(), prompts, progress, "baseline")
-    passes["steered"] = _run_pass(compiled, compiled.plan, prompts, progress, "steered")
-    metrics: list[MetricValue] = []
-    for index, metric in enumerate(recipe.report.metrics):
-        if isinstance(metric, TokenProbMetric):
-            metrics.extend(_token_prob(metric, model.tokenizer, passes))
-        elif isinstance(metric, LogitDiffMetric):
-            metrics.append(_logit_diff(metric, model.tokenizer, passes))
-        elif isinstance(metric, KLBaselineMetric) and metric.text is None:
-            kl = kl_divergence(passes["steered"].next_logits, passes["baseline"].next_logits)
-            metrics.append(
-                MetricValue("kl_baseline", "kl_baseline", 0.0, _mean(kl), {"unit": "nats"})
-            )
-        elif isinstance(metric, KLBaselineMetric):
-            texts = resolve_prompts(
-                metric.text, doc, f"/report/metrics/{index}/text", doc.path.parent
-            )
-            size = recipe.run.batch_size
-            steered = text_logits(model, compiled.plan, texts, size)
-            clean = text_logits(model, Plan(), texts, size)
-            dtype = getattr(model.hf, "dtype", None)
-            require_finite([s for _, s in steered], "neutral texts", compiled.plan, dtype)
-            require_finite([c for _, c in clean], "neutral texts", Plan(), dtype)
-            per_position = torch.cat(
-                [kl_divergence(s, c) for (_, s), (_, c) in zip(steered, clean, strict=True)]
-            )
-            metrics.append(
-                MetricValue(
-                    "kl_baseline:text",
-                    "kl_baseline",
-                    0.0,
-                    _mean(per_position),
-                    {"unit": "nats per position", "texts": len(texts)},
-                )
-            )
-        elif isinstance(metric, PerplexityMetric):
-            texts = resolve_prompts(
-                metric.text, doc, f"/report/metrics/{index}/text", doc.path.parent
-            )
-            sides = {"steered": compiled.plan}
-            if recipe.run.compare_baseline:
-                sides["baseline"] = Plan()
-            scores = {
-                side: _perplexity(score_texts(model, plan, texts, recipe.run.batch_size))
-                for side, plan in sides.items()
-            }
-            metrics.append(
-                MetricValue(
-                    "perplexity",
-                    "perplexity",
-                    scores.get("baseline"),
-                    scores["steered"],
-                    {"texts": len(texts)},
-                )
-            )
-    outcomes = [
-        PromptOutcome(
-            prompt,
-            _side(compiled, passes["steered"], row),
-            _side(compiled, passes["baseline"], row) if "baseline" in passes else None,
-        )
-        for row, prompt in enumerate(prompts)
+def _kl_baseline(
+    metric: KLBaselineMetric, index: int, tokenizer: Any, passes: RunPasses
+) -> list[MetricValue]:
+    sides = passes.sides
+    if metric.text is None:
+        kl = kl_divergence(sides["steered"].next_logits, sides["baseline"].next_logits)
+        return [MetricValue("kl_baseline", "kl_baseline", 0.0, _mean(kl), {"unit": "nats"})]
+    steered, clean = passes.text_logits[index]
+    per_position = torch.cat(
+        [kl_divergence(s, c) for (_, s), (_, c) in zip(steered, clean, strict=True)]
+    )
+    detail = {"unit": "nats per position", "texts": passes.texts[index]}
+    return [MetricValue("kl_baseline:text", "kl_baseline", 0.0, _mean(per_position), detail)]
+
+
+def _perplexity_metric(
+    metric: PerplexityMetric, index: int, tokenizer: Any, passes: RunPasses
+) -> list[MetricValue]:
+    scores = {side: _perplexity(nll) for side, nll in passes.text_nll[index].items()}
+    detail = {"texts": passes.texts[index]}
+    return [
+        MetricValue("perplexity", "perplexity", scores.get("baseline"), scores["steered"], detail)
     ]
-    vectors: dict[str, dict[str, Any]] = {
+
+
+# One function per metric kind, called as (metric, its index in report.metrics, the tokenizer,
+# the passes); each returns the metric's values (token_prob: one per token set).
+Measure = Callable[[Any, int, Any, RunPasses], list[MetricValue]]
+MEASURES: dict[type, Measure] = {
+    TokenProbMetric: _token_prob,
+    LogitDiffMetric: _logit_diff,
+    KLBaselineMetric: _kl_baseline,
+    PerplexityMetric: _perplexity_metric,
+}
+
+
+def _vectors(
+    model: LoadedModel, vectors: dict[str, BuiltVector], vector_tokens: int
+) -> dict[str, dict[str, Any]]:
+    """Each vector's provenance and norm, and (report.vector_tokens) the tokens it moves."""
+    info: dict[str, dict[str, Any]] = {
         name: {**v.provenance, "norm": round(float(v.tensor.norm()), 6)}
-        for name, v in compiled.vectors.items()
+        for name, v in vectors.items()
     }
-    if recipe.report.vector_tokens:
+    if vector_tokens:
         from recipe_engine.vectors.inspect import token_effects
 
-        for name, v in compiled.vectors.items():
-            vectors[name]["tokens"] = token_effects(model, v.tensor, recipe.report.vector_tokens)
+        for name, v in vectors.items():
+            info[name]["tokens"] = token_effects(model, v.tensor, vector_tokens)
+    return info
+
+
+def build_report(
+    recipe: Recipe,
+    doc: LoadedDocument,
+    model: LoadedModel,
+    vectors: dict[str, BuiltVector],
+    plan: Plan,
+    passes: RunPasses,
+    timing: dict[str, float],
+) -> RunReport:
+    """Measure the passes of a run. `timing` holds the compile stages (load_s, vectors_s)."""
+    tokenizer, sides = model.tokenizer, passes.sides
+    metrics: list[MetricValue] = []
+    top = recipe.report.top_tokens
+    with model.lock:  # the tokenizer is shared (LoadedModel)
+        for index, metric in enumerate(recipe.report.metrics):
+            metrics.extend(MEASURES[type(metric)](metric, index, tokenizer, passes))
+        outcomes = [
+            PromptOutcome(
+                prompt,
+                _side(tokenizer, top, sides["steered"], row),
+                _side(tokenizer, top, sides["baseline"], row) if "baseline" in sides else None,
+            )
+            for row, prompt in enumerate(passes.prompts)
+        ]
     shape = model.shape
     return RunReport(
         recipe_name=recipe.name,
@@ -241,11 +185,11 @@ def build_report(
             "heads": shape.n_heads,
         },
         mode=recipe.run.mode,
-        plan=compiled.plan.describe(),
-        vectors=vectors,
+        plan=plan.describe(),
+        vectors=_vectors(model, vectors, recipe.report.vector_tokens),
         prompts=outcomes,
         metrics=metrics,
-        timing={**compiled.timing, "run_s": time.perf_counter() - start},
-        passes=passes,
-        warnings=garbage_warnings(metrics, compiled.plan, len(model.tokenizer)),
+        timing={**timing, "run_s": time.perf_counter() - passes.started},
+        passes=sides,
+        warnings=garbage_warnings(metrics, plan, len(tokenizer)),
     )

@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from recipe_engine.cli.output import colour
 from recipe_engine.report.results import RunReport
+from recipe_engine.terminal import colour
 
 __all__ = ["render_text"]
 

@@ -13,11 +13,11 @@ layout share an adapter; the generic fallback finds the block list by its length
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 
-__all__ = ["ADAPTERS", "Adapter", "Port", "SiteLocation", "adapter_for"]
+__all__ = ["ADAPTERS", "Adapter", "Port", "SiteLocation", "adapter_for", "envoy_at"]
 
 Port = Literal["input", "output"]
 
@@ -151,3 +151,11 @@ def adapter_for(
         if path:
             adapter = replace(adapter, unembed=path)
     return adapter
+
+
+def envoy_at(root: Any, path: str) -> Any:  # nnsight's Envoy is untyped
+    """The nnsight Envoy at a dotted path; list indices use [] (getattr would fail)."""
+    node = root
+    for part in path.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)
+    return node

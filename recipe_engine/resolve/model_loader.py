@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,9 @@ import torch
 from recipe_engine.builtin_models import builtin_name
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
-from recipe_engine.model_config import ModelShape, is_local_path, shape_from_config
-from recipe_engine.resolve.architectures import Adapter, adapter_for
+from recipe_engine.model_config import is_local_path, shape_from_config
+from recipe_engine.resolve.architectures import adapter_for
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = [
     "LoadedModel",
@@ -31,57 +31,6 @@ __all__ = [
 ]
 
 _DTYPES = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
-
-
-@dataclass
-class LoadedModel:
-    """A model ready to trace. `lock` serializes runs: nnsight is not thread-safe."""
-
-    nn: Any  # nnsight TransformersModel
-    tokenizer: Any
-    shape: ModelShape
-    adapter: Adapter
-    identity: str  # what a cached vector is keyed on: id, revision, dtype
-    device: torch.device
-    lock: threading.RLock
-    _widths: dict[str, int] = field(default_factory=dict)
-    # nnsight's `remote=`: False (here), True (NDIF) or "local" (serialized as for NDIF, run
-    # here). Trace bodies never mention this object: it holds a lock, which cannot be shipped.
-    remote: bool | str = False
-    backend: str = "local"
-
-    @property
-    def backend_kwargs(self) -> dict[str, Any]:
-        """Keywords for `nn.trace` / `nn.generate` on this backend. Passed at the call site:
-        nnsight finds a trace's body from the frame that opens it, so no wrapper may open it."""
-        return {"remote": self.remote} if self.remote else {}
-
-    @property
-    def persistent_edits(self) -> bool:
-        """Whether `nn.edit(inplace=True)` persists across calls. A remote server keeps no
-        state between requests, so edit mode there applies the plan inside every call
-        (the same computation; runner.generate_pass)."""
-        return not self.remote
-
-    def module_width(self, path: str) -> int:
-        """Last dimension of a module's output, measured once by a one-token forward (the
-        `module:` escape hatch can point anywhere, e.g. an MLP's 4x-wide up-projection)."""
-        if path not in self._widths:
-            from recipe_engine.execute.steer import envoy_at
-
-            nn = self.nn
-            with self.lock, torch.inference_mode(), nn.trace("a", **self.backend_kwargs):
-                out = envoy_at(nn, path).output
-                if isinstance(out, tuple):
-                    out = out[0]
-                saved = out.save()
-            self._widths[path] = int(saved.shape[-1])
-        return self._widths[path]
-
-    @property
-    def hf(self) -> torch.nn.Module:
-        module: torch.nn.Module = self.nn._module
-        return module
 
 
 _CACHE: dict[tuple[str, str | None, str, str, bool, str, str], LoadedModel] = {}
@@ -155,9 +104,9 @@ def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
 def load_model(spec: ModelSpec, recipe_dir: Path, backend: str = "local") -> LoadedModel:
     """Load (or reuse from the in-process cache) the model of a recipe, for a backend:
     local and remote-local load the weights here; remote and vllm go through
-    recipe_engine.backends (no weights here / vLLM's own loader)."""
+    recipe_engine.resolve.backends (no weights here / vLLM's own loader)."""
     if backend in ("remote", "vllm"):
-        from recipe_engine.backends import load_backend_model
+        from recipe_engine.resolve.backends import load_backend_model
 
         return load_backend_model(spec, backend)
     device = _device(spec.device)

@@ -1,3 +1,4 @@
+# Over 400 lines: two thirds of it are the word lists and sentence templates of the corpus.
 """A seeded synthetic corpus of short templated documents for `builtin:tiny-sentiment`.
 
 Every document is about one TOPIC (food, movies, travel, tech, life) and has one SENTIMENT:

@@ -160,13 +160,8 @@ def _lr_at(step: int, cfg: TrainConfig) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * progress)))
 
 
-def train(out: Path, cfg: TrainConfig, log_every: int = 100) -> dict[str, Any]:
-    start = time.perf_counter()
-    torch.set_num_threads(cfg.threads)
-    docs = generate_corpus(cfg.n_documents, seed=cfg.seed)
-    texts = [d.text for d in docs]
-    tokenizer = build_tokenizer(texts, cfg.vocab_size, cfg.bos)
-    rows = _encode(tokenizer, texts, cfg.n_positions)
+def _model_and_optimizer(cfg: TrainConfig, tokenizer: Any) -> tuple[Any, torch.optim.AdamW]:
+    """A freshly seeded GPT-2 of the configured size, in training mode, and its optimizer."""
     pad = int(tokenizer.pad_token_id)
     eos = int(tokenizer.eos_token_id)
 
@@ -197,6 +192,18 @@ def train(out: Path, cfg: TrainConfig, log_every: int = 100) -> dict[str, Any]:
         lr=cfg.lr,
         betas=(0.9, 0.98),
     )
+    return model, optimizer
+
+
+def train(out: Path, cfg: TrainConfig, log_every: int = 100) -> dict[str, Any]:
+    start = time.perf_counter()
+    torch.set_num_threads(cfg.threads)
+    docs = generate_corpus(cfg.n_documents, seed=cfg.seed)
+    texts = [d.text for d in docs]
+    tokenizer = build_tokenizer(texts, cfg.vocab_size, cfg.bos)
+    rows = _encode(tokenizer, texts, cfg.n_positions)
+    pad = int(tokenizer.pad_token_id)
+    model, optimizer = _model_and_optimizer(cfg, tokenizer)
     generator = torch.Generator().manual_seed(cfg.seed)
     batches: list[list[int]] = []
     losses: list[float] = []

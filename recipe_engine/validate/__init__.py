@@ -12,8 +12,8 @@ from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeLoadError
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument, load_document
+from recipe_engine.load.overrides import apply_overrides
 from recipe_engine.load.paths import display_path
-from recipe_engine.overrides import apply_overrides
 from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
 from recipe_engine.validate.references import check_references
 from recipe_engine.validate.schema_errors import validate_schema

@@ -7,7 +7,6 @@ import re
 from collections.abc import Iterator
 
 from recipe_engine import expr as expr_lang
-from recipe_engine.backends import machine_only_kind
 from recipe_engine.builtin_models import BUILTINS, builtin_name
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.interventions import OPS_NEEDING_VECTOR, OPS_WITHOUT_VECTOR, Intervention
@@ -17,6 +16,7 @@ from recipe_engine.format.sites import VECTOR_NAME_PATTERN
 from recipe_engine.format.vectors import ContrastiveVector, ExprVector, MeanActivationVector
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
+from recipe_engine.model_config import machine_only_kind
 from recipe_engine.validate.schema_errors import did_you_mean
 
 __all__ = ["check_semantics"]

@@ -32,11 +32,11 @@ from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.prompt_files import iter_lines
 from recipe_engine.resolve.context import PromptTooLong
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
 from recipe_engine.vectors.extraction import iter_activations
 from recipe_engine.vectors.probe import train_probe
-from recipe_engine.vectors.sources import PromptSourceRef, file_sha256
+from recipe_engine.vectors.sources import PromptSourceRef, file_sha256, resolve_prompts
 
 __all__ = ["BuiltVector", "VectorProgress", "build_vectors", "resolve_prompts"]
 
@@ -49,10 +49,6 @@ class BuiltVector:
     tensor: torch.Tensor  # float32, CPU
     provenance: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
-
-
-def resolve_prompts(source: Any, doc: LoadedDocument | None, pointer: str, base: Path) -> list[str]:
-    return PromptSourceRef(source, doc, pointer, base).to_list()
 
 
 def _unit(v: torch.Tensor) -> torch.Tensor:

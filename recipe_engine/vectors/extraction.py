@@ -20,9 +20,9 @@ from typing import Any
 import nnsight
 import torch
 
-from recipe_engine.execute.steer import envoy_at
+from recipe_engine.resolve.architectures import envoy_at
 from recipe_engine.resolve.context import PromptTooLong, learned_positions
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 # Batches per length-sorting window: bounds memory (a window of prompts) while letting most
 # batches hold prompts of similar length.
@@ -120,7 +120,8 @@ def iter_activations(
     limit = learned_positions(model)
     seen = 0
     for window in batched(prompts, batch_size * WINDOW_BATCHES):
-        lengths = [len(ids) for ids in tokenizer(window)["input_ids"]]
+        with model.lock:  # see LoadedModel: the tokenizer is shared
+            lengths = [len(ids) for ids in tokenizer(window)["input_ids"]]
         for i, length in enumerate(lengths):
             if limit is not None and length > limit:  # else torch's bare IndexError, mid-trace
                 raise PromptTooLong(seen + i, window[i], length, 0, limit)
@@ -141,9 +142,10 @@ def iter_activations(
 def _read_batch(
     model: LoadedModel, batch: list[str], path: str, port: str, position: Any
 ) -> torch.Tensor:
-    encoded = model.tokenizer(
-        batch, return_tensors="pt", padding=True, return_special_tokens_mask=True
-    )
+    with model.lock:  # see LoadedModel: the tokenizer is shared
+        encoded = model.tokenizer(
+            batch, return_tensors="pt", padding=True, return_special_tokens_mask=True
+        )
     real = encoded["attention_mask"]
     added = encoded.get("special_tokens_mask")
     _check_index(position, real, batch)

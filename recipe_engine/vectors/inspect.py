@@ -7,13 +7,15 @@ boosts and suppresses are the top and bottom of those logits.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
 
-from recipe_engine.resolve.model_loader import LoadedModel
+from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["cosine_matrix", "token_effects"]
+__all__ = ["VectorFileInfo", "cosine_matrix", "inspect_vectors", "token_effects"]
 
 
 def cosine_matrix(vectors: dict[str, torch.Tensor]) -> dict[str, dict[str, float]]:
@@ -69,3 +71,51 @@ def token_effects(model: LoadedModel, vector: torch.Tensor, top: int = 10) -> di
             ),
         }
     return effects
+
+
+@dataclass
+class VectorFileInfo:
+    info: dict[str, Any]  # a JSON object: file, metadata, vectors (with token effects), cosine
+    model_id: str | None  # the model the token effects were read through, if any
+
+
+def inspect_vectors(path: str | Path, *, model: str | None = None, top: int = 10) -> VectorFileInfo:
+    """What a vector file holds: metadata, per-vector shape, dtype, norm, provenance, the
+    cosine matrix, and, through `model` (default: the one in the file's metadata), the `top`
+    tokens each vector boosts and suppresses."""
+    from recipe_engine.errors import UsageError
+    from recipe_engine.format.model_spec import ModelSpec
+    from recipe_engine.load.safetensors_header import SafetensorsError, read_header
+    from recipe_engine.resolve.model_loader import load_model
+    from recipe_engine.vectors.artifacts import read_vector_file
+
+    shown, path = str(path), Path(path)
+    if not path.is_file():
+        raise UsageError(f"{shown}: no such file")
+    try:
+        read_header(path)  # refuses pickles and malformed files before safetensors sees them
+    except SafetensorsError as exc:
+        raise UsageError(f"{shown}: {exc}") from None
+    tensors, metadata = read_vector_file(path)
+    model_id = model or str(metadata.get("model", "")).split("@")[0] or None
+    effects: dict[str, Any] = {}
+    if model_id:
+        loaded = load_model(ModelSpec(id=model_id), Path.cwd())
+        effects = {name: token_effects(loaded, t, top) for name, t in tensors.items()}
+    info = {
+        "file": str(path),
+        "metadata": {k: v for k, v in metadata.items() if k != "vectors"},
+        "vectors": {
+            name: {
+                "shape": list(t.shape),
+                "dtype": str(t.dtype).replace("torch.", ""),
+                "norm": round(float(t.float().norm()), 6),
+                "finite": bool(torch.isfinite(t).all()),
+                "provenance": (metadata.get("vectors") or {}).get(name, {}),
+                "tokens": effects.get(name, {}),
+            }
+            for name, t in tensors.items()
+        },
+        "cosine": cosine_matrix(tensors),
+    }
+    return VectorFileInfo(info, model_id)

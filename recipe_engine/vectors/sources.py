@@ -14,7 +14,7 @@ from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.prompt_files import file_format, iter_prompts, read_prompts
 
-__all__ = ["PromptSourceRef", "file_sha256"]  # file_sha256 re-exported for callers
+__all__ = ["PromptSourceRef", "file_sha256", "resolve_prompts"]  # file_sha256: re-exported
 
 
 class PromptSourceRef:
@@ -49,3 +49,8 @@ class PromptSourceRef:
         spec = self.source
         reading = json.dumps([spec.format, spec.field, spec.limit, self.path.suffix.lower()])
         return hashlib.sha256((file_sha256(self.path) + reading).encode("utf-8")).hexdigest()
+
+
+def resolve_prompts(source: Any, doc: LoadedDocument | None, pointer: str, base: Path) -> list[str]:
+    """Every prompt of a validated prompt source (a list, or {file: PATH}), read into memory."""
+    return PromptSourceRef(source, doc, pointer, base).to_list()

@@ -14,19 +14,20 @@ ties go to the smaller |strength|, then the lower layer. None if nothing fits th
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from recipe_engine.atomic import write_files_atomic
 from recipe_engine.errors import NumericalFailure, UsageError
 
-__all__ = ["SweepPoint", "SweepResult", "recommend", "run_sweep", "write_sweep"]
+if TYPE_CHECKING:
+    from recipe_engine.format.recipe import Recipe
+    from recipe_engine.report.results import RunReport
+
+__all__ = ["SweepPoint", "SweepResult", "recommend", "run_sweep"]
 
 
 @dataclass
@@ -83,28 +84,9 @@ def recommend(points: list[SweepPoint], kl_budget: float, sign: float) -> SweepP
     return min(fitting, key=lambda p: (-sign * p.effect, abs(p.strength), p.layer))
 
 
-def run_sweep(
-    path: str | Path,
-    layers: list[int],
-    strengths: list[float],
-    *,
-    intervention: int = 0,
-    effect: str | None = None,
-    kl_budget: float = 0.5,
-    follow_layer: bool = True,
-    overrides: list[str] | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> SweepResult:
-    from recipe_engine.api import compile_recipe, load_recipe, run_recipe
-
-    if not layers or not strengths:
-        raise UsageError("a sweep needs at least one layer and one strength")
-    base = load_recipe(path, overrides=overrides)
-    recipe = base.recipe
-    if not 0 <= intervention < len(recipe.interventions):
-        raise UsageError(f"the recipe has no intervention {intervention}")
-    item = recipe.interventions[intervention]
-    vector = recipe.vectors.get(item.vector or "")
+def _cell_overrides(recipe: Recipe) -> list[str]:
+    """What every cell sets besides its layer and strength: the unsteered baseline, and a
+    kl_baseline metric (the side effect) when the recipe has none."""
     extra = (
         [
             "report.metrics="
@@ -117,6 +99,62 @@ def run_sweep(
         else []
     )
     extra.append("run.compare_baseline=true")
+    return extra
+
+
+def _measure(
+    report: RunReport, layer: int, strength: float, effect_name: str | None
+) -> tuple[SweepPoint, str, str, float]:
+    """One cell's point, and the effect metric, cost metric and baseline value it used."""
+    metrics = {m.name: m for m in report.metrics}
+    if effect_name is None:
+        candidates = [n for n in metrics if not n.startswith("kl_baseline")]
+        if not candidates:
+            raise UsageError(
+                "the recipe has no effect metric: add one under report.metrics "
+                "(e.g. token_prob) or pass --effect"
+            )
+        effect_name = candidates[0]
+    if effect_name not in metrics:
+        raise UsageError(f"no metric {effect_name!r} (have: {', '.join(metrics)})")
+    chosen = metrics[effect_name]
+    # KL over neutral texts (a kl_baseline metric with `text:`) is the better cost: the
+    # run prompts' next-token KL also counts the intended effect.
+    cost_name = "kl_baseline:text" if "kl_baseline:text" in metrics else "kl_baseline"
+    baseline_value = chosen.baseline if chosen.baseline is not None else math.nan
+    point = SweepPoint(
+        layer,
+        strength,
+        (chosen.delta if chosen.delta is not None else math.nan),
+        chosen.steered,
+        metrics[cost_name].steered,
+    )
+    return point, effect_name, cost_name, baseline_value
+
+
+def run_sweep(
+    path: str | Path,
+    layers: list[int],
+    strengths: list[float],
+    *,
+    intervention: int = 0,
+    effect: str | None = None,
+    kl_budget: float = 0.5,
+    follow_layer: bool = True,
+    overrides: list[str] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> SweepResult:
+    from recipe_engine.pipeline import compile_recipe, load_recipe, run_recipe
+
+    if not layers or not strengths:
+        raise UsageError("a sweep needs at least one layer and one strength")
+    base = load_recipe(path, overrides=overrides)
+    recipe = base.recipe
+    if not 0 <= intervention < len(recipe.interventions):
+        raise UsageError(f"the recipe has no intervention {intervention}")
+    item = recipe.interventions[intervention]
+    vector = recipe.vectors.get(item.vector or "")
+    extra = _cell_overrides(recipe)
     total = len(layers) * len(strengths)
     points: list[SweepPoint] = []
     baseline_pass: Any = None
@@ -146,31 +184,10 @@ def run_sweep(
                     progress(len(points), total)
                 continue
             baseline_pass = report.passes["baseline"]
-            metrics = {m.name: m for m in report.metrics}
-            if effect_name is None:
-                candidates = [n for n in metrics if not n.startswith("kl_baseline")]
-                if not candidates:
-                    raise UsageError(
-                        "the recipe has no effect metric: add one under report.metrics "
-                        "(e.g. token_prob) or pass --effect"
-                    )
-                effect_name = candidates[0]
-            if effect_name not in metrics:
-                raise UsageError(f"no metric {effect_name!r} (have: {', '.join(metrics)})")
-            chosen = metrics[effect_name]
-            # KL over neutral texts (a kl_baseline metric with `text:`) is the better cost: the
-            # run prompts' next-token KL also counts the intended effect.
-            cost_name = "kl_baseline:text" if "kl_baseline:text" in metrics else "kl_baseline"
-            baseline_value = chosen.baseline if chosen.baseline is not None else math.nan
-            points.append(
-                SweepPoint(
-                    layer,
-                    strength,
-                    (chosen.delta if chosen.delta is not None else math.nan),
-                    chosen.steered,
-                    metrics[cost_name].steered,
-                )
+            point, effect_name, cost_name, baseline_value = _measure(
+                report, layer, strength, effect_name
             )
+            points.append(point)
             if progress:
                 progress(len(points), total)
     sign = 1.0 if sum(strengths) >= 0 else -1.0
@@ -186,87 +203,3 @@ def run_sweep(
         cost_name,
         failures,
     )
-
-
-def _csv(result: SweepResult) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["layer", "strength", "effect", "steered", "kl", "recommended"])
-    for p in result.points:
-        writer.writerow(
-            [
-                p.layer,
-                p.strength,
-                f"{p.effect:.6f}",
-                f"{p.steered:.6f}",
-                f"{p.kl:.6f}",
-                int(p is result.recommended),
-            ]
-        )
-    return out.getvalue()
-
-
-def _plot(result: SweepResult) -> bytes:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    layers = sorted({p.layer for p in result.points})
-    fig, (ax_effect, ax_kl) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
-    for layer in layers:
-        row = sorted((p for p in result.points if p.layer == layer), key=lambda p: p.strength)
-        xs = [p.strength for p in row]
-        ax_effect.plot(xs, [p.effect for p in row], marker="o", label=f"layer {layer}")
-        ax_kl.plot(xs, [p.kl for p in row], marker="o", label=f"layer {layer}")
-    ax_kl.axhline(result.kl_budget, color="grey", linestyle="--", label="KL budget")
-    best = result.recommended
-    if best is not None:
-        for ax, y in ((ax_effect, best.effect), (ax_kl, best.kl)):
-            ax.scatter(
-                [best.strength],
-                [y],
-                s=180,
-                facecolors="none",
-                edgecolors="red",
-                linewidths=2,
-                zorder=5,
-                label="recommended",
-            )
-    ax_effect.set(
-        title=f"effect: change of {result.effect_metric}",
-        xlabel="strength",
-        ylabel="steered - baseline",
-    )
-    where = "neutral text" if result.cost_metric.endswith(":text") else "prompts"
-    ax_kl.set(
-        title=f"side effect: KL to baseline ({where})",
-        xlabel="strength",
-        ylabel="KL, nats",
-    )
-    for ax in (ax_effect, ax_kl):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"sweep of {result.recipe}")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
-
-
-def write_sweep(result: SweepResult, out_dir: Path) -> dict[str, Path]:
-    """sweep.csv, sweep.json and sweep.png in out_dir, written as one set.
-
-    The three files describe one sweep, so they are replaced together: all are rendered in
-    memory (the plot takes the longest), then staged and renamed in one `write_files_atomic`.
-    An interrupted or failing sweep leaves the previous set untouched (or none), never a new
-    CSV next to an old plot; see atomic.py for the one hard-kill window left.
-    """
-    paths = {name: out_dir / f"sweep.{name}" for name in ("csv", "json", "png")}
-    contents = {
-        paths["csv"]: _csv(result).encode("utf-8"),
-        paths["json"]: (json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n").encode(),
-        paths["png"]: _plot(result),
-    }
-    write_files_atomic(contents)
-    return paths

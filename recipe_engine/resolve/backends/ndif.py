@@ -14,11 +14,11 @@ from typing import Any
 
 import torch
 
-from recipe_engine.backends import machine_only_kind
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
-from recipe_engine.model_config import shape_from_config
+from recipe_engine.model_config import machine_only_kind, shape_from_config
 from recipe_engine.resolve.architectures import adapter_for
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = ["API_KEY_VARIABLE", "api_key", "load_remote_model", "ndif_host"]
 
@@ -58,10 +58,8 @@ def check_remote(spec: ModelSpec) -> None:
         )
 
 
-def load_remote_model(spec: ModelSpec) -> Any:
+def load_remote_model(spec: ModelSpec) -> LoadedModel:
     from nnsight import LanguageModel
-
-    from recipe_engine.resolve.model_loader import LoadedModel
 
     check_remote(spec)
     kwargs: dict[str, Any] = {"trust_remote_code": spec.trust_remote_code}

@@ -35,7 +35,7 @@ from pathlib import Path
 from types import FrameType
 
 from recipe_engine.cli.main import main
-from tests.fuzz_strategies import MARKER_NAME, FuzzCase, write_case
+from tests.support.fuzz_strategies import MARKER_NAME, FuzzCase, write_case
 
 __all__ = ["PROBLEM_KINDS", "FuzzRunner", "Outcome", "check_output"]
 

@@ -29,6 +29,7 @@ from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.model_config import shape_from_config
 from recipe_engine.resolve.architectures import adapter_for
+from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = ["EXTRA", "load_vllm_model", "require_vllm", "sampling_params"]
 
@@ -72,11 +73,9 @@ def sampling_params(gen: GenerationSpec, prompt_index: int, trace_only: bool) ->
     return params
 
 
-def load_vllm_model(spec: ModelSpec) -> Any:
+def load_vllm_model(spec: ModelSpec) -> LoadedModel:
     require_vllm()
     from nnsight.modeling.vllm import VLLM
-
-    from recipe_engine.resolve.model_loader import LoadedModel
 
     kwargs: dict[str, Any] = {"dispatch": True, "trust_remote_code": spec.trust_remote_code}
     if spec.revision:

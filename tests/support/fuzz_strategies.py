@@ -59,7 +59,7 @@ __all__ = [
     "write_case",
 ]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RECIPES = REPO / "recipes"
 RECIPE_NAME = "recipe.yaml"
 

@@ -15,40 +15,26 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from recipe_engine.builtin_models import builtin_name
 from recipe_engine.errors import UsageError
-from recipe_engine.model_config import is_local_path
+from recipe_engine.model_config import BACKENDS, machine_only_kind
 
 if TYPE_CHECKING:
     from recipe_engine.format.model_spec import ModelSpec
-    from recipe_engine.resolve.model_loader import LoadedModel
+    from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = ["BACKENDS", "describe_backend", "load_backend_model", "machine_only_kind"]
-
-BACKENDS = ("local", "remote", "remote-local", "vllm")
-
-
-def machine_only_kind(model_id: str) -> str | None:
-    """ "a builtin model" / "a local folder" for ids that exist only on this machine (which
-    NDIF cannot serve and the vLLM backend does not load), None for a hub id. Torch-free:
-    validation uses it too."""
-    if builtin_name(model_id) is not None:
-        return "a builtin model"
-    return "a local folder" if is_local_path(model_id) else None
 
 
 def load_backend_model(spec: ModelSpec, backend: str) -> LoadedModel:
     """A LoadedModel for the backends that do not load weights here."""
     if backend == "remote":
-        from recipe_engine.backends.ndif import load_remote_model
+        from recipe_engine.resolve.backends.ndif import load_remote_model
 
-        model: LoadedModel = load_remote_model(spec)
-        return model
+        return load_remote_model(spec)
     if backend == "vllm":
-        from recipe_engine.backends.vllm import load_vllm_model
+        from recipe_engine.resolve.backends.vllm import load_vllm_model
 
-        model = load_vllm_model(spec)
-        return model
+        return load_vllm_model(spec)
     raise UsageError(f"unknown backend {backend!r} (one of {', '.join(BACKENDS)})")
 
 
@@ -64,7 +50,7 @@ def describe_backend(backend: str, prompts: int, vectors: dict[str, int]) -> dic
     ]
     if backend == "remote":
         try:
-            from recipe_engine.backends.ndif import ndif_host
+            from recipe_engine.resolve.backends.ndif import ndif_host
 
             host = ndif_host()
         except ImportError:  # a torch-free install (explain --no-model): nnsight's config absent

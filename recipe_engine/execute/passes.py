@@ -1,0 +1,145 @@
+"""Every forward pass a run needs, in one place: the prompts (baseline and steered) and the
+neutral texts the report's metrics read.
+
+Picks the runner for the backend and mode (vLLM, trace, generate, edit), turns a sampler's
+refusal of NaN/Inf into a NumericalFailure, and checks every logit it returns is finite
+(numerics.py). report/ then only measures what these passes computed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from recipe_engine.errors import NumericalFailure
+from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
+from recipe_engine.execute.runner import (
+    PassResult,
+    generate_pass,
+    score_texts,
+    text_logits,
+    trace_pass,
+)
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.report_spec import KLBaselineMetric, PerplexityMetric
+from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.plan import Plan
+from recipe_engine.resolve.loaded_model import LoadedModel
+from recipe_engine.vectors.sources import resolve_prompts
+
+__all__ = ["RunPasses", "TextLogits", "run_pass", "run_passes"]
+
+Progress = Callable[[str, int, int], None]  # (stage, done, total)
+TextLogits = list[tuple[torch.Tensor, torch.Tensor]]  # per text: (token ids [T], logits [T, V])
+
+
+@dataclass
+class RunPasses:
+    """What a run computed, keyed the way the report reads it."""
+
+    prompts: list[str]
+    sides: dict[str, PassResult]  # "baseline" (unless compare_baseline is off), "steered"
+    started: float  # time.perf_counter() when the passes began: the report's run_s
+    # kl_baseline with `text:`: metric index -> (steered, clean) logits of its texts
+    text_logits: dict[int, tuple[TextLogits, TextLogits]] = field(default_factory=dict)
+    # perplexity: metric index -> side -> mean negative log-likelihood per text
+    text_nll: dict[int, dict[str, list[float]]] = field(default_factory=dict)
+    texts: dict[int, int] = field(default_factory=dict)  # metric index -> number of texts
+
+
+def run_pass(
+    recipe: Recipe,
+    model: LoadedModel,
+    plan: Plan,
+    prompts: list[str],
+    progress: Progress | None,
+    label: str,
+) -> PassResult:
+    run = recipe.run
+    done = [0]
+
+    def tick(n: int) -> None:
+        done[0] += n
+        if progress:
+            progress(label, done[0], len(prompts))
+
+    dtype = getattr(model.hf, "dtype", None)
+    if model.backend == "vllm":
+        from recipe_engine.execute.vllm_runner import vllm_pass
+
+        result = vllm_pass(
+            model, plan, prompts, run.generation, trace_only=run.mode == "trace", progress=tick
+        )
+    elif run.mode == "trace":
+        result = trace_pass(model, plan, prompts, run.batch_size, tick)
+    else:
+        try:
+            result = generate_pass(
+                model,
+                plan,
+                prompts,
+                run.generation,
+                run.batch_size,
+                persistent=run.mode == "edit",
+                progress=tick,
+            )
+        except RuntimeError as exc:  # the sampler refuses NaN/Inf probabilities
+            if not is_non_finite_error(exc):
+                raise
+            raise NumericalFailure(
+                f"the {label} model produced NaN/Inf probabilities while sampling: "
+                f"{likely_cause(plan, dtype)}"
+            ) from exc
+    require_finite(result.next_logits, "next-token logits of the prompts", plan, dtype)
+    require_finite(result.step_logits, "generated steps", plan, dtype)
+    return result
+
+
+def _text_passes(
+    recipe: Recipe, model: LoadedModel, plan: Plan, doc: LoadedDocument, passes: RunPasses
+) -> None:
+    """The neutral texts of kl_baseline (steered and clean logits) and perplexity metrics."""
+    size = recipe.run.batch_size
+    dtype = getattr(model.hf, "dtype", None)
+    for index, metric in enumerate(recipe.report.metrics):
+        if not isinstance(metric, (KLBaselineMetric, PerplexityMetric)) or metric.text is None:
+            continue
+        texts = resolve_prompts(metric.text, doc, f"/report/metrics/{index}/text", doc.path.parent)
+        passes.texts[index] = len(texts)
+        if isinstance(metric, KLBaselineMetric):
+            steered = text_logits(model, plan, texts, size)
+            clean = text_logits(model, Plan(), texts, size)
+            require_finite([s for _, s in steered], "neutral texts", plan, dtype)
+            require_finite([c for _, c in clean], "neutral texts", Plan(), dtype)
+            passes.text_logits[index] = (steered, clean)
+            continue
+        sides = {"steered": plan}
+        if recipe.run.compare_baseline:
+            sides["baseline"] = Plan()
+        passes.text_nll[index] = {
+            side: score_texts(model, side_plan, texts, size) for side, side_plan in sides.items()
+        }
+
+
+def run_passes(
+    recipe: Recipe,
+    model: LoadedModel,
+    plan: Plan,
+    doc: LoadedDocument,
+    progress: Progress | None = None,
+    baseline: PassResult | None = None,
+) -> RunPasses:
+    """Run every pass of a recipe. `baseline` reuses an unsteered pass of the same prompts
+    (sweeps)."""
+    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
+    passes = RunPasses(prompts, {}, time.perf_counter())
+    if baseline is not None:
+        passes.sides["baseline"] = baseline
+    elif recipe.run.compare_baseline:
+        passes.sides["baseline"] = run_pass(recipe, model, Plan(), prompts, progress, "baseline")
+    passes.sides["steered"] = run_pass(recipe, model, plan, prompts, progress, "steered")
+    _text_passes(recipe, model, plan, doc, passes)
+    return passes
