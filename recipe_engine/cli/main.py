@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from recipe_engine import __version__
 from recipe_engine.atomic import hold_sigint
 from recipe_engine.cli import explain, run, schema, sweep, validate, vectors
-from recipe_engine.errors import RecipeEngineError, RecipeError
+from recipe_engine.cli.common_flags import (
+    HelpFormatter,
+    add_debug,
+    apply_no_cache,
+    check_before_work,
+)
+from recipe_engine.cli.did_you_mean import SteerArgumentParser
+from recipe_engine.errors import RecipeEngineError, RecipeError, UsageError
 
 __all__ = ["build_parser", "main"]
 
@@ -33,25 +40,39 @@ environment:
 """
 
 
-def _with_environment(parser: argparse.ArgumentParser) -> None:
-    """Append ENVIRONMENT to the help of this parser and of the subcommands below it."""
+def _with_environment(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
+    """Append ENVIRONMENT to the help of this parser and of the subcommands below it (not to
+    schema and inspect: they read no recipe); give every subcommand --debug and the help
+    formatter that shows defaults."""
     parser.epilog = f"{parser.epilog}\n\n{ENVIRONMENT}" if parser.epilog else ENVIRONMENT
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _common_to_all(parser, top=top)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
-                if name not in ("schema", "inspect"):  # they read no recipe
-                    _with_environment(child)
+                if name not in ("schema", "inspect"):
+                    _with_environment(child, top=False)
+                else:
+                    _common_to_all(child, top=False)
+
+
+def _common_to_all(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.formatter_class = HelpFormatter
+    if not top and not any(a.dest == "debug" for a in parser._actions):
+        add_debug(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SteerArgumentParser(
         prog="steer",
         description="Declarative steering recipes for language models.",
         epilog="Run `steer COMMAND --help` for each command's examples.",
     )
     parser.add_argument("--version", action="version", version=f"steer {__version__}")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks of failures (also accepted after the command)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
@@ -102,6 +123,12 @@ TORCH_COMMANDS = ("run", "explain", "vectors", "sweep")
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        check_before_work(args)
+    except UsageError as exc:
+        print(f"steer: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    apply_no_cache(args)
     if args.command in TORCH_COMMANDS:
         with hold_sigint():
             importlib.import_module("torch")

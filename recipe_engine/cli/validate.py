@@ -8,6 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recipe_engine.cli.common_flags import (
+    add_allow_outside_root,
+    add_backend_argument,
+    add_format,
+    add_set,
+)
 from recipe_engine.cli.validate_report import REPORTERS
 from recipe_engine.errors import UsageError
 
@@ -38,17 +44,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="recipe files or directories")
-    parser.add_argument("--format", choices=sorted(REPORTERS), default="text")
+    add_set(parser)
+    add_backend_argument(parser)
+    add_format(parser, tuple(sorted(REPORTERS)))
     parser.add_argument(
         "--check-model",
         action="store_true",
         help="also check layers, heads and vector widths against the model's config (no weights)",
     )
-    parser.add_argument(
-        "--allow-outside-root",
-        action="store_true",
-        help="let recipes reference files outside their repository",
-    )
+    add_allow_outside_root(parser)
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     parser.set_defaults(handler=run)
 
@@ -84,7 +88,12 @@ def run(args: argparse.Namespace) -> int:
 
     files = find_recipes(args.paths)
     results: list[ValidationResult] = [
-        validate_file(p, check_model=args.check_model, allow_outside_root=args.allow_outside_root)
+        validate_file(
+            p,
+            check_model=args.check_model,
+            allow_outside_root=args.allow_outside_root,
+            overrides=args.overrides,
+        )
         for p in files
     ]
     REPORTERS[args.format](results, sys.stdout)

@@ -9,16 +9,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recipe_engine.cli.common import add_backend_argument
+from recipe_engine.cli.common import add_recipe_arguments
+from recipe_engine.cli.common_flags import add_format, add_out
+from recipe_engine.errors import UsageError
 
 __all__ = ["add_parser"]
 
 EPILOG = """\
 examples:
   steer vectors build recipes/activation-addition.yaml --out sentiment.safetensors
-  steer vectors build recipes/mean-ablation.yaml --out means.safetensors --only mlp_mean_1
+  steer vectors build recipes/vector-arithmetic.yaml --out topic.safetensors --only food_only
   steer vectors inspect sentiment.safetensors
-  steer vectors inspect sentiment.safetensors --model builtin:tiny-random --top 15
+  steer vectors inspect sentiment.safetensors --model builtin:tiny-sentiment --top 15
 
 `build` writes every vector of the recipe (or --only some) into one safetensors file, atomically,
 with provenance in its metadata (model, layer, site, position, method, prompt counts, data hash,
@@ -45,13 +47,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    build.add_argument("recipe", metavar="RECIPE")
-    build.add_argument("--out", required=True, metavar="FILE.safetensors")
+    add_recipe_arguments(build)
+    add_out(build, ".safetensors", required=True, metavar="FILE", help="the vector file")
     build.add_argument("--only", nargs="+", metavar="NAME", help="build only these vectors")
-    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
-    add_backend_argument(build)
-    build.add_argument("--no-cache", action="store_true", help="extract again, ignore the cache")
-    build.add_argument("--allow-outside-root", action="store_true")
     build.set_defaults(handler=run_build)
     inspect = verbs.add_parser(
         "inspect",
@@ -59,10 +57,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    inspect.add_argument("file", metavar="FILE")
+    inspect.add_argument("file", metavar="FILE", help="a .safetensors vector file")
     inspect.add_argument("--model", help="model id for token effects (default: from metadata)")
-    inspect.add_argument("--top", type=int, default=10)
-    inspect.add_argument("--format", choices=("text", "json"), default="text")
+    inspect.add_argument("--top", type=int, default=10, help="tokens shown per direction")
+    add_format(inspect)
     inspect.set_defaults(handler=run_inspect)
 
 
@@ -76,7 +74,6 @@ def _recipe_sha256(paths: list[Path]) -> str:
 def run_build(args: argparse.Namespace) -> int:
     from recipe_engine.api import load_recipe
     from recipe_engine.cli.progress import Progress
-    from recipe_engine.errors import UsageError
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
     from recipe_engine.vectors.artifacts import write_vector_file
@@ -91,7 +88,10 @@ def run_build(args: argparse.Namespace) -> int:
     names = args.only or list(recipe.vectors)
     unknown = [n for n in names if n not in recipe.vectors]
     if unknown:
-        raise UsageError(f"no vector named {', '.join(unknown)} in {args.recipe}")
+        raise UsageError(
+            f"--only: no vector named {', '.join(unknown)} in {args.recipe} "
+            f"(it defines: {', '.join(recipe.vectors) or 'none'})"
+        )
     if not names:
         raise UsageError(f"{args.recipe} defines no vectors")
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
@@ -119,16 +119,25 @@ def run_build(args: argparse.Namespace) -> int:
         {n: v.provenance for n, v in wanted.items()},
         header,
     )
-    for name, vector in wanted.items():
-        source = "cache" if vector.cached else "built"
-        norm = float(vector.tensor.norm())
-        print(f"{name}: shape {list(vector.tensor.shape)}, norm {norm:.4g} ({source})")
+    summary = {
+        name: {
+            "shape": list(vector.tensor.shape),
+            "norm": round(float(vector.tensor.norm()), 6),
+            "source": "cache" if vector.cached else "built",
+        }
+        for name, vector in wanted.items()
+    }
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"file": str(out), "vectors": summary}, indent=2) + "\n")
+        return 0
+    for name, info in summary.items():
+        print(f"{name}: shape {info['shape']}, norm {info['norm']:.4g} ({info['source']})")
     print(f"wrote {out}")
     return 0
 
 
 def run_inspect(args: argparse.Namespace) -> int:
-    from recipe_engine.errors import UsageError
+    from recipe_engine.cli.common_flags import missing_path_message
     from recipe_engine.load.safetensors_header import SafetensorsError, read_header
     from recipe_engine.vectors.artifacts import read_vector_file
     from recipe_engine.vectors.inspect import cosine_matrix, token_effects
@@ -137,11 +146,13 @@ def run_inspect(args: argparse.Namespace) -> int:
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be at least 1")
     if not path.is_file():
-        raise UsageError(f"{args.file}: no such file")
+        raise UsageError(missing_path_message(args.file))
     try:
         read_header(path)  # refuses pickles and malformed files before safetensors sees them
     except SafetensorsError as exc:
         raise UsageError(f"{args.file}: {exc}") from None
+    if args.model:
+        _check_builtin(args.model)
     tensors, metadata = read_vector_file(path)
     model_id = args.model or str(metadata.get("model", "")).split("@")[0] or None
     effects: dict[str, Any] = {}
@@ -151,6 +162,18 @@ def run_inspect(args: argparse.Namespace) -> int:
 
         model = load_model(ModelSpec(id=model_id), Path.cwd())
         effects = {name: token_effects(model, t, args.top) for name, t in tensors.items()}
+        width = model.shape.hidden_size
+        for name, t in tensors.items():
+            if not effects[name]:  # token_effects reads only 1-D vectors of the model's width
+                why = (
+                    f"width {t.shape[-1]}, the model's is {width}"
+                    if t.shape[-1] != width
+                    else f"{t.shape[0]} rows (one per token), not one vector"
+                )
+                print(
+                    f"steer: warning: no token analysis of {name} with {model_id} ({why})",
+                    file=sys.stderr,
+                )
     info = {
         "file": str(path),
         "metadata": {k: v for k, v in metadata.items() if k != "vectors"},
@@ -172,6 +195,18 @@ def run_inspect(args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(_inspect_text(info, model_id))
     return 0
+
+
+def _check_builtin(model_id: str) -> None:
+    """--model builtin:NAME must name a builtin (a usage error, listed), before any loading."""
+    from recipe_engine.builtin_models import BUILTINS, builtin_name
+
+    name = builtin_name(model_id)
+    if name is not None and name not in BUILTINS:
+        raise UsageError(
+            f"--model {model_id}: no builtin model {name!r} "
+            f"(available: {', '.join('builtin:' + n for n in sorted(BUILTINS))})"
+        )
 
 
 def torch_isfinite(tensor: Any) -> bool:
