@@ -59,7 +59,10 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         default = action.default
         if (
             "%(default)" in text
-            or default in (None, False, [], argparse.SUPPRESS)
+            or default is None
+            or default is False
+            or default == []
+            or default == argparse.SUPPRESS
             or not action.option_strings
         ):
             return text

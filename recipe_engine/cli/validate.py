@@ -13,6 +13,7 @@ from recipe_engine.cli.common_flags import (
     add_backend_argument,
     add_format,
     add_set,
+    missing_path_message,
 )
 from recipe_engine.cli.validate_report import REPORTERS
 from recipe_engine.errors import UsageError
@@ -20,7 +21,7 @@ from recipe_engine.errors import UsageError
 if TYPE_CHECKING:
     from recipe_engine.validate import ValidationResult
 
-__all__ = ["add_parser", "find_recipes", "run"]
+__all__ = ["add_parser", "find_recipes", "find_recipes_and_missing", "run"]
 
 EPILOG = """\
 examples:
@@ -31,7 +32,8 @@ examples:
 
 Directories are searched recursively for *.yaml and *.yml; names starting with "_" or "."
 (fragments meant for include:, hidden folders) are skipped. Exit status: 0 valid, 1 invalid,
-2 usage error, 3 environment failure (e.g. a hub model not in the local cache).
+2 usage error (a path that does not exist: the others are still checked and reported),
+3 environment failure (e.g. a hub model not in the local cache).
 """
 
 
@@ -62,7 +64,16 @@ def _skip(path: Path) -> bool:
 
 
 def find_recipes(paths: Iterable[str]) -> list[Path]:
+    """The recipe files named by `paths` (directories searched); UsageError for a missing one."""
+    found, missing = find_recipes_and_missing(paths)
+    if missing:
+        raise UsageError(missing_path_message(missing[0]))
+    return found
+
+
+def find_recipes_and_missing(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
     found: list[Path] = []
+    missing: list[str] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -79,14 +90,16 @@ def find_recipes(paths: Iterable[str]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise UsageError(f"{raw}: no such file or directory")
-    return found
+            missing.append(raw)
+    return found, missing
 
 
 def run(args: argparse.Namespace) -> int:
     from recipe_engine.validate import validate_file
 
-    files = find_recipes(args.paths)
+    # A missing path is a usage error (exit 2, as for every command), but the files that do
+    # exist are still checked and reported, and --format json stays one valid document.
+    files, missing = find_recipes_and_missing(args.paths)
     results: list[ValidationResult] = [
         validate_file(
             p,
@@ -96,10 +109,25 @@ def run(args: argparse.Namespace) -> int:
         )
         for p in files
     ]
+    if args.format == "json":  # one document listing every path given
+        results += [missing_result(raw) for raw in missing]
     REPORTERS[args.format](results, sys.stdout)
+    for raw in missing:
+        print(f"steer: error: {missing_path_message(raw)}", file=sys.stderr)
+    if missing:
+        return 2
     failed = [r for r in results if not r.ok or (args.strict and r.warnings)]
     if not failed:
         return 0
     if all(r.environment_failure for r in failed):
         return 3
     return 1
+
+
+def missing_result(raw: str) -> ValidationResult:
+    """The entry of a path that does not exist, so that reports list every path given."""
+    from recipe_engine.diagnostics import Diagnostic
+    from recipe_engine.validate import ValidationResult
+
+    message = "no such file or directory"
+    return ValidationResult(Path(raw), raw, [Diagnostic("no-such-file", message)])
