@@ -13,7 +13,7 @@ from recipe_engine.api import load_recipe, run_recipe
 from recipe_engine.errors import UsageError
 from recipe_engine.sweep import SweepPoint, recommend, run_sweep, write_sweep
 from recipe_engine.sweep_axes import metric_names, parse_layer_items, resolve_sweep_layers
-from tests.conftest import RECIPES
+from tests.conftest import RECIPES, REPO
 from tests.helpers import run_steer
 
 RECIPE = RECIPES / "activation-addition.yaml"
@@ -197,3 +197,52 @@ def test_sweep_usage_errors() -> None:
     with pytest.raises(UsageError):
         run_sweep(RECIPE, [1], [1.0], effect="no_such_metric")
     assert run_steer("sweep", str(RECIPE), "--layers", "x", "--strengths", "1").returncode == 2
+
+
+def _sweep_examples() -> list[list[str]]:
+    import shlex
+
+    from recipe_engine.cli import sweep as sweep_cli
+
+    block = sweep_cli.EPILOG.split("examples:\n", 1)[1].split("\n\n", 1)[0]
+    return [shlex.split(line)[1:] for line in block.replace("\\\n", " ").splitlines() if line]
+
+
+def test_the_help_examples_pass_every_check_before_the_first_cell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each `steer sweep --help` example parses, and its --layers and --effect resolve against
+    the recipe (the grid itself is what test_the_issue_sweep_recommends_minus_three runs)."""
+    from recipe_engine.cli.main import build_parser
+
+    class FirstCell(Exception):
+        pass
+
+    def first_cell(*args: object, **kw: object) -> None:
+        raise FirstCell
+
+    monkeypatch.setattr("recipe_engine.api.compile_recipe", first_cell)
+    examples = _sweep_examples()
+    assert len(examples) == 4
+    for argv in examples:
+        args = build_parser().parse_args(argv)
+        assert (REPO / args.recipe).is_file(), argv
+        with pytest.raises(FirstCell):
+            run_sweep(
+                REPO / args.recipe,
+                args.layers,
+                args.strengths,
+                effect=args.effect,
+                direction=args.direction,
+                overrides=args.overrides,
+            )
+
+
+def test_negative_layers_and_open_ranges_reach_the_sweep_through_argparse() -> None:
+    from recipe_engine.cli.main import build_parser
+
+    args = build_parser().parse_args(
+        ["sweep", str(RECIPE), "--layers", "-1", "2:", "0,1", "--strengths", "-1", "-2"]
+    )
+    assert args.layers == ["-1", "2:", "0,1"] and args.strengths == [-1.0, -2.0]
+    assert resolve_sweep_layers(parse_layer_items(args.layers), 4) == [3, 2, 0, 1]
