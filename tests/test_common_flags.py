@@ -233,7 +233,10 @@ def test_run_out_json_names_the_file(tmp_path: Path, capsys: pytest.CaptureFixtu
 def test_no_cache_flag_turns_the_cache_off(monkeypatch: pytest.MonkeyPatch) -> None:
     from recipe_engine.cli.common_flags import apply_no_cache
 
-    monkeypatch.delenv("STEER_NO_CACHE", raising=False)
+    # setenv first: monkeypatch then restores the variable's original state (absent, in
+    # tests) after apply_no_cache has set it, so no later test runs without the cache.
+    monkeypatch.setenv("STEER_NO_CACHE", "")
+    monkeypatch.delenv("STEER_NO_CACHE")
     apply_no_cache(build_parser().parse_args(["explain", RECIPE]))
     assert "STEER_NO_CACHE" not in os.environ
     apply_no_cache(build_parser().parse_args(["explain", RECIPE, "--no-cache"]))

@@ -59,11 +59,12 @@ def test_other_schema_errors_say_the_later_checks_were_skipped(
     assert result.note is not None and "2 schema errors" in result.note
 
     assert main(["validate", str(path)]) == 1
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
     assert (
-        f"{result.display}: fix the 2 schema errors above first: semantic, reference and file "
-        "checks run once the schema passes"
-    ) in out
+        f"steer: note: {result.display}: fix the 2 schema errors above first: semantic, "
+        "reference and file checks run once the schema passes"
+    ) in captured.err.splitlines()
+    assert "steer: note" not in captured.out  # stdout: one diagnostic a line, then the summary
     assert main(["validate", str(path), "--format", "json"]) == 1
     entry = json.loads(capsys.readouterr().out)["files"][0]
     assert entry["note"] == result.note

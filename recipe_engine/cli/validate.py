@@ -16,6 +16,7 @@ from recipe_engine.cli.common_flags import (
     missing_path_message,
 )
 from recipe_engine.cli.validate_report import REPORTERS
+from recipe_engine.diagnostics import one_line
 from recipe_engine.errors import UsageError
 
 if TYPE_CHECKING:
@@ -112,6 +113,10 @@ def run(args: argparse.Namespace) -> int:
     if args.format == "json":  # one document listing every path given
         results += [missing_result(raw) for raw in missing]
     REPORTERS[args.format](results, sys.stdout)
+    if args.format != "json":  # stdout stays one diagnostic a line; JSON carries it as `note`
+        for result in results:
+            if result.note:
+                print(one_line(f"steer: note: {result.display}: {result.note}"), file=sys.stderr)
     for raw in missing:
         print(f"steer: error: {missing_path_message(raw)}", file=sys.stderr)
     if missing:

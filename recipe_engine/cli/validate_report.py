@@ -41,9 +41,6 @@ def report_text(results: Sequence[ValidationResult], out: TextIO) -> None:
             if diag.include_chain:
                 line += one_line(f" (included from {' -> '.join(diag.include_chain)})")
             out.write(colour(line, "red" if diag.severity == "error" else "yellow", enabled) + "\n")
-        if result.note:
-            note = one_line(f"{result.display}: {result.note}")
-            out.write(colour(note, "dim", enabled) + "\n")
     s = _summary(results)
     noun = "file" if s["files"] == 1 else "files"
     verdict = f"{s['files']} {noun} checked: {s['valid']} valid, {s['invalid']} invalid"
