@@ -145,7 +145,7 @@ def run_sweep(
     points: list[SweepPoint] = []
     baseline_pass: Any = None
     baseline_value = math.nan
-    effect_name = effect
+    effect_name: str = effect  # checked against the report's metric names (_effect_metric)
     cost_name = "kl_baseline"
     failures: list[str] = []
     for layer in layer_indices:
@@ -171,14 +171,6 @@ def run_sweep(
                 continue
             baseline_pass = report.passes["baseline"]
             metrics = {m.name: m for m in report.metrics}
-            if effect_name is None:
-                candidates = [n for n in metrics if not n.startswith("kl_baseline")]
-                if not candidates:
-                    raise UsageError(
-                        "the recipe has no effect metric: add one under report.metrics "
-                        "(e.g. token_prob) or pass --effect"
-                    )
-                effect_name = candidates[0]
             if effect_name not in metrics:
                 raise UsageError(f"no metric {effect_name!r} (have: {', '.join(metrics)})")
             chosen = metrics[effect_name]
@@ -197,7 +189,7 @@ def run_sweep(
             )
             if progress:
                 progress(len(points), total)
-    if effect_name is None:  # every cell blew up: there is no table to show
+    if len(failures) == len(points):  # every cell blew up: there is no table to show
         raise NumericalFailure(f"every setting of the sweep failed; the first: {failures[0]}")
     return SweepResult(
         recipe.name,
