@@ -98,4 +98,4 @@ def test_schema_check_command(tmp_path) -> None:  # type: ignore[no-untyped-def]
     assert run_steer("schema", "--check", "--output", str(target)).returncode == 0
     target.write_text(render_schema().replace("Layers", "Lairs"))
     drift = run_steer("schema", "--check", "--output", str(target))
-    assert drift.returncode == 1 and "steer schema --output" in drift.stdout
+    assert drift.returncode == 1 and "steer schema --out" in drift.stdout

@@ -7,6 +7,8 @@ import argparse
 import json
 import sys
 
+from recipe_engine.cli.common_flags import add_format
+
 __all__ = ["add_parser", "run_cp", "run_ls"]
 
 LS_EPILOG = """\
@@ -35,7 +37,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=LS_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    ls.add_argument("--format", choices=("text", "json"), default="text")
+    add_format(ls)
     ls.set_defaults(handler=run_ls)
     cp = subparsers.add_parser(
         "cp",

@@ -14,7 +14,14 @@ from collections.abc import Sequence
 
 from recipe_engine.atomic import hold_sigint
 from recipe_engine.cli import examples, explain, run, schema, sweep, validate, vectors
-from recipe_engine.errors import RecipeEngineError, RecipeError
+from recipe_engine.cli.common_flags import (
+    HelpFormatter,
+    add_debug,
+    apply_no_cache,
+    check_before_work,
+)
+from recipe_engine.cli.did_you_mean import SteerArgumentParser
+from recipe_engine.errors import RecipeEngineError, RecipeError, UsageError
 from recipe_engine.extras import missing_extra_for, require_run_extra
 from recipe_engine.version import FORMAT_VERSION, __version__
 
@@ -34,19 +41,29 @@ environment:
 """
 
 
-def _with_environment(parser: argparse.ArgumentParser) -> None:
-    """Append ENVIRONMENT to the help of this parser and of the subcommands below it."""
+def _with_environment(parser: argparse.ArgumentParser, *, top: bool = True) -> None:
+    """Append ENVIRONMENT to the help of this parser and of the subcommands below it (not to
+    schema and inspect: they read no recipe); give every subcommand --debug and the help
+    formatter that shows defaults."""
     parser.epilog = f"{parser.epilog}\n\n{ENVIRONMENT}" if parser.epilog else ENVIRONMENT
-    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+    _common_to_all(parser, top=top)
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for name, child in action.choices.items():
                 if name not in ("schema", "inspect", "ls", "cp"):  # they read no recipe
-                    _with_environment(child)
+                    _with_environment(child, top=False)
+                else:
+                    _common_to_all(child, top=False)
+
+
+def _common_to_all(parser: argparse.ArgumentParser, *, top: bool) -> None:
+    parser.formatter_class = HelpFormatter
+    if not top and not any(a.dest == "debug" for a in parser._actions):
+        add_debug(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SteerArgumentParser(
         prog="steer",
         description="Declarative steering recipes for language models.",
         epilog="Run `steer COMMAND --help` for each command's examples.",
@@ -56,7 +73,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="version",
         version=f"steer (recipe-engine) {__version__}, recipe format {FORMAT_VERSION}",
     )
-    parser.add_argument("--debug", action="store_true", help="show tracebacks of failures")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        help="show tracebacks of failures (also accepted after the command)",
+    )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in SUBCOMMANDS:
         module.add_parser(subparsers)
@@ -116,6 +137,12 @@ def _model_command(args: argparse.Namespace) -> str | None:
 def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        check_before_work(args)
+    except UsageError as exc:
+        print(f"steer: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    apply_no_cache(args)
     command = _model_command(args)
     try:
         if command is not None:

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from recipe_engine.cli.common import add_recipe_arguments
+from recipe_engine.cli.common_flags import add_out
 from recipe_engine.terminal import use_colour
 
 __all__ = ["add_parser", "run"]
@@ -18,9 +19,11 @@ examples:
   steer run recipes/activation-addition.yaml --set interventions.0.strength=8
   steer run recipes/generate-every-step.yaml --format json > report.json
   steer run recipes/persistent-edit.yaml --out results/
+  steer run recipes/persistent-edit.yaml --out results/edit-report.json
 
 --set PATH=VALUE overrides any field before validation (VALUE is read as YAML).
---out DIR writes DIR/<recipe name>.json (atomically) besides printing the report.
+--out DIR writes DIR/<recipe name>.json, --out FILE.json that file (atomically), besides
+printing the report.
 Exit status: 0 ok, 1 invalid recipe, 2 usage error, 3 runtime failure: model missing, or the
 steered model produced NaN/Inf (--debug: traceback). A finite but broken output (side-effect KL
 or perplexity far out of range) is a one-line warning on stderr and in the JSON report.
@@ -36,7 +39,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(parser)
-    parser.add_argument("--out", metavar="DIR", help="also write the JSON report into DIR")
+    add_out(parser, "json-or-dir", help="also write the JSON report")
     parser.set_defaults(handler=run)
 
 
@@ -57,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"steer: warning: {warning}", file=sys.stderr)
     payload = json.dumps(report.to_json(), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
     if args.out:
-        target = Path(args.out) / f"{report.recipe_name}.json"
+        out = Path(args.out)
+        target = out if out.suffix == ".json" else out / f"{report.recipe_name}.json"
         write_text_atomic(target, payload)
         print(f"wrote {target}", file=sys.stderr)
     if args.format == "json":

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from recipe_engine.atomic import write_text_atomic
+from recipe_engine.cli.common_flags import add_out
 
 __all__ = ["DEFAULT_SCHEMA_PATH", "add_parser", "run"]
 
@@ -16,7 +17,8 @@ EPILOG = """\
 examples:
   steer schema                  write schemas/recipe.schema.json
   steer schema --check          exit 1 if the file differs from what the engine generates
-  steer schema --output -       print it
+  steer schema --out -          print it
+  (-o/--output is the old spelling of --out, still accepted)
 
 Editors pick the schema up from the first line of a recipe:
   # yaml-language-server: $schema=../schemas/recipe.schema.json
@@ -31,7 +33,10 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--output", "-o", default=DEFAULT_SCHEMA_PATH, help="path, or - for stdout")
+    add_out(parser, "file-or-stdout", help="the schema file")
+    parser.set_defaults(out=DEFAULT_SCHEMA_PATH)
+    # Deprecated spelling, kept so existing scripts and hooks keep working; hidden from --help.
+    parser.add_argument("--output", "-o", dest="out", help=argparse.SUPPRESS)
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     parser.set_defaults(handler=run)
 
@@ -40,17 +45,17 @@ def run(args: argparse.Namespace) -> int:
     from recipe_engine.api import render_schema
 
     text = render_schema()
-    if args.output == "-":
+    if args.out == "-":
         sys.stdout.write(text)
         return 0
-    target = Path(args.output)
+    target = Path(args.out)
     if args.check:
         current = target.read_text(encoding="utf-8") if target.is_file() else None
         if current == text:
             print(f"{target} is up to date")
             return 0
         state = "is missing" if current is None else "is out of date"
-        print(f"{target} {state}; regenerate it with: steer schema --output {target}")
+        print(f"{target} {state}; regenerate it with: steer schema --out {target}")
         return 1
     write_text_atomic(target, text)
     print(f"wrote {target}")

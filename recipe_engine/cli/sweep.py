@@ -3,27 +3,44 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from recipe_engine.cli.common import add_backend_argument
-from recipe_engine.errors import UsageError
+from recipe_engine.cli.common import add_recipe_arguments
+from recipe_engine.cli.common_flags import add_out
+
+if TYPE_CHECKING:
+    from recipe_engine.api import SweepResult
 
 __all__ = ["add_parser", "run"]
 
 EPILOG = """\
 examples:
-  steer sweep recipes/activation-addition.yaml --layers 1 2 3 --strengths 0 2 4 6 8
-  steer sweep recipes/activation-addition.yaml --layers 0:4 --strengths -8 -4 0 4 8 --kl-budget 1
-  steer sweep R.yaml --layers 2 --strengths 1 2 3 --effect token_prob:negative --out results/
+  steer sweep recipes/activation-addition.yaml --layers 0:4 --strengths 0 1 2 3 4 --kl-budget 0.1
+  steer sweep recipes/activation-addition.yaml --layers 0,1 --strengths 0 2 4 6 8
+  steer sweep recipes/activation-addition.yaml --layers 0 --strengths -1 -2 -3 \\
+      --effect token_prob:negative
+  steer sweep recipes/activation-addition.yaml --layers all --strengths 1 3 \\
+      --effect token_prob:negative --direction down --out results/
 
 Varies intervention --intervention (default 0): its layer (the vector is re-extracted at each
-layer unless --fixed-vector) and its strength. Writes sweep.csv, sweep.json and sweep.png to
---out (default steer-out/sweep-<recipe>/) and prints the table and the recommended setting:
-the largest effect whose KL to the baseline stays within --kl-budget (ties: smaller strength).
-The three files are replaced together, once the sweep is done: an interrupted sweep (Ctrl-C,
-exit 130) leaves earlier ones as they were; a rerun reuses the vectors already cached.
+layer unless --fixed-vector) and its strength. --layers takes what a recipe's `layers:` takes:
+indices (negative from the end), ranges a:b, a: and :b, or all; several, separated by spaces or
+commas (a word starting with "-" and a colon needs --layers=-2:). Writes sweep.csv, sweep.json
+and sweep.png into the directory --out (default steer-out/sweep-<recipe>/) and prints the table
+(--format json: the sweep.json document) and the recommended setting.
+
+Recommendation: the effect of a setting is the change of the --effect metric (steered minus
+baseline) in the --direction asked (up: the metric should grow; down: shrink), whatever the
+sign of the strengths. Among the settings whose side effect (KL to the baseline on neutral text
+when the recipe has a kl_baseline metric with `text:`, else on the prompts) is within
+--kl-budget and whose effect is positive, the largest wins; ties go to the smaller |strength|,
+then the lower layer. The three files are replaced together, once the sweep is done: an
+interrupted sweep (Ctrl-C, exit 130) leaves earlier ones as they were; a rerun reuses the
+vectors already cached.
 """
 
 
@@ -35,40 +52,36 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("recipe", metavar="RECIPE")
-    parser.add_argument("--layers", nargs="+", required=True, help="indices or a range a:b")
-    parser.add_argument("--strengths", nargs="+", type=float, required=True)
-    parser.add_argument("--intervention", type=int, default=0)
-    parser.add_argument("--effect", help="metric name, e.g. token_prob:positive (default: first)")
-    parser.add_argument("--kl-budget", type=float, default=0.5)
+    add_recipe_arguments(parser)
+    parser.add_argument(
+        "--layers",
+        nargs="+",
+        required=True,
+        help="layers as in a recipe: 0 2 / 0,2 / 1:3 / 2: / all / -1",
+    )
+    parser.add_argument("--strengths", nargs="+", type=float, required=True, help="strengths")
+    parser.add_argument(
+        "--intervention", type=int, default=0, help="index of the intervention to vary"
+    )
+    parser.add_argument(
+        "--effect", help="metric name, e.g. token_prob:positive (default: the first reported)"
+    )
+    parser.add_argument(
+        "--direction",
+        choices=("up", "down"),  # recipe_engine.sweep.DIRECTIONS, without importing it here
+        default="up",
+        help="whether the effect metric should grow (up) or shrink (down)",
+    )
+    parser.add_argument(
+        "--kl-budget", type=float, default=0.5, help="largest side-effect KL recommended, nats"
+    )
     parser.add_argument(
         "--fixed-vector",
         action="store_true",
         help="keep the vector's own layer instead of re-extracting per layer",
     )
-    parser.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE"
-    )
-    add_backend_argument(parser)
-    parser.add_argument("--out", metavar="DIR")
+    add_out(parser, "dir", metavar="DIR", help="where sweep.csv, sweep.json and sweep.png go")
     parser.set_defaults(handler=run)
-
-
-def _layers(values: list[str]) -> list[int]:
-    layers: list[int] = []
-    for value in values:
-        if ":" in value:
-            start, stop = value.split(":", 1)
-            try:
-                layers.extend(range(int(start or 0), int(stop)))
-            except ValueError:
-                raise UsageError(f"--layers {value!r}: expected a:b with integers") from None
-        else:
-            try:
-                layers.append(int(value))
-            except ValueError:
-                raise UsageError(f"--layers {value!r}: expected an integer or a:b") from None
-    return list(dict.fromkeys(layers))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -79,19 +92,27 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_sweep(
             args.recipe,
-            _layers(args.layers),
+            args.layers,
             args.strengths,
             intervention=args.intervention,
             effect=args.effect,
             kl_budget=args.kl_budget,
+            direction=args.direction,
             follow_layer=not args.fixed_vector,
             overrides=args.overrides,
             progress=lambda done, total: bars("sweep", done, total),
+            allow_outside_root=args.allow_outside_root,
         )
     finally:
         bars.close()
     out = Path(args.out) if args.out else Path("steer-out") / f"sweep-{result.recipe}"
     paths = write_sweep(result, out)
+    for failure in result.failures:
+        print(f"steer: warning: {failure}", file=sys.stderr)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(result.to_json(), indent=2, sort_keys=True) + "\n")
+        print("wrote " + ", ".join(str(p) for p in paths.values()), file=sys.stderr)
+        return 0
     print(
         f"sweep of {result.recipe}: effect = change of {result.effect_metric} "
         f"(baseline {result.baseline:.4f}), side effect = {result.cost_metric}"
@@ -103,13 +124,9 @@ def run(args: argparse.Namespace) -> int:
             print(f"{p.layer:>5} {p.strength:>9g} {p.effect:>+9.4f} {p.kl:>9.4f}{mark}")
         else:  # a NaN is a failure to report, not a number to print
             print(f"{p.layer:>5} {p.strength:>9g} {'NaN/Inf':>9} {'NaN/Inf':>9}  (failed)")
-    for failure in result.failures:
-        print(f"steer: warning: {failure}", file=sys.stderr)
     best = result.recommended
     if best is None:
-        print(
-            f"no setting keeps KL within {result.kl_budget}; raise --kl-budget or lower strengths"
-        )
+        print(_nothing_recommended(result))
     else:
         print(
             f"recommended: layer {best.layer}, strength {best.strength:g} "
@@ -117,3 +134,16 @@ def run(args: argparse.Namespace) -> int:
         )
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
+
+
+def _nothing_recommended(result: SweepResult) -> str:
+    within = [p for p in result.points if math.isfinite(p.effect) and p.kl <= result.kl_budget]
+    if not within:
+        return (
+            f"no setting keeps KL within {result.kl_budget}; raise --kl-budget or lower strengths"
+        )
+    way, other = ("increases", "down") if result.direction == "up" else ("decreases", "up")
+    return (
+        f"no setting within the KL budget {way} {result.effect_metric}; try strengths of the "
+        f"other sign, another --effect, or --direction {other}"
+    )

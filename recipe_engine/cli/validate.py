@@ -8,13 +8,21 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from recipe_engine.cli.common_flags import (
+    add_allow_outside_root,
+    add_backend_argument,
+    add_format,
+    add_set,
+    missing_path_message,
+)
 from recipe_engine.cli.validate_report import REPORTERS
+from recipe_engine.diagnostics import one_line
 from recipe_engine.errors import UsageError
 
 if TYPE_CHECKING:
     from recipe_engine.api import ValidationResult
 
-__all__ = ["add_parser", "find_recipes", "run"]
+__all__ = ["add_parser", "find_recipes", "find_recipes_and_missing", "run"]
 
 EPILOG = """\
 examples:
@@ -26,7 +34,8 @@ examples:
 
 Directories are searched recursively for *.yaml and *.yml; names starting with "_" or "."
 (fragments meant for include:, hidden folders) are skipped. Exit status: 0 valid, 1 invalid,
-2 usage error, 3 environment failure (e.g. a hub model not in the local cache).
+2 usage error (a path that does not exist: the others are still checked and reported),
+3 environment failure (e.g. a hub model not in the local cache).
 """
 
 
@@ -39,17 +48,15 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="recipe files or directories")
-    parser.add_argument("--format", choices=sorted(REPORTERS), default="text")
+    add_set(parser)
+    add_backend_argument(parser)
+    add_format(parser, tuple(sorted(REPORTERS)))
     parser.add_argument(
         "--check-model",
         action="store_true",
         help="also check layers, heads and vector widths against the model's config (no weights)",
     )
-    parser.add_argument(
-        "--allow-outside-root",
-        action="store_true",
-        help="let recipes reference files outside their repository",
-    )
+    add_allow_outside_root(parser)
     parser.add_argument("--strict", action="store_true", help="treat warnings as errors")
     parser.add_argument(
         "--skip-non-recipes",
@@ -66,7 +73,16 @@ def _skip(path: Path) -> bool:
 
 
 def find_recipes(paths: Iterable[str]) -> list[Path]:
+    """The recipe files named by `paths` (directories searched); UsageError for a missing one."""
+    found, missing = find_recipes_and_missing(paths)
+    if missing:
+        raise UsageError(missing_path_message(missing[0]))
+    return found
+
+
+def find_recipes_and_missing(paths: Iterable[str]) -> tuple[list[Path], list[str]]:
     found: list[Path] = []
+    missing: list[str] = []
     for raw in paths:
         path = Path(raw)
         if path.is_dir():
@@ -83,8 +99,8 @@ def find_recipes(paths: Iterable[str]) -> list[Path]:
         elif path.exists():
             found.append(path)
         else:
-            raise UsageError(f"{raw}: no such file or directory")
-    return found
+            missing.append(raw)
+    return found, missing
 
 
 def _only_recipes(files: list[Path]) -> list[Path]:
@@ -107,17 +123,43 @@ def _only_recipes(files: list[Path]) -> list[Path]:
 def run(args: argparse.Namespace) -> int:
     from recipe_engine.api import validate_file
 
-    files = find_recipes(args.paths)
+    # A missing path is a usage error (exit 2, as for every command), but the files that do
+    # exist are still checked and reported, and --format json stays one valid document.
+    files, missing = find_recipes_and_missing(args.paths)
     if args.skip_non_recipes:
         files = _only_recipes(files)
     results: list[ValidationResult] = [
-        validate_file(p, check_model=args.check_model, allow_outside_root=args.allow_outside_root)
+        validate_file(
+            p,
+            check_model=args.check_model,
+            allow_outside_root=args.allow_outside_root,
+            overrides=args.overrides,
+        )
         for p in files
     ]
+    if args.format == "json":  # one document listing every path given
+        results += [missing_result(raw) for raw in missing]
     REPORTERS[args.format](results, sys.stdout)
+    if args.format != "json":  # stdout stays one diagnostic a line; JSON carries it as `note`
+        for result in results:
+            if result.note:
+                print(one_line(f"steer: note: {result.display}: {result.note}"), file=sys.stderr)
+    for raw in missing:
+        print(f"steer: error: {missing_path_message(raw)}", file=sys.stderr)
+    if missing:
+        return 2
     failed = [r for r in results if not r.ok or (args.strict and r.warnings)]
     if not failed:
         return 0
     if all(r.environment_failure for r in failed):
         return 3
     return 1
+
+
+def missing_result(raw: str) -> ValidationResult:
+    """The entry of a path that does not exist, so that reports list every path given."""
+    from recipe_engine.api import ValidationResult
+    from recipe_engine.diagnostics import Diagnostic
+
+    message = "no such file or directory"
+    return ValidationResult(Path(raw), raw, [Diagnostic("no-such-file", message)])

@@ -57,6 +57,7 @@ def report_json(results: Sequence[ValidationResult], out: TextIO) -> None:
                 "path": r.display,
                 "valid": r.ok,
                 "diagnostics": [d.to_json() for d in r.diagnostics],
+                **({"note": r.note} if r.note else {}),
             }
             for r in results
         ],

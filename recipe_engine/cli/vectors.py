@@ -8,16 +8,18 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from recipe_engine.cli.common import add_backend_argument
+from recipe_engine.cli.common import add_recipe_arguments
+from recipe_engine.cli.common_flags import add_format, add_out
+from recipe_engine.errors import UsageError
 
 __all__ = ["add_parser"]
 
 EPILOG = """\
 examples:
   steer vectors build recipes/activation-addition.yaml --out sentiment.safetensors
-  steer vectors build recipes/mean-ablation.yaml --out means.safetensors --only mlp_mean_1
+  steer vectors build recipes/vector-arithmetic.yaml --out topic.safetensors --only food_only
   steer vectors inspect sentiment.safetensors
-  steer vectors inspect sentiment.safetensors --model builtin:tiny-random --top 15
+  steer vectors inspect sentiment.safetensors --model builtin:tiny-sentiment --top 15
 
 `build` writes every vector of the recipe (or --only some) into one safetensors file, atomically,
 with provenance in its metadata (model, layer, site, position, method, prompt counts, data hash,
@@ -44,13 +46,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    build.add_argument("recipe", metavar="RECIPE")
-    build.add_argument("--out", required=True, metavar="FILE.safetensors")
+    add_recipe_arguments(build)
+    add_out(build, ".safetensors", required=True, metavar="FILE", help="the vector file")
     build.add_argument("--only", nargs="+", metavar="NAME", help="build only these vectors")
-    build.add_argument("--set", dest="overrides", action="append", default=[], metavar="PATH=VALUE")
-    add_backend_argument(build)
-    build.add_argument("--no-cache", action="store_true", help="extract again, ignore the cache")
-    build.add_argument("--allow-outside-root", action="store_true")
     build.set_defaults(handler=run_build)
     inspect = verbs.add_parser(
         "inspect",
@@ -58,17 +56,16 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    inspect.add_argument("file", metavar="FILE")
+    inspect.add_argument("file", metavar="FILE", help="a .safetensors vector file")
     inspect.add_argument("--model", help="model id for token effects (default: from metadata)")
-    inspect.add_argument("--top", type=int, default=10)
-    inspect.add_argument("--format", choices=("text", "json"), default="text")
+    inspect.add_argument("--top", type=int, default=10, help="tokens shown per direction")
+    add_format(inspect)
     inspect.set_defaults(handler=run_inspect)
 
 
 def run_build(args: argparse.Namespace) -> int:
     from recipe_engine.api import build_vectors_file, load_recipe
     from recipe_engine.cli.progress import Progress
-    from recipe_engine.errors import UsageError
 
     out = Path(args.out)
     if out.suffix != ".safetensors":
@@ -80,7 +77,10 @@ def run_build(args: argparse.Namespace) -> int:
     names = args.only or list(recipe.vectors)
     unknown = [n for n in names if n not in recipe.vectors]
     if unknown:
-        raise UsageError(f"no vector named {', '.join(unknown)} in {args.recipe}")
+        raise UsageError(
+            f"--only: no vector named {', '.join(unknown)} in {args.recipe} "
+            f"(it defines: {', '.join(recipe.vectors) or 'none'})"
+        )
     if not names:
         raise UsageError(f"{args.recipe} defines no vectors")
     bars = Progress()
@@ -94,22 +94,32 @@ def run_build(args: argparse.Namespace) -> int:
         )
     finally:
         bars.close()
-    for name, vector in wanted.items():
-        source = "cache" if vector.cached else "built"
-        norm = float(vector.tensor.norm())
-        print(f"{name}: shape {list(vector.tensor.shape)}, norm {norm:.4g} ({source})")
+    summary = {
+        name: {
+            "shape": list(vector.tensor.shape),
+            "norm": round(float(vector.tensor.norm()), 6),
+            "source": "cache" if vector.cached else "built",
+        }
+        for name, vector in wanted.items()
+    }
+    if args.format == "json":
+        sys.stdout.write(json.dumps({"file": str(out), "vectors": summary}, indent=2) + "\n")
+        return 0
+    for name, info in summary.items():
+        print(f"{name}: shape {info['shape']}, norm {info['norm']:.4g} ({info['source']})")
     print(f"wrote {out}")
     return 0
 
 
 def run_inspect(args: argparse.Namespace) -> int:
     from recipe_engine.api import inspect_vectors
-    from recipe_engine.errors import UsageError
 
     if args.top < 1:
         raise UsageError(f"--top {args.top}: must be at least 1")
     found = inspect_vectors(args.file, model=args.model, top=args.top)
     info = found.info
+    for warning in found.warnings:
+        print(f"steer: warning: {warning}", file=sys.stderr)
     if args.format == "json":
         sys.stdout.write(json.dumps(info, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     else:

@@ -6,28 +6,35 @@ For each layer L and strength s, intervention N of the recipe is set to `layers:
 activations, is re-read at layer L too (the usual way to compare layers; the vector cache makes
 reruns cheap). The unsteered baseline is computed once.
 
-Recommendation rule (documented, deterministic): among settings whose side effect (mean KL of
-steered vs baseline next-token distributions) is within `kl_budget`, take the one with the
-largest effect (the change of the effect metric, in the direction of the strengths' sign);
-ties go to the smaller |strength|, then the lower layer. None if nothing fits the budget.
+Recommendation rule (documented, deterministic): the effect of a setting is the change of the
+effect metric (steered - baseline), counted in the direction asked: `up` (the default: the
+metric names what you want more of, e.g. token_prob:negative) or `down`. Among settings whose
+side effect (KL, see SweepResult.cost_metric) is within `kl_budget` and whose effect in that
+direction is positive, take the largest; ties go to the smaller |strength|, then the lower
+layer. The sign of the strengths plays no part: -3 beats -1 when it moves the metric further.
+None if no setting fits the budget or none moves the metric the asked way.
 """
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recipe_engine.errors import NumericalFailure, UsageError
+from recipe_engine.sweep.axes import metric_names, parse_layer_items, resolve_sweep_layers
 
 if TYPE_CHECKING:
     from recipe_engine.format.recipe import Recipe
+    from recipe_engine.pipeline import LoadedRecipe
     from recipe_engine.report.results import RunReport
 
-__all__ = ["SweepPoint", "SweepResult", "recommend", "run_sweep"]
+__all__ = ["DIRECTIONS", "SweepPoint", "SweepResult", "recommend", "run_sweep"]
+
+DIRECTIONS = ("up", "down")
 
 
 @dataclass
@@ -61,6 +68,7 @@ class SweepResult:
     recommended: SweepPoint | None = None
     cost_metric: str = "kl_baseline"
     failures: list[str] = field(default_factory=list)  # cells that produced NaN/Inf, one line each
+    direction: str = "up"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -70,18 +78,28 @@ class SweepResult:
             "baseline": round(self.baseline, 6),
             "kl_budget": self.kl_budget,
             "cost_metric": self.cost_metric,
-            "rule": "largest effect with KL <= kl_budget; ties: smaller |strength|, lower layer",
+            "direction": self.direction,
+            "rule": "largest effect in the direction asked, with KL <= kl_budget; "
+            "ties: smaller |strength|, lower layer",
             "points": [p.to_json() for p in self.points],
             "recommended": self.recommended.to_json() if self.recommended else None,
             "failures": list(self.failures),
         }
 
 
-def recommend(points: list[SweepPoint], kl_budget: float, sign: float) -> SweepPoint | None:
-    fitting = [p for p in points if math.isfinite(p.effect) and p.kl <= kl_budget]
-    if not fitting:
+def recommend(
+    points: list[SweepPoint], kl_budget: float, direction: str = "up"
+) -> SweepPoint | None:
+    """The rule of the module docstring: largest effect in `direction` within the budget."""
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
+    sign = 1.0 if direction == "up" else -1.0
+    moving = [
+        p for p in points if math.isfinite(p.effect) and p.kl <= kl_budget and sign * p.effect > 0
+    ]
+    if not moving:
         return None
-    return min(fitting, key=lambda p: (-sign * p.effect, abs(p.strength), p.layer))
+    return min(moving, key=lambda p: (-sign * p.effect, abs(p.strength), p.layer))
 
 
 def _cell_overrides(recipe: Recipe) -> list[str]:
@@ -103,18 +121,10 @@ def _cell_overrides(recipe: Recipe) -> list[str]:
 
 
 def _measure(
-    report: RunReport, layer: int, strength: float, effect_name: str | None
-) -> tuple[SweepPoint, str, str, float]:
-    """One cell's point, and the effect metric, cost metric and baseline value it used."""
+    report: RunReport, layer: int, strength: float, effect_name: str
+) -> tuple[SweepPoint, str, float]:
+    """One cell's point, and the cost metric and baseline value it used."""
     metrics = {m.name: m for m in report.metrics}
-    if effect_name is None:
-        candidates = [n for n in metrics if not n.startswith("kl_baseline")]
-        if not candidates:
-            raise UsageError(
-                "the recipe has no effect metric: add one under report.metrics "
-                "(e.g. token_prob) or pass --effect"
-            )
-        effect_name = candidates[0]
     if effect_name not in metrics:
         raise UsageError(f"no metric {effect_name!r} (have: {', '.join(metrics)})")
     chosen = metrics[effect_name]
@@ -129,40 +139,46 @@ def _measure(
         chosen.steered,
         metrics[cost_name].steered,
     )
-    return point, effect_name, cost_name, baseline_value
+    return point, cost_name, baseline_value
 
 
 def run_sweep(
     path: str | Path,
-    layers: list[int],
+    layers: Sequence[int | str],
     strengths: list[float],
     *,
     intervention: int = 0,
     effect: str | None = None,
     kl_budget: float = 0.5,
+    direction: str = "up",
     follow_layer: bool = True,
     overrides: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    allow_outside_root: bool = False,
 ) -> SweepResult:
     from recipe_engine.pipeline import compile_recipe, load_recipe, run_recipe
 
     if not layers or not strengths:
         raise UsageError("a sweep needs at least one layer and one strength")
-    base = load_recipe(path, overrides=overrides)
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
+    base = load_recipe(path, overrides=overrides, allow_outside_root=allow_outside_root)
     recipe = base.recipe
     if not 0 <= intervention < len(recipe.interventions):
         raise UsageError(f"the recipe has no intervention {intervention}")
+    # Every flag is checked before the first cell loads the model.
+    layer_indices = _model_layers(base, parse_layer_items(layers))
+    effect_name = _effect_metric(recipe, effect)
     item = recipe.interventions[intervention]
     vector = recipe.vectors.get(item.vector or "")
     extra = _cell_overrides(recipe)
-    total = len(layers) * len(strengths)
+    total = len(layer_indices) * len(strengths)
     points: list[SweepPoint] = []
     baseline_pass: Any = None
     baseline_value = math.nan
-    effect_name = effect
     cost_name = "kl_baseline"
     failures: list[str] = []
-    for layer in layers:
+    for layer in layer_indices:
         for strength in strengths:
             sets = [
                 *(overrides or []),
@@ -172,7 +188,7 @@ def run_sweep(
             ]
             if follow_layer and vector is not None and hasattr(vector, "layer"):
                 sets.append(f"vectors.{item.vector}.layer={layer}")
-            loaded = load_recipe(path, overrides=sets)
+            loaded = load_recipe(path, overrides=sets, allow_outside_root=allow_outside_root)
             try:
                 report = run_recipe(compile_recipe(loaded), baseline=baseline_pass)
             except NumericalFailure as exc:
@@ -184,14 +200,11 @@ def run_sweep(
                     progress(len(points), total)
                 continue
             baseline_pass = report.passes["baseline"]
-            point, effect_name, cost_name, baseline_value = _measure(
-                report, layer, strength, effect_name
-            )
+            point, cost_name, baseline_value = _measure(report, layer, strength, effect_name)
             points.append(point)
             if progress:
                 progress(len(points), total)
-    sign = 1.0 if sum(strengths) >= 0 else -1.0
-    if effect_name is None:  # every cell blew up: there is no table to show
+    if len(failures) == len(points):  # every cell blew up: there is no table to show
         raise NumericalFailure(f"every setting of the sweep failed; the first: {failures[0]}")
     return SweepResult(
         recipe.name,
@@ -199,7 +212,50 @@ def run_sweep(
         baseline_value,
         kl_budget,
         points,
-        recommend(points, kl_budget, sign),
+        recommend(points, kl_budget, direction),
         cost_name,
         failures,
+        direction,
     )
+
+
+def _model_layers(base: LoadedRecipe, items: list[int | str]) -> list[int]:
+    """--layers resolved as a recipe's `layers:` against the model's config (no weights)."""
+    from recipe_engine.model_config import ModelUnavailable, read_model_shape
+
+    spec, doc = base.recipe.model, base.document
+    try:
+        shape = read_model_shape(spec.id, spec.revision, doc.base_dir("/model/id"))
+    except ModelUnavailable:
+        # A remote model whose config is not cached here: plain indices pass as written and
+        # are checked when the run starts; forms that need the layer count cannot be resolved.
+        if all(isinstance(item, int) and item >= 0 for item in items):
+            return [int(item) for item in dict.fromkeys(items)]
+        raise UsageError(
+            f"--layers {' '.join(map(str, items))}: ranges, `all` and negative indices need the "
+            f"model's layer count, and {spec.id!r}'s config is not cached here; give indices"
+        ) from None
+    return resolve_sweep_layers(items, shape.n_layers)
+
+
+def _effect_metric(recipe: Recipe, effect: str | None) -> str:
+    """The effect metric's name, checked against the names the recipe's report will have."""
+    from recipe_engine.validate.schema_errors import did_you_mean
+
+    available = metric_names(recipe)
+    if not any(m.kind == "kl_baseline" for m in recipe.report.metrics):
+        available.append("kl_baseline")  # the sweep adds it (run_sweep's `extra`)
+    names = [n for n in available if not n.startswith("kl_baseline")]
+    if effect is None:
+        if not names:
+            raise UsageError(
+                "the recipe has no effect metric: add one under report.metrics "
+                "(e.g. token_prob) or pass --effect"
+            )
+        return names[0]
+    if effect not in available:
+        raise UsageError(
+            f"--effect {effect!r}: the recipe reports no such metric (have: "
+            f"{', '.join(available)}){did_you_mean(effect, available)}"
+        )
+    return effect

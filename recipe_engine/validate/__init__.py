@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from recipe_engine.builtin_models import builtin_name
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeLoadError
 from recipe_engine.format.recipe import Recipe
@@ -15,6 +16,7 @@ from recipe_engine.load.includes import LoadedDocument, load_document
 from recipe_engine.load.overrides import apply_overrides
 from recipe_engine.load.paths import display_path
 from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
+from recipe_engine.validate.phases import schema_without_unknown_keys, skipped_note
 from recipe_engine.validate.references import check_references
 from recipe_engine.validate.schema_errors import validate_schema
 from recipe_engine.validate.semantic import check_semantics
@@ -29,6 +31,8 @@ class ValidationResult:
     diagnostics: list[Diagnostic] = field(default_factory=list)
     recipe: Recipe | None = None
     document: LoadedDocument | None = None
+    # Set when later phases were skipped because of schema errors (validate/phases.py).
+    note: str | None = None
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -70,11 +74,23 @@ def validate_file(
     if overrides:
         apply_overrides(doc.data, overrides)
     recipe, diagnostics = validate_schema(doc)
+    checked = doc
+    if recipe is None and diagnostics:
+        # Unknown keys alone do not stop the later phases: they check the rest (phases.py).
+        retry = schema_without_unknown_keys(doc, diagnostics)
+        if retry is None:
+            result.note = skipped_note(sum(d.severity == "error" for d in diagnostics))
+        else:
+            recipe, checked = retry
     if recipe is not None:
-        diagnostics += check_semantics(recipe, doc)
-        diagnostics += check_references(recipe, doc, allow_outside_root=allow_outside_root)
-        if check_model and not any(d.severity == "error" for d in diagnostics):
-            diagnostics += check_against_model(recipe, doc)
+        later = check_semantics(recipe, checked)
+        later += check_references(recipe, checked, allow_outside_root=allow_outside_root)
+        # A builtin model's shape ships with the package: its layers, heads and widths are
+        # checked on every validation; other models' need --check-model (reads their config).
+        by_shape = check_model or builtin_name(recipe.model.id) is not None
+        if by_shape and not any(d.severity == "error" for d in later):
+            later += check_against_model(recipe, checked)
+        diagnostics += later
     result.recipe = recipe if not any(d.severity == "error" for d in diagnostics) else None
     result.diagnostics = sorted(diagnostics, key=Diagnostic.sort_key)
     return result

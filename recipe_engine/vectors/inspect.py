@@ -7,7 +7,7 @@ boosts and suppresses are the top and bottom of those logits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +77,7 @@ def token_effects(model: LoadedModel, vector: torch.Tensor, top: int = 10) -> di
 class VectorFileInfo:
     info: dict[str, Any]  # a JSON object: file, metadata, vectors (with token effects), cosine
     model_id: str | None  # the model the token effects were read through, if any
+    warnings: list[str] = field(default_factory=list)  # e.g. a vector the model cannot read
 
 
 def inspect_vectors(path: str | Path, *, model: str | None = None, top: int = 10) -> VectorFileInfo:
@@ -91,17 +92,21 @@ def inspect_vectors(path: str | Path, *, model: str | None = None, top: int = 10
 
     shown, path = str(path), Path(path)
     if not path.is_file():
-        raise UsageError(f"{shown}: no such file")
+        raise UsageError(f"{shown}: no such file or directory")  # the CLI's one wording
     try:
         read_header(path)  # refuses pickles and malformed files before safetensors sees them
     except SafetensorsError as exc:
         raise UsageError(f"{shown}: {exc}") from None
+    if model:
+        _check_builtin(model)
     tensors, metadata = read_vector_file(path)
     model_id = model or str(metadata.get("model", "")).split("@")[0] or None
     effects: dict[str, Any] = {}
+    warnings: list[str] = []
     if model_id:
         loaded = load_model(ModelSpec(id=model_id), Path.cwd())
         effects = {name: token_effects(loaded, t, top) for name, t in tensors.items()}
+        warnings = _unread(tensors, effects, model_id, loaded.shape.hidden_size)
     info = {
         "file": str(path),
         "metadata": {k: v for k, v in metadata.items() if k != "vectors"},
@@ -118,4 +123,34 @@ def inspect_vectors(path: str | Path, *, model: str | None = None, top: int = 10
         },
         "cosine": cosine_matrix(tensors),
     }
-    return VectorFileInfo(info, model_id)
+    return VectorFileInfo(info, model_id, warnings)
+
+
+def _check_builtin(model_id: str) -> None:
+    """--model builtin:NAME must name a builtin (a usage error, listed), before any loading."""
+    from recipe_engine.builtin_models import BUILTINS, builtin_name
+    from recipe_engine.errors import UsageError
+
+    name = builtin_name(model_id)
+    if name is not None and name not in BUILTINS:
+        raise UsageError(
+            f"--model {model_id}: no builtin model {name!r} "
+            f"(available: {', '.join('builtin:' + n for n in sorted(BUILTINS))})"
+        )
+
+
+def _unread(
+    tensors: dict[str, torch.Tensor], effects: dict[str, Any], model_id: str, width: int
+) -> list[str]:
+    """Why a vector got no token analysis: token_effects reads only 1-D vectors of the
+    model's width; say so rather than silently drop it."""
+    lines = []
+    for name, t in tensors.items():
+        if not effects[name]:
+            why = (
+                f"width {t.shape[-1]}, the model's is {width}"
+                if t.shape[-1] != width
+                else f"{t.shape[0]} rows (one per token), not one vector"
+            )
+            lines.append(f"no token analysis of {name} with {model_id} ({why})")
+    return lines
