@@ -77,7 +77,7 @@ def report_github(results: Sequence[ValidationResult], out: TextIO) -> None:
     for result in results:
         for diag in result.diagnostics:
             props = [f"title={_escape_property(diag.code)}"]
-            if diag.location:
+            if diag.location and diag.location.line:  # line 0: the command line, not a file
                 props = [
                     f"file={_escape_property(one_line(diag.location.file))}",
                     f"line={diag.location.line}",

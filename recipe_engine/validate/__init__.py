@@ -67,9 +67,11 @@ def validate_file(
         result.diagnostics = exc.diagnostics
         return result
     result.document = doc
+    read_warnings = list(doc.warnings)
     if overrides:
-        apply_overrides(doc.data, overrides)
+        read_warnings += apply_overrides(doc.data, overrides, doc.source_map)
     recipe, diagnostics = validate_schema(doc)
+    diagnostics += read_warnings
     if recipe is not None:
         diagnostics += check_semantics(recipe, doc)
         diagnostics += check_references(recipe, doc, allow_outside_root=allow_outside_root)
