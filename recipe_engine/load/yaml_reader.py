@@ -297,10 +297,10 @@ class _Builder:
             ok, old = True, text  # keys other than integers were always kept as text
         if not ok or _same(old, value):
             return
-        if isinstance(value, str):
-            advice = f'; quote it ("{text}") so that every reader sees text'
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            advice = f"; write {value!r} so that every reader sees that number"
         else:
-            advice = "; write it so that both read the same (e.g. without a leading zero)"
+            advice = f'; quote it ("{text}") so that every reader sees text'
         loc = self._loc(node)
         self.warnings.append(
             Diagnostic(
