@@ -99,6 +99,9 @@ def run_sweep(
 
     if not layers or not strengths:
         raise UsageError("a sweep needs at least one layer and one strength")
+    for strength in strengths:  # the flag's fault, said so (not a recipe line's type error)
+        if not math.isfinite(strength):
+            raise UsageError(f"--strengths {strength}: a strength must be a finite number")
     base = load_recipe(path, overrides=overrides)
     recipe = base.recipe
     if not 0 <= intervention < len(recipe.interventions):
