@@ -60,6 +60,8 @@ class SweepResult:
     recommended: SweepPoint | None = None
     cost_metric: str = "kl_baseline"
     failures: list[str] = field(default_factory=list)  # cells that produced NaN/Inf, one line each
+    # validation warnings of the cells (e.g. strength-ignored: a zero op's strength was swept)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -73,6 +75,7 @@ class SweepResult:
             "points": [p.to_json() for p in self.points],
             "recommended": self.recommended.to_json() if self.recommended else None,
             "failures": list(self.failures),
+            "warnings": list(self.warnings),
         }
 
 
@@ -127,6 +130,7 @@ def run_sweep(
     effect_name = effect
     cost_name = "kl_baseline"
     failures: list[str] = []
+    warned: dict[tuple[str, str], str] = {}  # one line per (code, pointer), not per cell
     for layer in layers:
         for strength in strengths:
             sets = [
@@ -138,6 +142,8 @@ def run_sweep(
             if follow_layer and vector is not None and hasattr(vector, "layer"):
                 sets.append(f"vectors.{item.vector}.layer={layer}")
             loaded = load_recipe(path, overrides=sets)
+            for diagnostic in loaded.warnings:
+                warned.setdefault((diagnostic.code, diagnostic.pointer), diagnostic.format())
             try:
                 report = run_recipe(compile_recipe(loaded), baseline=baseline_pass)
             except NumericalFailure as exc:
@@ -188,6 +194,7 @@ def run_sweep(
         recommend(points, kl_budget, sign),
         cost_name,
         failures,
+        list(warned.values()),
     )
 
 

@@ -73,6 +73,7 @@ def _layers(values: list[str]) -> list[int]:
 
 def run(args: argparse.Namespace) -> int:
     from recipe_engine.cli.progress import Progress
+    from recipe_engine.report.text import fixed
     from recipe_engine.sweep import run_sweep, write_sweep
 
     bars = Progress()
@@ -94,17 +95,19 @@ def run(args: argparse.Namespace) -> int:
     paths = write_sweep(result, out)
     print(
         f"sweep of {result.recipe}: effect = change of {result.effect_metric} "
-        f"(baseline {result.baseline:.4f}), side effect = {result.cost_metric}"
+        f"(baseline {fixed(result.baseline)}), side effect = {result.cost_metric}"
     )
     print(f"{'layer':>5} {'strength':>9} {'effect':>9} {'KL':>9}")
     for p in result.points:
         mark = "  <- recommended" if p is result.recommended else ""
         if math.isfinite(p.effect) and math.isfinite(p.kl):
-            print(f"{p.layer:>5} {p.strength:>9g} {p.effect:>+9.4f} {p.kl:>9.4f}{mark}")
+            print(f"{p.layer:>5} {p.strength:>9g} {fixed(p.effect, signed=True):>9} {fixed(p.kl):>9}{mark}")
         else:  # a NaN is a failure to report, not a number to print
             print(f"{p.layer:>5} {p.strength:>9g} {'NaN/Inf':>9} {'NaN/Inf':>9}  (failed)")
     for failure in result.failures:
         print(f"steer: warning: {failure}", file=sys.stderr)
+    for warning in result.warnings:
+        print(warning, file=sys.stderr)
     best = result.recommended
     if best is None:
         print(
@@ -113,7 +116,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"recommended: layer {best.layer}, strength {best.strength:g} "
-            f"(effect {best.effect:+.4f}, KL {best.kl:.4f} <= {result.kl_budget})"
+            f"(effect {fixed(best.effect, signed=True)}, KL {fixed(best.kl)} <= {result.kl_budget})"
         )
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
