@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     for p in result.points:
         mark = "  <- recommended" if p is result.recommended else ""
         if math.isfinite(p.effect) and math.isfinite(p.kl):
-            print(f"{p.layer:>5} {p.strength:>9g} {fixed(p.effect, signed=True):>9} {fixed(p.kl):>9}{mark}")
+            effect, kl = fixed(p.effect, signed=True), fixed(p.kl)
+            print(f"{p.layer:>5} {p.strength:>9g} {effect:>9} {kl:>9}{mark}")
         else:  # a NaN is a failure to report, not a number to print
             print(f"{p.layer:>5} {p.strength:>9g} {'NaN/Inf':>9} {'NaN/Inf':>9}  (failed)")
     for failure in result.failures:

@@ -14,7 +14,7 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.reader import ReaderError
@@ -53,7 +53,7 @@ class RecipeYamlLoader(_BaseLoader):  # type: ignore[misc]
     `core_scalar`, not PyYAML's constructors, which still follow YAML 1.1 (`!!int 010` -> 8).
     """
 
-    yaml_implicit_resolvers: dict[str, list[tuple[str, re.Pattern[str]]]] = {}
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
 
 
 _TAG = "tag:yaml.org,2002:"
@@ -109,7 +109,7 @@ def core_scalar(tag: str, text: str) -> Any:
     raise ValueError(f"{text!r} is not a {kind}")
 
 
-class _Yaml11Resolver(yaml.resolver.Resolver):  # type: ignore[misc]
+class _Yaml11Resolver(yaml.resolver.Resolver):
     """How this engine read plain scalars before it followed YAML 1.2 (PyYAML's YAML 1.1
     resolvers plus `1e3` as a number): the reference for the `yaml11-scalar` warning."""
 
@@ -119,6 +119,7 @@ _Yaml11Resolver.add_implicit_resolver(
     re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
     list("-+0123456789."),
 )
+
 
 @dataclass
 class YamlFile:
@@ -271,8 +272,12 @@ class _Builder:
             message = f"{shown} cannot be read as {kind} (quote it, or drop the tag, if it is text)"
         raise self._error(node, "yaml-value", message)
 
+    def _yaml11_tag(self, text: str) -> str:
+        tag = self._yaml11_resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        return str(tag)
+
     def _yaml11_value(self, text: str) -> tuple[bool, Any]:
-        tag = self._yaml11_resolver.resolve(yaml.ScalarNode, text, (True, False))
+        tag = self._yaml11_tag(text)
         if tag == _TIMESTAMP:
             return True, text  # dates were always kept as text
         try:
@@ -282,14 +287,14 @@ class _Builder:
             return False, None
 
     def _warn_if_yaml11_differs(
-        self, node: yaml.Node, value: Any, pointer: str, *, key: bool = False
+        self, node: yaml.ScalarNode, value: Any, pointer: str, *, key: bool = False
     ) -> None:
         """Warn where a plain scalar means something else to a YAML 1.1 reader (and meant it
         to this engine before): `1:3` was 63, `yes` true, `010` 8, `0o17` text."""
         text = str(node.value)
         if node.style not in _PLAIN or not text:
             return
-        old_tag = self._yaml11_resolver.resolve(yaml.ScalarNode, text, (True, False))
+        old_tag = self._yaml11_tag(text)
         if old_tag == node.tag == _TAG + "str":
             return  # text to both readers: the common case, decided without constructing
         ok, old = self._yaml11_value(text)
@@ -368,7 +373,8 @@ class _Builder:
     ) -> None:
         child = join_pointer(pointer, key)
         self.map.keys[child] = self._loc(key_node)
-        self._warn_if_yaml11_differs(key_node, key, child, key=True)
+        if isinstance(key_node, yaml.ScalarNode):  # always: _key() rejects other keys
+            self._warn_if_yaml11_differs(key_node, key, child, key=True)
         result[key] = self.build(value_node, child, depth + 1)
 
     def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[Any, Any]:
