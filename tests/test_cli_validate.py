@@ -162,5 +162,5 @@ def test_no_message_or_doc_suggests_huggingface_cli() -> None:
     this = Path(__file__).resolve()
     texts = [REPO / "README.md", *(REPO / "recipe_engine").rglob("*.py"), *REPO.glob("docs/**/*")]
     texts += [p for p in (REPO / "tests").rglob("*.py") if p.resolve() != this]
-    stale = [p for p in texts if p.is_file() and "huggingface-cli download" in p.read_text("utf-8")]
+    stale = [p for p in texts if p.is_file() and b"huggingface-cli download" in p.read_bytes()]
     assert stale == []
