@@ -23,7 +23,7 @@ def _steer(umask: int, *args: str, env: dict[str, str] | None = None) -> None:
         text=True,
         timeout=300,
         env={**os.environ, "NO_COLOR": "1", "HF_HUB_OFFLINE": "1", **(env or {})},
-        preexec_fn=lambda: os.umask(umask),  # noqa: PLW1509 - no threads in the child yet
+        preexec_fn=lambda: os.umask(umask),
         cwd=REPO,
     )
     assert done.returncode == 0, done.stderr
