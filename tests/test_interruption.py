@@ -10,9 +10,9 @@ writer's host and pid, are never read, and the next write of the same file delet
 The process tests (tests/interruption_harness.py) signal the run once its first vector is in
 the cache: the run is then demonstrably mid-way (more vectors, or layers, to extract). The run
 waits there for the signal (a test-only hook, $STEER_TEST_CHECKPOINT), so the signal cannot
-arrive after the run has finished however loaded the machine is: no timing is involved. Each case covers one command x signal; fresh and existing
-outputs alternate so each command and each signal meets both. scripts/interruption_trials.py
-repeats them at random points of the run.
+arrive after the run has finished however loaded the machine is: no timing is involved. Each
+case covers one command x signal; fresh and existing outputs alternate so each command and each
+signal meets both. scripts/interruption_trials.py repeats them at random points of the run.
 """
 
 from __future__ import annotations
