@@ -133,6 +133,10 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _start(
     argv: list[str], folder: Path, extra_env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
@@ -140,6 +144,9 @@ def _start(
         [sys.executable, "-m", "recipe_engine", *argv],
         cwd=folder,
         env={**_env(folder / "cache"), **(extra_env or {})},
+        # A shell without job control starts background commands with SIGINT ignored, and the
+        # child would inherit that: Ctrl-C must reach it as it does from a terminal.
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
