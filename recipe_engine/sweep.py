@@ -143,7 +143,12 @@ def run_sweep(
                 sets.append(f"vectors.{item.vector}.layer={layer}")
             loaded = load_recipe(path, overrides=sets)
             for diagnostic in loaded.warnings:
-                warned.setdefault((diagnostic.code, diagnostic.pointer), diagnostic.format())
+                text = diagnostic.format()
+                if diagnostic.location is not None and diagnostic.location.line == 0:
+                    # a value the sweep set itself (the grid), not one the user typed
+                    text = f"sweep grid: {diagnostic.pointer}: warning: {diagnostic.message}"
+                    text += f" [{diagnostic.code}]"
+                warned.setdefault((diagnostic.code, diagnostic.pointer), text)
             try:
                 report = run_recipe(compile_recipe(loaded), baseline=baseline_pass)
             except NumericalFailure as exc:
