@@ -144,7 +144,8 @@ def run_sweep(
             loaded = load_recipe(path, overrides=sets)
             for diagnostic in loaded.warnings:
                 text = diagnostic.format()
-                if diagnostic.location is not None and diagnostic.location.line == 0:
+                own = {f"command line (--set {t})" for t in sets[len(overrides or []) :]}
+                if diagnostic.location is not None and diagnostic.location.file in own:
                     # a value the sweep set itself (the grid), not one the user typed
                     text = f"sweep grid: {diagnostic.pointer}: warning: {diagnostic.message}"
                     text += f" [{diagnostic.code}]"
