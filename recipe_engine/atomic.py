@@ -12,6 +12,11 @@ target. Interruptions:
   next write of the same target deletes those whose process is gone. The host tag keeps one
   machine from judging another's process ids in a shared (network) folder; files of other hosts,
   or of an older naming, are removed once they are a day old, when no write can still own them.
+
+Permissions: `mkstemp` creates the temporary file 0600 whatever the umask, so before the rename
+it gets the mode a plain `open()` would have given it, `0o666 & ~umask` (0644 under umask 022:
+colleagues can read a shared vector file), or, with `keep_mode`, the mode of the file it
+replaces (`steer schema` rewriting a tracked file).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from pathlib import Path
 from types import FrameType
 
 __all__ = [
+    "current_umask",
     "hold_sigint",
     "remove_stale_temporaries",
     "temporary_prefix",
@@ -125,12 +131,44 @@ def hold_sigint() -> Iterator[None]:
                 os.kill(os.getpid(), signal.SIGINT)  # SIG_DFL: die of it as we would have
 
 
-def _stage(path: Path, data: bytes) -> Path:
-    """`data` in a complete, fsynced temporary file next to `path`; the caller renames it."""
+_UMASK_LOCK = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it where the OS tells it (Linux >= 4.7:
+    /proc/self/status). Elsewhere os.umask must set it to read it; that is done under a lock,
+    and the mask held meanwhile is 022, so a file another thread creates in that instant gets
+    a usual mode, never a world-writable one."""
+    try:
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _UMASK_LOCK:
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def _mode_for(path: Path, keep_mode: bool) -> int:
+    if keep_mode:
+        try:
+            return path.stat().st_mode & 0o7777
+        except OSError:
+            pass  # a new file: as the umask says
+    return 0o666 & ~current_umask()
+
+
+def _stage(path: Path, data: bytes, mode: int) -> Path:
+    """`data` in a complete, fsynced temporary file next to `path`, with permissions `mode`;
+    the caller renames it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temporaries(path)
     handle, tmp = tempfile.mkstemp(prefix=temporary_prefix(path), suffix=".tmp", dir=path.parent)
     try:
+        os.chmod(tmp, mode)
         with os.fdopen(handle, "wb") as out:
             out.write(data)
             out.flush()
@@ -141,15 +179,15 @@ def _stage(path: Path, data: bytes) -> Path:
     return Path(tmp)
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    write_files_atomic({path: data})
+def write_bytes_atomic(path: Path, data: bytes, *, keep_mode: bool = False) -> None:
+    write_files_atomic({path: data}, keep_mode=keep_mode)
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode("utf-8"))
+def write_text_atomic(path: Path, text: str, *, keep_mode: bool = False) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), keep_mode=keep_mode)
 
 
-def write_files_atomic(files: Mapping[Path, bytes]) -> None:
+def write_files_atomic(files: Mapping[Path, bytes], *, keep_mode: bool = False) -> None:
     """Write several files as one: every file is staged complete before any is renamed, so a
     failure while staging (disk full) leaves all the old files as they were, and the renames then
     run back to back. Ctrl-C is held throughout (a few small writes). Only a hard kill landing
@@ -159,7 +197,7 @@ def write_files_atomic(files: Mapping[Path, bytes]) -> None:
     with hold_sigint():
         try:
             for path, data in files.items():
-                staged.append((_stage(path, data), path))
+                staged.append((_stage(path, data, _mode_for(path, keep_mode)), path))
             for tmp, path in staged:
                 os.replace(tmp, path)
         except BaseException:

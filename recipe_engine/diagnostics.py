@@ -34,7 +34,10 @@ def one_line(text: str) -> str:
 
 @dataclass(frozen=True, order=True)
 class Location:
-    """A place in a source file; line and column are 1-based, as editors count them."""
+    """A place in a source file; line and column are 1-based, as editors count them.
+
+    Line 0 marks a place that is not in a file: `file` then says where the value came from
+    (`command line (--set model.id=x)`)."""
 
     file: str
     line: int
@@ -52,11 +55,13 @@ class Diagnostic:
     include_chain: tuple[str, ...] = field(default=())
 
     def format(self) -> str:
-        where = (
-            f"{self.location.file}:{self.location.line}:{self.location.column}: "
-            if self.location
-            else ""
-        )
+        loc = self.location
+        if loc is None:
+            where = ""
+        elif loc.line == 0:
+            where = f"{loc.file}: "
+        else:
+            where = f"{loc.file}:{loc.line}:{loc.column}: "
         pointer = f"{self.pointer or '/'}: "
         level = "" if self.severity == "error" else "warning: "
         return one_line(f"{where}{pointer}{level}{self.message} [{self.code}]")
@@ -68,8 +73,8 @@ class Diagnostic:
             "message": self.message,
             "pointer": self.pointer or "/",
             "file": self.location.file if self.location else None,
-            "line": self.location.line if self.location else None,
-            "column": self.location.column if self.location else None,
+            "line": self.location.line if self.location and self.location.line else None,
+            "column": self.location.column if self.location and self.location.line else None,
             "include_chain": list(self.include_chain),
         }
 

@@ -21,6 +21,7 @@ __all__ = [
     "cached_hub_folder",
     "custom_code_entries",
     "custom_code_message",
+    "download_command",
     "is_local_path",
     "machine_only_kind",
     "read_model_shape",
@@ -95,6 +96,23 @@ def _hub_cache() -> Path:
     return Path(home) / "hub"
 
 
+def download_command(repo_id: str, revision: str | None = None) -> str:
+    """The shell command that fetches a hub model into the cache, spelled for the installed
+    huggingface_hub: it ships `hf` since 0.34 and dropped `huggingface-cli` in 1.0."""
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    try:
+        scripts = {
+            e.name
+            for e in distribution("huggingface_hub").entry_points
+            if e.group == "console_scripts"
+        }
+    except PackageNotFoundError:
+        scripts = set()
+    tool = "huggingface-cli" if "huggingface-cli" in scripts and "hf" not in scripts else "hf"
+    return f"{tool} download {repo_id}" + (f" --revision {revision}" if revision else "")
+
+
 def _cached_hub_config(repo_id: str, revision: str | None) -> Path:
     folder = _hub_cache() / ("models--" + repo_id.replace("/", "--"))
     ref = revision or "main"
@@ -107,7 +125,7 @@ def _cached_hub_config(repo_id: str, revision: str | None) -> Path:
         "model-not-cached",
         f"hub model {repo_id!r}{'@' + revision if revision else ''} is not in the local cache "
         f"({folder}); the engine never downloads at run time. Fetch it first with "
-        f"`huggingface-cli download {repo_id}`, or point model.id at a local folder",
+        f"`{download_command(repo_id, revision)}`, or point model.id at a local folder",
     )
 
 

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import EnvironmentFailure, RecipeError
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
@@ -49,6 +50,7 @@ Progress = Callable[[str, int, int], None]  # (stage, done, total)
 class LoadedRecipe:
     recipe: Recipe
     document: LoadedDocument
+    warnings: list[Diagnostic] = field(default_factory=list)  # validation warnings
 
     @property
     def model_dir(self) -> Path:
@@ -150,7 +152,7 @@ def load_recipe(
         raise EnvironmentFailure(result.errors[0].format())
     if result.recipe is None or result.document is None:
         raise RecipeError(result.errors or result.diagnostics)
-    return LoadedRecipe(result.recipe, result.document)
+    return LoadedRecipe(result.recipe, result.document, result.warnings)
 
 
 def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:

@@ -90,6 +90,7 @@ def test_usage_errors_exit_two(tmp_path: Path) -> None:
 def test_uncached_hub_model_is_an_environment_failure(write, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     path = write("hub.yaml", MINIMAL.replace("builtin:tiny-random", "some-org/not-cached-model"))
     import os
+    import shutil
     import subprocess
     import sys
 
@@ -101,7 +102,10 @@ def test_uncached_hub_model_is_an_environment_failure(write, tmp_path: Path) -> 
         env=env,
     )
     assert done.returncode == 3, done.stdout
-    assert "[model-not-cached]" in done.stdout and "huggingface-cli download" in done.stdout
+    assert "[model-not-cached]" in done.stdout
+    # the command the installed huggingface_hub ships (`hf`; 1.0 has no huggingface-cli)
+    assert "`hf download some-org/not-cached-model`" in done.stdout
+    assert shutil.which("hf", path=str(Path(sys.executable).parent)) is not None
     # without --check-model the recipe itself is fine
     assert run_steer("validate", str(path)).returncode == 0
 
@@ -147,3 +151,16 @@ def test_strict_turns_warnings_into_failures(write) -> None:  # type: ignore[no-
     path = write("warn.yaml", MINIMAL + "vectors:\n  unused: {kind: random}\n")
     assert run_steer("validate", str(path)).returncode == 0
     assert run_steer("validate", "--strict", str(path)).returncode == 1
+
+
+def test_no_message_or_doc_suggests_huggingface_cli() -> None:
+    """huggingface_hub 1.0 removed `huggingface-cli`; `hf` is the command it ships."""
+    from recipe_engine.model_config import download_command
+
+    assert download_command("org/m") == "hf download org/m"
+    assert download_command("org/m", "v1") == "hf download org/m --revision v1"
+    this = Path(__file__).resolve()
+    texts = [REPO / "README.md", *(REPO / "recipe_engine").rglob("*.py"), *REPO.glob("docs/**/*")]
+    texts += [p for p in (REPO / "tests").rglob("*.py") if p.resolve() != this]
+    stale = [p for p in texts if p.is_file() and b"huggingface-cli download" in p.read_bytes()]
+    assert stale == []

@@ -141,12 +141,12 @@ def test_harness_reports_a_crash(runner: FuzzRunner, monkeypatch: pytest.MonkeyP
 @pytest.mark.parametrize(
     ("stdout", "kind"),
     [
-        ("r.yaml:0:1: /: bad [code]\n1 file checked: 0 valid, 1 invalid (1 errors, 0 warnings)\n",
+        ("r.yaml:0:1: /: bad [code]\n1 file checked: 0 valid, 1 invalid (1 error, 0 warnings)\n",
          "no-line"),
-        ("/: bad [code]\n1 file checked: 0 valid, 1 invalid (1 errors, 0 warnings)\n", "no-line"),
+        ("/: bad [code]\n1 file checked: 0 valid, 1 invalid (1 error, 0 warnings)\n", "no-line"),
         ("r.yaml:1:1: /: two\nlines [code]\n1 file checked: 0 valid, 1 invalid "
-         "(1 errors, 0 warnings)\n", "no-line"),
-        ("1 file checked: 0 valid, 1 invalid (1 errors, 0 warnings)\n", "bad-output"),
+         "(1 error, 0 warnings)\n", "no-line"),
+        ("1 file checked: 0 valid, 1 invalid (1 error, 0 warnings)\n", "bad-output"),
     ],
 )  # fmt: skip
 def test_harness_reports_a_missing_location(stdout: str, kind: str) -> None:

@@ -7,11 +7,12 @@ uninterrupted run's in a clean folder. SIGINT also exits 130 with one line and l
 temporary file; a SIGKILL may strand one (nothing can run at SIGKILL), so temporaries carry their
 writer's host and pid, are never read, and the next write of the same file deletes them.
 
-The process tests (tests/support/interruption_harness.py) signal the run as soon as its first
-vector is in the cache: the run is then demonstrably mid-way (more vectors, or layers, to
-extract) and the test waits on files, not on timings. Each case covers one command x signal;
-fresh and existing outputs alternate so each command and each signal meets both.
-scripts/interruption_trials.py repeats them at random points of the run.
+The process tests (tests/support/interruption_harness.py) signal the run once its first vector
+is in the cache: the run is then demonstrably mid-way (more vectors, or layers, to extract). The
+run waits there for the signal (a test-only hook, $STEER_TEST_CHECKPOINT), so the signal cannot
+arrive after the run has finished however loaded the machine is: no timing is involved. Each
+case covers one command x signal; fresh and existing outputs alternate so each command and each
+signal meets both. scripts/interruption_trials.py repeats them at random points of the run.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ def test_interrupted_run_leaves_no_partial_output_and_reruns_identically(
     existing: bool,
 ) -> None:
     reference = references[command]
-    trial = interrupt(command, sig, repo_dir, reference, existing=existing)
+    trial = interrupt(command, sig, repo_dir, reference, existing=existing, checkpoint=True)
 
     # Mid-run: some vectors cached, others never written.
     assert trial.signalled, f"the run ended before the signal: {trial.stderr}"

@@ -152,14 +152,16 @@ def test_merge_of_a_scalar_is_an_error(write) -> None:  # type: ignore[no-untype
 # -- YAML 1.1 booleans ---------------------------------------------------------------------
 
 
-def test_on_yes_keys_stay_strings_values_are_booleans(write) -> None:  # type: ignore[no-untyped-def]
-    path = write("r.yaml", "on: 1\nyes: 2\noff: 3\nno: 4\nflag: yes\nother: off\n")
+def test_on_yes_keys_and_values_are_strings(write) -> None:  # type: ignore[no-untyped-def]
+    """YAML 1.2 core schema: only true/false are booleans (yes/off were YAML 1.1's)."""
+    path = write("r.yaml", "on: 1\nyes: 2\noff: 3\nno: 4\nflag: yes\nother: off\nt: True\n")
     data = _read(path).data
 
-    assert list(data) == ["on", "yes", "off", "no", "flag", "other"]
+    assert list(data) == ["on", "yes", "off", "no", "flag", "other", "t"]
     assert data["on"] == 1
-    assert data["flag"] is True
-    assert data["other"] is False
+    assert data["flag"] == "yes"
+    assert data["other"] == "off"
+    assert data["t"] is True
 
 
 def test_on_key_in_a_recipe_token_set(write) -> None:  # type: ignore[no-untyped-def]
@@ -170,11 +172,15 @@ def test_on_key_in_a_recipe_token_set(write) -> None:  # type: ignore[no-untyped
     )
     result = validate_file(path)
 
-    # the keys are the names "on"/"off"; the unquoted values yes/no are booleans, not tokens
-    codes = sorted((d.code, d.pointer) for d in result.errors)
+    # keys and values are the words as written (YAML 1.2); YAML 1.1 readers would see the
+    # values yes/no as booleans, so each gets a warning
+    assert result.errors == []
+    assert result.recipe is not None
+    assert result.recipe.report.metrics[0].tokens == {"on": ["yes"], "off": ["no"]}  # type: ignore[union-attr]
+    codes = sorted((d.code, d.pointer) for d in result.warnings)
     assert codes == [
-        ("wrong-type", "/report/metrics/0/tokens/off/0"),
-        ("wrong-type", "/report/metrics/0/tokens/on/0"),
+        ("yaml11-scalar", "/report/metrics/0/tokens/off/0"),
+        ("yaml11-scalar", "/report/metrics/0/tokens/on/0"),
     ]
 
 
@@ -584,8 +590,9 @@ def test_override_with_an_exponent_is_a_number() -> None:
         "x: !!float ''",
         "x: !!float abc",
         "x: !!bool maybe",  # KeyError
-        "x: 0b_",  # the YAML 1.1 int resolver matches, int('', 2) fails
-        "x: 0x_",
+        "x: !!int 0b_",  # not an integer in YAML 1.2 (plain `0b_` is the string '0b_')
+        "x: !!int 0x_",
+        "x: !!bool yes",  # YAML 1.1's boolean, not YAML 1.2's
         "!!int zz: 1",  # the same, as a mapping key
         "x: 1" + "0" * 5000,  # past Python's 4300-digit limit for int()
         "? 1" + "0" * 5000 + "\n: x",  # as a key (explicit: plain keys stop at 1024 chars)

@@ -51,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
     loaded = load_recipe(
         args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
     )
+    for diagnostic in loaded.warnings:  # e.g. a value YAML 1.1 tools read differently
+        print(diagnostic.format(), file=sys.stderr)
     progress = Progress()
     try:
         report = run_recipe(loaded, progress=progress)

@@ -57,6 +57,6 @@ def run(args: argparse.Namespace) -> int:
         state = "is missing" if current is None else "is out of date"
         print(f"{target} {state}; regenerate it with: steer schema --out {target}")
         return 1
-    write_text_atomic(target, text)
+    write_text_atomic(target, text, keep_mode=True)  # a tracked file keeps its permissions
     print(f"wrote {target}")
     return 0

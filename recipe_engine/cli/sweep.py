@@ -87,6 +87,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 def run(args: argparse.Namespace) -> int:
     from recipe_engine.api import run_sweep, write_sweep
     from recipe_engine.cli.progress import Progress
+    from recipe_engine.terminal import fixed
 
     bars = Progress()
     try:
@@ -115,22 +116,25 @@ def run(args: argparse.Namespace) -> int:
         return 0
     print(
         f"sweep of {result.recipe}: effect = change of {result.effect_metric} "
-        f"(baseline {result.baseline:.4f}), side effect = {result.cost_metric}"
+        f"(baseline {fixed(result.baseline)}), side effect = {result.cost_metric}"
     )
     print(f"{'layer':>5} {'strength':>9} {'effect':>9} {'KL':>9}")
     for p in result.points:
         mark = "  <- recommended" if p is result.recommended else ""
         if math.isfinite(p.effect) and math.isfinite(p.kl):
-            print(f"{p.layer:>5} {p.strength:>9g} {p.effect:>+9.4f} {p.kl:>9.4f}{mark}")
+            effect, kl = fixed(p.effect, signed=True), fixed(p.kl)
+            print(f"{p.layer:>5} {p.strength:>9g} {effect:>9} {kl:>9}{mark}")
         else:  # a NaN is a failure to report, not a number to print
             print(f"{p.layer:>5} {p.strength:>9g} {'NaN/Inf':>9} {'NaN/Inf':>9}  (failed)")
+    for warning in result.warnings:
+        print(warning, file=sys.stderr)
     best = result.recommended
     if best is None:
         print(_nothing_recommended(result))
     else:
         print(
             f"recommended: layer {best.layer}, strength {best.strength:g} "
-            f"(effect {best.effect:+.4f}, KL {best.kl:.4f} <= {result.kl_budget})"
+            f"(effect {fixed(best.effect, signed=True)}, KL {fixed(best.kl)} <= {result.kl_budget})"
         )
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

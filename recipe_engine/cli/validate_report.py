@@ -33,6 +33,10 @@ def _summary(results: Sequence[ValidationResult]) -> dict[str, int]:
     }
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def report_text(results: Sequence[ValidationResult], out: TextIO) -> None:
     enabled = use_colour(out)
     for result in results:
@@ -42,9 +46,8 @@ def report_text(results: Sequence[ValidationResult], out: TextIO) -> None:
                 line += one_line(f" (included from {' -> '.join(diag.include_chain)})")
             out.write(colour(line, "red" if diag.severity == "error" else "yellow", enabled) + "\n")
     s = _summary(results)
-    noun = "file" if s["files"] == 1 else "files"
-    verdict = f"{s['files']} {noun} checked: {s['valid']} valid, {s['invalid']} invalid"
-    detail = f" ({s['errors']} errors, {s['warnings']} warnings)"
+    verdict = f"{_count(s['files'], 'file')} checked: {s['valid']} valid, {s['invalid']} invalid"
+    detail = f" ({_count(s['errors'], 'error')}, {_count(s['warnings'], 'warning')})"
     out.write(colour(verdict, "green" if not s["invalid"] else "bold", enabled) + detail + "\n")
 
 
@@ -78,7 +81,7 @@ def report_github(results: Sequence[ValidationResult], out: TextIO) -> None:
     for result in results:
         for diag in result.diagnostics:
             props = [f"title={_escape_property(diag.code)}"]
-            if diag.location:
+            if diag.location and diag.location.line:  # line 0: the command line, not a file
                 props = [
                     f"file={_escape_property(one_line(diag.location.file))}",
                     f"line={diag.location.line}",
@@ -90,7 +93,7 @@ def report_github(results: Sequence[ValidationResult], out: TextIO) -> None:
             message = one_line(f"{diag.pointer or '/'}: {diag.message}")
             out.write(f"::{level} {','.join(props)}::{_escape_data(message)}\n")
     s = _summary(results)
-    out.write(f"{s['files']} files checked: {s['valid']} valid, {s['invalid']} invalid\n")
+    out.write(f"{_count(s['files'], 'file')} checked: {s['valid']} valid, {s['invalid']} invalid\n")
 
 
 REPORTERS: dict[str, Callable[[Sequence[ValidationResult], TextIO], None]] = {

@@ -12,7 +12,7 @@ from recipe_engine.cli.common import add_recipe_arguments
 from recipe_engine.cli.common_flags import add_format, add_out
 from recipe_engine.errors import UsageError
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "cosine_table"]
 
 EPILOG = """\
 examples:
@@ -127,6 +127,24 @@ def run_inspect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cosine_table(cosine: dict[str, dict[str, float]]) -> list[str]:
+    """The cosine matrix as text, every column as wide as its full vector name (names cut
+    to 8 characters were ambiguous: sentiment_l1 and sentiment_l2 both read `sentimen`)."""
+    from recipe_engine.terminal import fixed
+
+    names = list(cosine)
+    width = max(len(n) for n in names)
+    widths = {n: max(8, len(n)) for n in names}
+    lines = ["cosine similarity", " " * (width + 3) + " ".join(f"{n:>{widths[n]}}" for n in names)]
+    for a in names:
+        cells = []
+        for b in names:
+            value = cosine[a].get(b, float("nan"))
+            cells.append(f"{fixed(value, 3) if value == value else 'nan':>{widths[b]}}")
+        lines.append(f"  {a:<{width}} " + " ".join(cells))
+    return lines
+
+
 def _inspect_text(info: dict[str, Any], model_id: str | None) -> str:
     lines = [f"{info['file']}"]
     for key, value in sorted(info["metadata"].items()):
@@ -152,13 +170,7 @@ def _inspect_text(info: dict[str, Any], model_id: str | None) -> str:
                 lines.append(f"  {label:<10} boosts   {up}")
                 lines.append(f"  {'':<10} suppresses {down}")
     if len(info["cosine"]) > 1:
-        names = list(info["cosine"])
-        width = max(len(n) for n in names)
-        lines.append("\ncosine similarity")
-        lines.append(" " * (width + 2) + " ".join(f"{n[:8]:>8}" for n in names))
-        for a in names:
-            row = " ".join(f"{info['cosine'][a].get(b, float('nan')):>8.3f}" for b in names)
-            lines.append(f"  {a:<{width}}{row}")
+        lines += ["", *cosine_table(info["cosine"])]
     if model_id is None:
         lines.append("\n(token effects need a model: pass --model)")
     return "\n".join(lines) + "\n"

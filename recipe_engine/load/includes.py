@@ -13,7 +13,7 @@ Rules (documented in the README):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +48,8 @@ class LoadedDocument:
     # display name of every file read -> the include chain that led to it (outermost first)
     files: dict[str, tuple[str, ...]] = field(default_factory=dict)
     file_paths: dict[str, Path] = field(default_factory=dict)
+    # warnings found while reading (a plain scalar YAML 1.1 would read differently)
+    warnings: list[Diagnostic] = field(default_factory=list)
 
     def locate(self, pointer: str, *, prefer_key: bool = False) -> Location | None:
         return self.source_map.locate(pointer, prefer_key=prefer_key)
@@ -101,6 +103,7 @@ class _IncludeLoader:
         self.allow_outside_root = allow_outside_root
         self.files: dict[str, tuple[str, ...]] = {}
         self.paths: dict[str, Path] = {}
+        self.warnings: list[Diagnostic] = []
 
     def load(
         self, path: Path, stack: tuple[Path, ...], chain: tuple[str, ...]
@@ -109,6 +112,12 @@ class _IncludeLoader:
         parsed = read_yaml_file(path, display)
         self.files.setdefault(display, chain)
         self.paths.setdefault(display, path)
+        known = {(w.location, w.message) for w in self.warnings}  # a diamond reads a file twice
+        self.warnings += [
+            replace(w, include_chain=chain)
+            for w in parsed.warnings
+            if (w.location, w.message) not in known
+        ]
         data, smap = parsed.data, parsed.source_map
         if not isinstance(data, dict):
             loc = smap.locate("") or Location(display, 1, 1)
@@ -203,4 +212,5 @@ def load_document(
         source_map=smap,
         files=loader.files,
         file_paths=loader.paths,
+        warnings=loader.warnings,
     )

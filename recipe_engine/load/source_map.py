@@ -28,6 +28,9 @@ class SourceMap:
 
     values: dict[str, Location] = field(default_factory=dict)
     keys: dict[str, Location] = field(default_factory=dict)
+    # pointers of scalars written in quotes ('8', "8"): a type error there can say "remove
+    # the quotes"; a plain `three` cannot
+    quoted: set[str] = field(default_factory=set)
 
     def locate(self, pointer: str, *, prefer_key: bool = False) -> Location | None:
         """The location of `pointer`, or of its nearest ancestor that exists in the document.
@@ -47,10 +50,15 @@ class SourceMap:
 
     def overlay(self, over: SourceMap) -> SourceMap:
         """Locations of `over` win: used when an including file overrides a fragment."""
-        return SourceMap(values={**self.values, **over.values}, keys={**self.keys, **over.keys})
+        return SourceMap(
+            values={**self.values, **over.values},
+            keys={**self.keys, **over.keys},
+            quoted={p for p in self.quoted if p not in over.values} | over.quoted,
+        )
 
     def prune(self, prefix: str) -> None:
         """Forget everything under `prefix` (a subtree that a merge replaced)."""
         for table in (self.values, self.keys):
             for key in [k for k in table if k == prefix or k.startswith(prefix + "/")]:
                 del table[key]
+        self.quoted = {k for k in self.quoted if k != prefix and not k.startswith(prefix + "/")}

@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 from yaml.reader import ReaderError
@@ -29,6 +29,8 @@ __all__ = [
     "MAX_NODES",
     "RecipeYamlLoader",
     "YamlFile",
+    "core_scalar",
+    "parse_yaml_text",
     "read_yaml_file",
 ]
 
@@ -42,31 +44,107 @@ _BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 class RecipeYamlLoader(_BaseLoader):  # type: ignore[misc]
-    """The safe loader, reading `1e3` as a number as YAML 1.2 and JSON do.
+    """The safe loader with YAML 1.2's core schema instead of PyYAML's YAML 1.1 resolvers.
 
-    YAML 1.1 (PyYAML) wants a dot in a float, so `strength: 1e3` would be the string '1e3'
-    and fail as "not a number" although the user wrote one.
+    YAML 1.1 reads `1:3` as the base-60 integer 63 (a layer range silently became layer 63),
+    `010` as the octal 8, `on`/`off`/`yes`/`no` as booleans and `1e3` as text. Under the core
+    schema only true/false (any case form) are booleans, integers are decimal, 0o octal or 0x
+    hex, `1e3` is a number, and everything else is a string. Construct values with
+    `core_scalar`, not PyYAML's constructors, which still follow YAML 1.1 (`!!int 010` -> 8).
     """
 
+    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
 
-RecipeYamlLoader.add_implicit_resolver(
-    "tag:yaml.org,2002:float",
-    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-_Loader: type = RecipeYamlLoader
 
 _TAG = "tag:yaml.org,2002:"
+# https://yaml.org/spec/1.2.2/#1032-tag-resolution, in the order the spec tries them.
+_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
+_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
+_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
+_FLOAT = re.compile(
+    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+)
+for _tag, _pattern, _first in (
+    ("null", _NULL, [*"~nN", ""]),
+    ("bool", _BOOL, list("tTfF")),
+    ("int", _INT, list("-+0123456789")),
+    ("float", _FLOAT, list("-+0123456789.")),
+):
+    RecipeYamlLoader.add_implicit_resolver(_TAG + _tag, _pattern, _first)
+# Merge keys (`<<: *defaults`) are not in the core schema, but recipes have always had them.
+RecipeYamlLoader.add_implicit_resolver(_TAG + "merge", re.compile(r"^(?:<<)$"), ["<"])
+_Loader: type = RecipeYamlLoader
+
 _SCALAR_TAGS = {_TAG + t for t in ("null", "bool", "int", "float", "str")}
 _TIMESTAMP = _TAG + "timestamp"
 _MERGE = _TAG + "merge"
+_PLAIN = (None, "")  # a plain scalar's style: the pure-Python parser says None, libyaml ""
 _SCALAR_KINDS = {"int": "an integer", "float": "a number", "bool": "a boolean", "null": "null"}
+
+
+def core_scalar(tag: str, text: str) -> Any:
+    """The value of a scalar with a standard tag under YAML 1.2's core schema.
+
+    Raises ValueError when the text is not a value of that tag (`!!int abc`, `!!bool yes`).
+    """
+    kind = tag.removeprefix(_TAG)
+    if kind == "str":
+        return text
+    if kind == "null" and _NULL.match(text):
+        return None
+    if kind == "bool" and _BOOL.match(text):
+        return text.lower() == "true"
+    if kind == "int" and _INT.match(text):
+        if text.startswith(("0o", "0x")):
+            return int(text[2:], 8 if text[1] == "o" else 16)
+        return int(text)
+    if kind == "float" and (_FLOAT.match(text) or _INT.match(text)):
+        lowered = text.lower()
+        if lowered.endswith(".inf"):
+            return -math.inf if text.startswith("-") else math.inf
+        if lowered == ".nan":
+            return math.nan
+        return float(core_scalar(_TAG + "int", text)) if _INT.match(text) else float(text)
+    raise ValueError(f"{text!r} is not a {kind}")
+
+
+class _Yaml11Resolver(yaml.resolver.Resolver):
+    """How this engine read plain scalars before it followed YAML 1.2 (PyYAML's YAML 1.1
+    resolvers plus `1e3` as a number): the reference for the `yaml11-scalar` warning."""
+
+
+_Yaml11Resolver.add_implicit_resolver(
+    _TAG + "float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
 
 
 @dataclass
 class YamlFile:
     data: Any
     source_map: SourceMap
+    # `yaml11-scalar` warnings: plain scalars a YAML 1.1 reader would read differently
+    warnings: list[Diagnostic] = field(default_factory=list)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if value is None:
+        return "null"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value!r}"
+    return f"the string {value!r}"
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    return type(a) is type(b) and a == b
 
 
 def _fail(file: str, code: str, message: str, line: int = 1, column: int = 1) -> RecipeLoadError:
@@ -110,7 +188,9 @@ class _Builder:
         self.file = file
         self.map = SourceMap()
         self.count = 0
-        self._scalars = yaml.SafeLoader("")
+        self.warnings: list[Diagnostic] = []
+        self._yaml11 = yaml.SafeLoader("")  # constructs the YAML 1.1 reading, for warnings
+        self._yaml11_resolver = _Yaml11Resolver()
 
     def _loc(self, node: yaml.Node) -> Location:
         mark = node.start_mark
@@ -138,7 +218,12 @@ class _Builder:
                 self.build(item, join_pointer(pointer, i), depth + 1)
                 for i, item in enumerate(node.value)
             ]
-        return self._scalar(node)
+        if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+            self.map.quoted.add(pointer)
+        value = self._scalar(node)
+        if isinstance(node, yaml.ScalarNode) and node.tag != _TIMESTAMP:
+            self._warn_if_yaml11_differs(node, value, pointer)
+        return value
 
     def _too_many(self, node: yaml.Node) -> RecipeLoadError:
         return self._error(
@@ -167,17 +252,15 @@ class _Builder:
         return value
 
     def _construct(self, node: yaml.Node) -> Any:
-        """PyYAML's constructor for a standard scalar tag, its Python errors made diagnostics.
-
-        The constructors trust the tag: an explicit `!!int abc` or `!!bool maybe`, a plain
-        scalar the YAML 1.1 resolver over-matches (`0b_`, `0x_`) and an integer past Python's
-        digit limit for int() (CVE-2020-10735) all raise ValueError, KeyError or IndexError
-        from inside PyYAML, which would otherwise surface as an internal error.
-        """
+        """The YAML 1.2 value of a standard scalar tag; text that is not a value of its tag
+        (`!!int abc`, `!!bool maybe`, an integer past Python's digit limit for int(),
+        CVE-2020-10735) becomes a diagnostic instead of an internal error."""
         try:
-            return self._scalars.construct_object(node)
-        except (ValueError, KeyError, IndexError, TypeError, OverflowError):
+            value = core_scalar(str(node.tag), str(node.value))
+        except (ValueError, OverflowError):
             pass
+        else:
+            return value
         kind = _SCALAR_KINDS.get(str(node.tag).removeprefix(_TAG), str(node.tag))
         text = str(node.value)
         digits = sum(c.isdigit() for c in text)
@@ -189,6 +272,52 @@ class _Builder:
             message = f"{shown} cannot be read as {kind} (quote it, or drop the tag, if it is text)"
         raise self._error(node, "yaml-value", message)
 
+    def _yaml11_tag(self, text: str) -> str:
+        tag = self._yaml11_resolver.resolve(yaml.ScalarNode, text, (True, False))  # type: ignore[no-untyped-call]
+        return str(tag)
+
+    def _yaml11_value(self, text: str) -> tuple[bool, Any]:
+        tag = self._yaml11_tag(text)
+        if tag == _TIMESTAMP:
+            return True, text  # dates were always kept as text
+        try:
+            constructor = self._yaml11.yaml_constructors[tag]
+            return True, constructor(self._yaml11, yaml.ScalarNode(tag, text))
+        except (ValueError, KeyError, IndexError, TypeError, OverflowError):
+            return False, None
+
+    def _warn_if_yaml11_differs(
+        self, node: yaml.ScalarNode, value: Any, pointer: str, *, key: bool = False
+    ) -> None:
+        """Warn where a plain scalar means something else to a YAML 1.1 reader (and meant it
+        to this engine before): `1:3` was 63, `yes` true, `010` 8, `0o17` text."""
+        text = str(node.value)
+        if node.style not in _PLAIN or not text:
+            return
+        old_tag = self._yaml11_tag(text)
+        if old_tag == node.tag == _TAG + "str":
+            return  # text to both readers: the common case, decided without constructing
+        ok, old = self._yaml11_value(text)
+        if key and old_tag != _TAG + "int":
+            ok, old = True, text  # keys other than integers were always kept as text
+        if not ok or _same(old, value):
+            return
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            advice = f"; write {value!r} so that every reader sees that number"
+        else:
+            advice = f'; quote it ("{text}") so that every reader sees text'
+        loc = self._loc(node)
+        self.warnings.append(
+            Diagnostic(
+                "yaml11-scalar",
+                f"{text} is {_describe(value)} (YAML 1.2 core schema, which this engine "
+                f"follows); a YAML 1.1 reader sees {_describe(old)}{advice}",
+                pointer,
+                loc,
+                "warning",
+            )
+        )
+
     def _key(self, node: yaml.Node) -> str | int:
         if not isinstance(node, yaml.ScalarNode):
             raise self._error(node, "yaml-key-type", "mapping keys must be plain scalars")
@@ -198,9 +327,10 @@ class _Builder:
             return value
         if node.tag not in _SCALAR_TAGS | {_TIMESTAMP}:
             raise self._tag_error(node)
-        if node.tag == _TAG + "null" and node.style is None and node.value in ("", "~", "null"):
+        if node.tag == _TAG + "null" and node.style in _PLAIN and node.value in ("", "~", "null"):
             raise self._error(node, "yaml-key-type", "empty mapping key")
-        # `on:`/`yes:` stay strings: YAML 1.1 would turn these keys into booleans.
+        # Other keys stay strings (`true:` included): keys are names, and integer keys are
+        # the layer indices of weight maps.
         return str(node.value)
 
     def _merge_sources(self, node: yaml.Node) -> list[yaml.MappingNode]:
@@ -243,6 +373,8 @@ class _Builder:
     ) -> None:
         child = join_pointer(pointer, key)
         self.map.keys[child] = self._loc(key_node)
+        if isinstance(key_node, yaml.ScalarNode):  # always: _key() rejects other keys
+            self._warn_if_yaml11_differs(key_node, key, child, key=True)
         result[key] = self.build(value_node, child, depth + 1)
 
     def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[Any, Any]:
@@ -300,7 +432,12 @@ def read_yaml_file(path: Path, display: str) -> YamlFile:
         raise _fail(display, "file-not-found", "is a directory, not a recipe file") from None
     except OSError as exc:
         raise _fail(display, "file-unreadable", f"cannot read file: {exc.strerror}") from None
-    text = _decode(raw, display)
+    return parse_yaml_text(_decode(raw, display), display)
+
+
+def parse_yaml_text(text: str, display: str) -> YamlFile:
+    """Parse YAML text (a file's, or a `--set` value's) named `display` in messages, with the
+    same schema, limits and diagnostics as a recipe file. Raises RecipeLoadError."""
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
@@ -326,4 +463,4 @@ def read_yaml_file(path: Path, display: str) -> YamlFile:
         raise _fail(display, "empty-file", "file is empty; a recipe needs at least `version: 1`")
     builder = _Builder(display)
     data = builder.build(node, "", 0)
-    return YamlFile(data, builder.map)
+    return YamlFile(data, builder.map, builder.warnings)

@@ -6,9 +6,9 @@ import math
 from typing import Any
 
 from recipe_engine.report.results import RunReport
-from recipe_engine.terminal import colour
+from recipe_engine.terminal import colour, fixed
 
-__all__ = ["render_text"]
+__all__ = ["fixed", "render_text"]  # fixed: from terminal.py, kept importable here
 
 
 def _num(value: float | None, signed: bool = False) -> str:
@@ -16,14 +16,16 @@ def _num(value: float | None, signed: bool = False) -> str:
         return "-"
     if math.isnan(value) or math.isinf(value):
         return "NaN" if math.isnan(value) else ("+Inf" if value > 0 else "-Inf")
-    return f"{value:+.4f}" if signed else f"{value:.4f}"
+    return fixed(value, signed=signed)
 
 
-def _tokens(items: list[tuple[str, int, float]], k: int) -> list[str]:
+def _tokens(items: list[tuple[str, int, float]], k: int | None) -> list[str]:
     return [f"{tok!r} {prob:.3f}" for tok, _, prob in items[:k]]
 
 
-def render_text(report: RunReport, use_colour: bool = False, top: int = 5) -> str:
+def render_text(report: RunReport, use_colour: bool = False, top: int | None = None) -> str:
+    """The report as terminal text. `top`: how many next tokens to show per prompt; by
+    default all the report recorded, which is the recipe's `report.top_tokens`."""
     lines: list[str] = []
 
     def bold(text: str) -> str:
@@ -37,7 +39,9 @@ def render_text(report: RunReport, use_colour: bool = False, top: int = 5) -> st
     )
     for op in report.plan:
         where = f"layer {op['layer']} {op['site']}" if op["layer"] is not None else op["module"]
-        heads = f" heads {op['heads']}" if op["heads"] is not None else ""
+        heads = ""
+        if op["heads"] is not None:  # the heads site already says "heads": no "heads heads"
+            heads = f" {op['heads']}" if op["site"] == "heads" else f" heads {op['heads']}"
         vec = f" {op['vector']} (|v|={op['vector_norm']:.3g})" if op["vector"] else ""
         lines.append(
             f"  {op['op']}{vec} x {op['strength']:g} at {where}{heads}, positions {op['positions']}"

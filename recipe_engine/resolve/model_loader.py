@@ -17,7 +17,7 @@ import torch
 from recipe_engine.builtin_models import builtin_name
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
-from recipe_engine.model_config import is_local_path, shape_from_config
+from recipe_engine.model_config import download_command, is_local_path, shape_from_config
 from recipe_engine.resolve.architectures import adapter_for
 from recipe_engine.resolve.loaded_model import LoadedModel
 
@@ -95,7 +95,7 @@ def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
             ) from None
         raise EnvironmentFailure(
             f"cannot load hub model {spec.id!r} offline: {first}. The engine never downloads "
-            f"at run time: fetch it first (`huggingface-cli download {spec.id}`) or point "
+            f"at run time: fetch it first (`{download_command(spec.id, spec.revision)}`) or point "
             "model.id at a local folder"
         ) from None
     return model, tokenizer

@@ -69,6 +69,8 @@ class SweepResult:
     cost_metric: str = "kl_baseline"
     failures: list[str] = field(default_factory=list)  # cells that produced NaN/Inf, one line each
     direction: str = "up"
+    # validation warnings of the cells (e.g. strength-ignored: a zero op's strength was swept)
+    warnings: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +86,7 @@ class SweepResult:
             "points": [p.to_json() for p in self.points],
             "recommended": self.recommended.to_json() if self.recommended else None,
             "failures": list(self.failures),
+            "warnings": list(self.warnings),
         }
 
 
@@ -160,6 +163,9 @@ def run_sweep(
 
     if not layers or not strengths:
         raise UsageError("a sweep needs at least one layer and one strength")
+    for strength in strengths:  # the flag's fault, said so (not a recipe line's type error)
+        if not math.isfinite(strength):
+            raise UsageError(f"--strengths {strength}: a strength must be a finite number")
     if direction not in DIRECTIONS:
         raise UsageError(f"direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
     base = load_recipe(path, overrides=overrides, allow_outside_root=allow_outside_root)
@@ -178,6 +184,7 @@ def run_sweep(
     baseline_value = math.nan
     cost_name = "kl_baseline"
     failures: list[str] = []
+    warned: dict[tuple[str, str], str] = {}  # one line per (code, pointer), not per cell
     for layer in layer_indices:
         for strength in strengths:
             sets = [
@@ -189,6 +196,7 @@ def run_sweep(
             if follow_layer and vector is not None and hasattr(vector, "layer"):
                 sets.append(f"vectors.{item.vector}.layer={layer}")
             loaded = load_recipe(path, overrides=sets, allow_outside_root=allow_outside_root)
+            _collect_warnings(loaded, sets[len(overrides or []) :], warned)
             try:
                 report = run_recipe(compile_recipe(loaded), baseline=baseline_pass)
             except NumericalFailure as exc:
@@ -216,7 +224,22 @@ def run_sweep(
         cost_name,
         failures,
         direction,
+        list(warned.values()),
     )
+
+
+def _collect_warnings(
+    loaded: LoadedRecipe, grid_sets: list[str], warned: dict[tuple[str, str], str]
+) -> None:
+    """A cell's validation warnings, once per (code, pointer); a warning about a value the
+    sweep set itself (the grid) is labelled as such, not as a `--set` the user never typed."""
+    own = {f"command line (--set {t})" for t in grid_sets}
+    for diagnostic in loaded.warnings:
+        text = diagnostic.format()
+        if diagnostic.location is not None and diagnostic.location.file in own:
+            text = f"sweep grid: {diagnostic.pointer}: warning: {diagnostic.message}"
+            text += f" [{diagnostic.code}]"
+        warned.setdefault((diagnostic.code, diagnostic.pointer), text)
 
 
 def _model_layers(base: LoadedRecipe, items: list[int | str]) -> list[int]:

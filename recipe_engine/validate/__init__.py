@@ -71,8 +71,9 @@ def validate_file(
         result.diagnostics = exc.diagnostics
         return result
     result.document = doc
+    read_warnings = list(doc.warnings)
     if overrides:
-        apply_overrides(doc.data, overrides)
+        read_warnings += apply_overrides(doc.data, overrides, doc.source_map)
     recipe, diagnostics = validate_schema(doc)
     checked = doc
     if recipe is None and diagnostics:
@@ -82,6 +83,7 @@ def validate_file(
             result.note = skipped_note(sum(d.severity == "error" for d in diagnostics))
         else:
             recipe, checked = retry
+    diagnostics += read_warnings
     if recipe is not None:
         later = check_semantics(recipe, checked)
         later += check_references(recipe, checked, allow_outside_root=allow_outside_root)

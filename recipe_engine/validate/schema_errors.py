@@ -15,6 +15,7 @@ from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.sites import MODULE_PATTERN, VECTOR_NAME_PATTERN
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
+from recipe_engine.load.yaml_reader import core_scalar
 
 __all__ = ["did_you_mean", "validate_schema"]
 
@@ -48,6 +49,21 @@ _PATTERN_WORDS = {
     r"^[0-9a-f]{64}$": "64 lowercase hexadecimal digits (a SHA-256)",
     r"^(auto|cpu|mps|cuda(:\d+)?)$": "auto, cpu, mps, cuda or cuda:N",
 }
+
+
+# Type errors where a quoted scalar ('8', "true") was probably meant as the plain value.
+_NUMERIC_KINDS = ("int_type", "float_type", "bool_type", "int_parsing", "float_parsing")
+
+
+def _plain(text: str) -> bool:
+    """`text` unquoted would be a number or boolean (so the quotes are the mistake)."""
+    for tag in ("int", "float", "bool"):
+        try:
+            core_scalar("tag:yaml.org,2002:" + tag, text)
+        except ValueError:
+            continue
+        return True
+    return False
 
 
 def did_you_mean(word: str, options: Any) -> str:
@@ -150,7 +166,7 @@ def _describe(value: Any) -> str:
     return type(value).__name__
 
 
-def _message(error: Any, data: Any, path: list[Any]) -> str:
+def _message(error: Any, data: Any, path: list[Any], quoted: bool = False) -> str:
     kind = error["type"]
     value = error.get("input")
     field = path[-1] if path else "recipe"
@@ -181,8 +197,8 @@ def _message(error: Any, data: Any, path: list[Any]) -> str:
     if kind.endswith("_type") or kind in ("bool_parsing", "int_from_float"):
         hint = ""
         if isinstance(value, bool) and "str" in kind:
-            hint = " (YAML reads yes/no/on/off/true/false as booleans: quote it)"
-        if isinstance(value, str) and kind in ("int_type", "float_type", "bool_type"):
+            hint = " (YAML reads true/false as booleans: quote it)"
+        if quoted and isinstance(value, str) and kind in _NUMERIC_KINDS and _plain(value):
             hint = " (remove the quotes)"
         base = error["msg"].replace("Input should be", "expected")
         return f"{field!r}: {base}, got {_describe(value)}{hint}"
@@ -222,7 +238,7 @@ def validate_schema(doc: LoadedDocument) -> tuple[Recipe | None, list[Diagnostic
                 code = "empty-weight-map"
             if error["type"].endswith("_type") and code == "invalid-value":
                 code = "wrong-type"
-            message = _message(error, doc.data, path)
+            message = _message(error, doc.data, path, pointer in doc.source_map.quoted)
             if (pointer, message) in seen:
                 continue
             seen.add((pointer, message))

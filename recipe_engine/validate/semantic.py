@@ -212,7 +212,30 @@ class _Checker:
                 at + "/positions",
             )
         if item.op == "zero" and item.strength != 1.0:
-            yield self.warning("strength-ignored", "op zero ignores `strength`", at + "/strength")
+            yield self.warning(
+                "strength-ignored",
+                "op zero ignores `strength`: the activations become zero whatever its value "
+                "(sweeping it changes nothing)",
+                at + "/strength",
+            )
+        if item.positions == "generated" and self.recipe.run.mode != "trace":
+            yield from self.generated_only_metrics(at)
+
+    def generated_only_metrics(self, at: str) -> Iterator[Diagnostic]:
+        """An intervention on generated tokens cannot move a metric of the prompt's next
+        token (it is read before any token is generated) or of neutral texts: such metrics
+        would report +0.0000 as if the steering did nothing."""
+        metrics = self.recipe.report.metrics
+        if metrics and not any(
+            isinstance(m, TokenProbMetric) and m.at == "generated" for m in metrics
+        ):
+            yield self.warning(
+                "metrics-miss-generated",
+                "positions: generated steers only generated tokens, but every metric reads the "
+                "prompt's next token (or neutral texts), so none can show its effect; add a "
+                "token_prob metric with `at: generated`, or steer positions: all",
+                at + "/positions",
+            )
 
     def intervention_layers(self, at: str, item: Intervention) -> Iterator[Diagnostic]:
         fixed_module = item.module is not None and "{layer}" not in item.module

@@ -140,7 +140,10 @@ class _Builder:
             "model": self.model.identity,
             "engine_version": __version__,
         }
-        key = self.key(name, spec) if isinstance(spec, EXTRACTED) and self.cache else None
+        # Computed with or without a cache: the key is part of the provenance, and a file
+        # built with --no-cache must be byte-identical to a cached build (a sha256 pin made
+        # from one must hold for the other).
+        key = self.key(name, spec) if isinstance(spec, EXTRACTED) else None
         if key is not None and self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -170,9 +173,10 @@ class _Builder:
         provenance["normalize"] = spec.normalize
         provenance["norm"] = round(float(tensor.norm()), 6)
         provenance["shape"] = list(tensor.shape)
-        if key is not None and self.cache is not None:
+        if key is not None:
             provenance["cache_key"] = key
-            self.cache.put(key, tensor, provenance)
+            if self.cache is not None:
+                self.cache.put(key, tensor, provenance)
         self.built[name] = BuiltVector(tensor, provenance)
         return self.built[name]
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,14 @@ import torch
 
 from recipe_engine.atomic import write_bytes_atomic
 
-__all__ = ["CACHE_VERSION", "VectorCache", "cache_key", "default_cache", "tensor_sha256"]
+__all__ = [
+    "CACHE_VERSION",
+    "CHECKPOINT_ENV",
+    "VectorCache",
+    "cache_key",
+    "default_cache",
+    "tensor_sha256",
+]
 
 # 2: `position: mean` leaves out tokenizer-added markers, so older cached means differ.
 CACHE_VERSION = 2
@@ -83,6 +91,26 @@ class VectorCache:
             "provenance": json.dumps(provenance, sort_keys=True, default=str),
         }
         write_bytes_atomic(self._path(key), save({"vector": tensor}, metadata=metadata))
+        _test_checkpoint()
+
+
+# Test hook, set only by tests/interruption_harness.py: see _test_checkpoint.
+CHECKPOINT_ENV = "STEER_TEST_CHECKPOINT"
+_CHECKPOINT_WAIT_S = 600.0
+
+
+def _test_checkpoint() -> None:
+    """With $STEER_TEST_CHECKPOINT=PATH, the first cache entry this process writes creates PATH,
+    then the process waits for a signal (at most ten minutes, then goes on). An interruption
+    test signals it there: mid-run for certain, with no race against the run finishing first,
+    whatever the machine's load. Unset, as everywhere but in that test, this does nothing."""
+    marker = os.environ.pop(CHECKPOINT_ENV, None)  # popped: once per process
+    if not marker:
+        return
+    Path(marker).touch()
+    deadline = time.monotonic() + _CHECKPOINT_WAIT_S
+    while time.monotonic() < deadline:
+        time.sleep(0.05)  # SIGINT raises KeyboardInterrupt here; SIGKILL ends the process
 
 
 def _metadata(raw: bytes) -> dict[str, str]:

@@ -60,10 +60,10 @@ LOCATION = re.compile(r"^(?P<file>.+?):(?P<line>-?\d+):(?P<col>-?\d+): (?P<rest>
 CODE = re.compile(r" \[(?P<code>[a-z0-9-]+)\](?: \(included from .*\))?$")
 SUMMARY = re.compile(
     r"^(?P<files>\d+) files? checked: (?P<valid>\d+) valid, (?P<invalid>\d+) invalid "
-    r"\((?P<errors>\d+) errors, (?P<warnings>\d+) warnings\)$"
+    r"\((?P<errors>\d+) errors?, (?P<warnings>\d+) warnings?\)$"
 )
 GITHUB_LINE = re.compile(r"^::(?P<level>error|warning) (?P<props>[^:]*)::(?P<message>.*)$")
-GITHUB_SUMMARY = re.compile(r"^(?P<files>\d+) files checked: (?P<valid>\d+) valid, \d+ invalid$")
+GITHUB_SUMMARY = re.compile(r"^(?P<files>\d+) files? checked: (?P<valid>\d+) valid, \d+ invalid$")
 
 
 @dataclass(frozen=True)

@@ -733,7 +733,7 @@ for _command, _subprocess in ((CHECK_MODEL, False), (RUN, False), (BUILD, False)
         3,
         _hub_missing,
         names=("/model/id", HUB_ID, "not in the local cache"),
-        hint=("huggingface-cli download",),
+        hint=("hf download",),
         env={"HF_HUB_CACHE": "{hub}", "HF_HUB_OFFLINE": "1"},
         subprocess=_subprocess,
     )

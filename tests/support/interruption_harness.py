@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_engine.atomic import temporary_prefix
-from recipe_engine.vectors.cache import VectorCache
+from recipe_engine.vectors.cache import CHECKPOINT_ENV, VectorCache
 
 __all__ = [
     "COMMANDS",
@@ -133,11 +133,20 @@ def _env(cache: Path) -> dict[str, str]:
     return env
 
 
-def _start(argv: list[str], folder: Path) -> subprocess.Popen[str]:
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def _start(
+    argv: list[str], folder: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[str]:
     return subprocess.Popen(
         [sys.executable, "-m", "recipe_engine", *argv],
         cwd=folder,
-        env=_env(folder / "cache"),
+        env={**_env(folder / "cache"), **(extra_env or {})},
+        # A shell without job control starts background commands with SIGINT ignored, and the
+        # child would inherit that: Ctrl-C must reach it as it does from a terminal.
+        preexec_fn=_default_sigint,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -171,11 +180,19 @@ class Reference:
     first_entry_s: float  # start to the first cache entry: startup, model load, first vector
 
 
-def _wait(proc: subprocess.Popen[str], seconds: float, cache: Path | None = None) -> None:
-    """Until `proc` exits, `seconds` pass, or (given `cache`) a first entry is in it."""
+def _wait(
+    proc: subprocess.Popen[str],
+    seconds: float,
+    cache: Path | None = None,
+    marker: Path | None = None,
+) -> None:
+    """Until `proc` exits, `seconds` pass, (given `cache`) a first entry is in it, or (given
+    `marker`) that file exists."""
     deadline = time.monotonic() + seconds
     while proc.poll() is None and time.monotonic() < deadline:
         if cache is not None and cache_keys(cache):
+            return
+        if marker is not None and marker.exists():
             return
         time.sleep(0.01)
 
@@ -329,22 +346,31 @@ def interrupt(
     existing: bool,
     after_first_entry: bool = True,
     delay: float = 0.0,
+    checkpoint: bool = False,
 ) -> Trial:
     """Run `command` in `folder`, send `sig`, take stock, rerun, compare with `reference`.
 
     The signal goes `delay` seconds after the first cache entry appears (by default at once:
     the run is then mid-way, with more vectors or layers to extract), or, with
     `after_first_entry=False`, `delay` seconds after the start.
+
+    With `checkpoint`, the run itself stops after writing its first cache entry and waits for
+    the signal (the $STEER_TEST_CHECKPOINT hook of recipe_engine.vectors.cache): the signal
+    then always lands mid-run, however loaded the machine; without it, a run on a busy box
+    could finish the remaining vectors between the first entry and the signal.
     """
     argv = prepare(command, folder)
     paths = outputs(command, folder)
     previous = _plant_previous(paths) if existing else {}
     cache = folder / "cache"
     trial = Trial(command, sig.name, existing)
-    proc = _start(argv, folder)
+    marker = folder / "checkpoint-reached"
+    proc = _start(argv, folder, {CHECKPOINT_ENV: str(marker)} if checkpoint else None)
     trial.pid = proc.pid
     try:
-        if after_first_entry:
+        if checkpoint:
+            _wait(proc, TIMEOUT_S, marker=marker)
+        elif after_first_entry:
             _wait(proc, TIMEOUT_S, cache)
         _wait(proc, delay)
         trial.entries_at_signal = len(cache_keys(cache))

@@ -1,0 +1,85 @@
+"""A vector file never depends on whether the cache was used: a `sha256:` pin made from one
+build holds for every other (issue: --no-cache left `cache_key` out of the provenance)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from tests.conftest import RECIPES, REPO
+
+SHIPPED = RECIPES / "vectors" / "sentiment.safetensors"
+
+
+def _build(out: Path, cache: Path, *flags: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "recipe_engine",
+            "vectors",
+            "build",
+            "recipes/activation-addition.yaml",
+            "--out",
+            str(out),
+            *flags,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=REPO,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "STEER_CACHE_DIR": str(cache), **(env or {})},
+    )
+    assert done.returncode == 0, done.stderr
+    return hashlib.sha256(out.read_bytes()).hexdigest()
+
+
+def _pin() -> str:
+    text = (RECIPES / "vector-from-file.yaml").read_text(encoding="utf-8")
+    [pin] = re.findall(r"sha256: ([0-9a-f]{64})", text)
+    return pin
+
+
+def test_cached_and_uncached_builds_are_byte_identical(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    digests = {
+        "cache miss": _build(tmp_path / "a.safetensors", cache),
+        "cache hit": _build(tmp_path / "b.safetensors", cache),
+        "--no-cache": _build(tmp_path / "c.safetensors", cache, "--no-cache"),
+        "STEER_NO_CACHE=1": _build(
+            tmp_path / "d.safetensors", tmp_path / "unused", env={"STEER_NO_CACHE": "1"}
+        ),
+    }
+    assert not (tmp_path / "unused").exists()  # the last one really ran without a cache
+    assert len(set(digests.values())) == 1, digests
+    # every build records what the shipped file records (its pin was made from a cached build)
+    assert _provenance_fields(tmp_path / "c.safetensors") == _provenance_fields(SHIPPED)
+
+
+def _provenance_fields(path: Path) -> set[str]:
+    header = safetensors_header(path)
+    [vector] = json.loads(header["__metadata__"]["vectors"]).values()
+    return set(vector)
+
+
+def test_shipped_vector_matches_its_pin() -> None:
+    """The fix keeps `cache_key` in every build (the shipped file has it), so the shipped bytes
+    and the pin in vector-from-file.yaml stay as they are."""
+    assert hashlib.sha256(SHIPPED.read_bytes()).hexdigest() == _pin()
+    assert "cache_key" in _provenance_fields(SHIPPED)
+
+
+def safetensors_header(path: Path) -> dict[str, Any]:
+    """The JSON header of a safetensors file, read by its published layout: an 8-byte
+    little-endian length, then that many bytes of JSON."""
+    raw = path.read_bytes()
+    (length,) = struct.unpack("<Q", raw[:8])
+    header: dict[str, Any] = json.loads(raw[8 : 8 + length])
+    return header
