@@ -60,6 +60,8 @@ def extract_commands(markdown: str) -> list[Command]:
     while i < len(lines):
         fence = re.match(r"^```\s*([\w+-]*)\s*$", lines[i])
         if not fence:
+            if lines[i].startswith("#"):  # a new section: a block below it shows no output
+                output_of = None
             i += 1
             continue
         language = fence.group(1).lower()

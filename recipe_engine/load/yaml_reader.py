@@ -10,11 +10,10 @@ them, and reports duplicate keys.
 from __future__ import annotations
 
 import math
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import yaml
 from yaml.reader import ReaderError
@@ -22,6 +21,22 @@ from yaml.reader import ReaderError
 from recipe_engine.diagnostics import Diagnostic, Location
 from recipe_engine.errors import RecipeLoadError
 from recipe_engine.load.source_map import SourceMap, join_pointer
+from recipe_engine.load.yaml12 import (
+    MERGE,
+    PLAIN_STYLES,
+    SCALAR_KINDS,
+    SCALAR_TAGS,
+    TAG,
+    TIMESTAMP,
+    BaseLoader,
+    RecipeYamlLoader,
+    Yaml11Resolver,
+    core_scalar,
+    describe_value,
+    same_value,
+)
+
+_Loader: type = RecipeYamlLoader
 
 __all__ = [
     "MAX_DEPTH",
@@ -40,86 +55,6 @@ MAX_FILE_BYTES = 1 << 20
 MAX_NODES = 100_000
 MAX_DEPTH = 64
 
-_BaseLoader: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
-class RecipeYamlLoader(_BaseLoader):  # type: ignore[misc]
-    """The safe loader with YAML 1.2's core schema instead of PyYAML's YAML 1.1 resolvers.
-
-    YAML 1.1 reads `1:3` as the base-60 integer 63 (a layer range silently became layer 63),
-    `010` as the octal 8, `on`/`off`/`yes`/`no` as booleans and `1e3` as text. Under the core
-    schema only true/false (any case form) are booleans, integers are decimal, 0o octal or 0x
-    hex, `1e3` is a number, and everything else is a string. Construct values with
-    `core_scalar`, not PyYAML's constructors, which still follow YAML 1.1 (`!!int 010` -> 8).
-    """
-
-    yaml_implicit_resolvers: ClassVar[dict[str, list[tuple[str, re.Pattern[str]]]]] = {}
-
-
-_TAG = "tag:yaml.org,2002:"
-# https://yaml.org/spec/1.2.2/#1032-tag-resolution, in the order the spec tries them.
-_NULL = re.compile(r"^(?:~|null|Null|NULL|)$")
-_BOOL = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
-_INT = re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$")
-_FLOAT = re.compile(
-    r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
-)
-for _tag, _pattern, _first in (
-    ("null", _NULL, [*"~nN", ""]),
-    ("bool", _BOOL, list("tTfF")),
-    ("int", _INT, list("-+0123456789")),
-    ("float", _FLOAT, list("-+0123456789.")),
-):
-    RecipeYamlLoader.add_implicit_resolver(_TAG + _tag, _pattern, _first)
-# Merge keys (`<<: *defaults`) are not in the core schema, but recipes have always had them.
-RecipeYamlLoader.add_implicit_resolver(_TAG + "merge", re.compile(r"^(?:<<)$"), ["<"])
-_Loader: type = RecipeYamlLoader
-
-_SCALAR_TAGS = {_TAG + t for t in ("null", "bool", "int", "float", "str")}
-_TIMESTAMP = _TAG + "timestamp"
-_MERGE = _TAG + "merge"
-_PLAIN = (None, "")  # a plain scalar's style: the pure-Python parser says None, libyaml ""
-_SCALAR_KINDS = {"int": "an integer", "float": "a number", "bool": "a boolean", "null": "null"}
-
-
-def core_scalar(tag: str, text: str) -> Any:
-    """The value of a scalar with a standard tag under YAML 1.2's core schema.
-
-    Raises ValueError when the text is not a value of that tag (`!!int abc`, `!!bool yes`).
-    """
-    kind = tag.removeprefix(_TAG)
-    if kind == "str":
-        return text
-    if kind == "null" and _NULL.match(text):
-        return None
-    if kind == "bool" and _BOOL.match(text):
-        return text.lower() == "true"
-    if kind == "int" and _INT.match(text):
-        if text.startswith(("0o", "0x")):
-            return int(text[2:], 8 if text[1] == "o" else 16)
-        return int(text)
-    if kind == "float" and (_FLOAT.match(text) or _INT.match(text)):
-        lowered = text.lower()
-        if lowered.endswith(".inf"):
-            return -math.inf if text.startswith("-") else math.inf
-        if lowered == ".nan":
-            return math.nan
-        return float(core_scalar(_TAG + "int", text)) if _INT.match(text) else float(text)
-    raise ValueError(f"{text!r} is not a {kind}")
-
-
-class _Yaml11Resolver(yaml.resolver.Resolver):
-    """How this engine read plain scalars before it followed YAML 1.2 (PyYAML's YAML 1.1
-    resolvers plus `1e3` as a number): the reference for the `yaml11-scalar` warning."""
-
-
-_Yaml11Resolver.add_implicit_resolver(
-    _TAG + "float",
-    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
-    list("-+0123456789."),
-)
-
 
 @dataclass
 class YamlFile:
@@ -127,24 +62,6 @@ class YamlFile:
     source_map: SourceMap
     # `yaml11-scalar` warnings: plain scalars a YAML 1.1 reader would read differently
     warnings: list[Diagnostic] = field(default_factory=list)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, bool):
-        return f"the boolean {str(value).lower()}"
-    if value is None:
-        return "null"
-    if isinstance(value, int):
-        return f"the integer {value}"
-    if isinstance(value, float):
-        return f"the number {value!r}"
-    return f"the string {value!r}"
-
-
-def _same(a: Any, b: Any) -> bool:
-    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
-        return True
-    return type(a) is type(b) and a == b
 
 
 def _fail(file: str, code: str, message: str, line: int = 1, column: int = 1) -> RecipeLoadError:
@@ -190,7 +107,7 @@ class _Builder:
         self.count = 0
         self.warnings: list[Diagnostic] = []
         self._yaml11 = yaml.SafeLoader("")  # constructs the YAML 1.1 reading, for warnings
-        self._yaml11_resolver = _Yaml11Resolver()
+        self._yaml11_resolver = Yaml11Resolver()
 
     def _loc(self, node: yaml.Node) -> Location:
         mark = node.start_mark
@@ -212,7 +129,7 @@ class _Builder:
         if isinstance(node, yaml.MappingNode):
             return self._mapping(node, pointer, depth)
         if isinstance(node, yaml.SequenceNode):
-            if node.tag != _TAG + "seq":
+            if node.tag != TAG + "seq":
                 raise self._tag_error(node)
             return [
                 self.build(item, join_pointer(pointer, i), depth + 1)
@@ -221,7 +138,7 @@ class _Builder:
         if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
             self.map.quoted.add(pointer)
         value = self._scalar(node)
-        if isinstance(node, yaml.ScalarNode) and node.tag != _TIMESTAMP:
+        if isinstance(node, yaml.ScalarNode) and node.tag != TIMESTAMP:
             self._warn_if_yaml11_differs(node, value, pointer)
         return value
 
@@ -242,9 +159,9 @@ class _Builder:
         )
 
     def _scalar(self, node: yaml.Node) -> Any:
-        if node.tag == _TIMESTAMP:
+        if node.tag == TIMESTAMP:
             return node.value  # keep dates as the text the user wrote: JSON has no date type
-        if node.tag not in _SCALAR_TAGS:
+        if node.tag not in SCALAR_TAGS:
             raise self._tag_error(node)
         value = self._construct(node)
         if isinstance(value, float) and not math.isfinite(value):
@@ -261,7 +178,7 @@ class _Builder:
             pass
         else:
             return value
-        kind = _SCALAR_KINDS.get(str(node.tag).removeprefix(_TAG), str(node.tag))
+        kind = SCALAR_KINDS.get(str(node.tag).removeprefix(TAG), str(node.tag))
         text = str(node.value)
         digits = sum(c.isdigit() for c in text)
         limit = sys.get_int_max_str_digits()
@@ -278,7 +195,7 @@ class _Builder:
 
     def _yaml11_value(self, text: str) -> tuple[bool, Any]:
         tag = self._yaml11_tag(text)
-        if tag == _TIMESTAMP:
+        if tag == TIMESTAMP:
             return True, text  # dates were always kept as text
         try:
             constructor = self._yaml11.yaml_constructors[tag]
@@ -292,15 +209,15 @@ class _Builder:
         """Warn where a plain scalar means something else to a YAML 1.1 reader (and meant it
         to this engine before): `1:3` was 63, `yes` true, `010` 8, `0o17` text."""
         text = str(node.value)
-        if node.style not in _PLAIN or not text:
+        if node.style not in PLAIN_STYLES or not text:
             return
         old_tag = self._yaml11_tag(text)
-        if old_tag == node.tag == _TAG + "str":
+        if old_tag == node.tag == TAG + "str":
             return  # text to both readers: the common case, decided without constructing
         ok, old = self._yaml11_value(text)
-        if key and old_tag != _TAG + "int":
+        if key and old_tag != TAG + "int":
             ok, old = True, text  # keys other than integers were always kept as text
-        if not ok or _same(old, value):
+        if not ok or same_value(old, value):
             return
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             advice = f"; write {value!r} so that every reader sees that number"
@@ -310,8 +227,8 @@ class _Builder:
         self.warnings.append(
             Diagnostic(
                 "yaml11-scalar",
-                f"{text} is {_describe(value)} (YAML 1.2 core schema, which this engine "
-                f"follows); a YAML 1.1 reader sees {_describe(old)}{advice}",
+                f"{text} is {describe_value(value)} (YAML 1.2 core schema, which this engine "
+                f"follows); a YAML 1.1 reader sees {describe_value(old)}{advice}",
                 pointer,
                 loc,
                 "warning",
@@ -321,13 +238,17 @@ class _Builder:
     def _key(self, node: yaml.Node) -> str | int:
         if not isinstance(node, yaml.ScalarNode):
             raise self._error(node, "yaml-key-type", "mapping keys must be plain scalars")
-        if node.tag == _TAG + "int":
+        if node.tag == TAG + "int":
             value = self._construct(node)
             assert isinstance(value, int)
             return value
-        if node.tag not in _SCALAR_TAGS | {_TIMESTAMP}:
+        if node.tag not in SCALAR_TAGS | {TIMESTAMP}:
             raise self._tag_error(node)
-        if node.tag == _TAG + "null" and node.style in _PLAIN and node.value in ("", "~", "null"):
+        if (
+            node.tag == TAG + "null"
+            and node.style in PLAIN_STYLES
+            and node.value in ("", "~", "null")
+        ):
             raise self._error(node, "yaml-key-type", "empty mapping key")
         # Other keys stay strings (`true:` included): keys are names, and integer keys are
         # the layer indices of weight maps.
@@ -348,7 +269,7 @@ class _Builder:
         """The key/value pairs a merged mapping contributes, its own merge keys expanded."""
         if depth > MAX_DEPTH:
             raise self._error(node, "yaml-too-deep", f"merge keys nest deeper than {MAX_DEPTH}")
-        pairs = [(k, v) for k, v in node.value if k.tag != _MERGE]
+        pairs = [(k, v) for k, v in node.value if k.tag != MERGE]
         # Charged before expanding, one per visit and one per pair: merge keys are an alias
         # bomb of their own (`&b {<<: [*a, *a, ...]}` nested ten deep lists 10^10 pairs, even
         # when the mappings are empty), and the pairs are gathered here, not built, so the
@@ -357,7 +278,7 @@ class _Builder:
         if self.count > MAX_NODES:
             raise self._too_many(node)
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
+            if key_node.tag == MERGE:
                 for source in self._merge_sources(value_node):
                     pairs.extend(self._flatten(source, depth + 1))
         return pairs
@@ -378,13 +299,13 @@ class _Builder:
         result[key] = self.build(value_node, child, depth + 1)
 
     def _mapping(self, node: yaml.MappingNode, pointer: str, depth: int) -> dict[Any, Any]:
-        if node.tag != _TAG + "map":
+        if node.tag != TAG + "map":
             raise self._tag_error(node)
         result: dict[Any, Any] = {}
         merged: list[tuple[yaml.Node, yaml.Node]] = []
         explicit: list[tuple[yaml.Node, yaml.Node]] = []
         for key_node, value_node in node.value:
-            if key_node.tag == _MERGE:
+            if key_node.tag == MERGE:
                 for source in self._merge_sources(value_node):
                     merged.extend(self._flatten(source, depth + 1))
             else:
@@ -415,7 +336,7 @@ class _Builder:
 def _reader_location(text: str, position: int) -> tuple[int, int]:
     """Line and column of a reader error's offset: libyaml counts UTF-8 bytes, the pure-Python
     reader characters."""
-    if _BaseLoader is not yaml.SafeLoader:
+    if BaseLoader is not yaml.SafeLoader:
         text = text.encode("utf-8")[:position].decode("utf-8", "replace")
         position = len(text)
     before = text[:position]
@@ -458,7 +379,7 @@ def parse_yaml_text(text: str, display: str) -> YamlFile:
     except RecursionError:
         raise _fail(display, "yaml-too-deep", "document nests too deeply") from None
     if node is None or (
-        isinstance(node, yaml.ScalarNode) and node.tag == _TAG + "null" and node.value == ""
+        isinstance(node, yaml.ScalarNode) and node.tag == TAG + "null" and node.value == ""
     ):
         raise _fail(display, "empty-file", "file is empty; a recipe needs at least `version: 1`")
     builder = _Builder(display)

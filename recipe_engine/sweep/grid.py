@@ -161,13 +161,7 @@ def run_sweep(
 ) -> SweepResult:
     from recipe_engine.pipeline import compile_recipe, load_recipe, run_recipe
 
-    if not layers or not strengths:
-        raise UsageError("a sweep needs at least one layer and one strength")
-    for strength in strengths:  # the flag's fault, said so (not a recipe line's type error)
-        if not math.isfinite(strength):
-            raise UsageError(f"--strengths {strength}: a strength must be a finite number")
-    if direction not in DIRECTIONS:
-        raise UsageError(f"direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
+    _check_axes(layers, strengths, direction)
     base = load_recipe(path, overrides=overrides, allow_outside_root=allow_outside_root)
     recipe = base.recipe
     if not 0 <= intervention < len(recipe.interventions):
@@ -226,6 +220,17 @@ def run_sweep(
         direction,
         list(warned.values()),
     )
+
+
+def _check_axes(layers: Sequence[int | str], strengths: list[float], direction: str) -> None:
+    """The flags' own mistakes, said as such (not as a recipe line's type error)."""
+    if not layers or not strengths:
+        raise UsageError("a sweep needs at least one layer and one strength")
+    for strength in strengths:
+        if not math.isfinite(strength):
+            raise UsageError(f"--strengths {strength}: a strength must be a finite number")
+    if direction not in DIRECTIONS:
+        raise UsageError(f"direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
 
 
 def _collect_warnings(

@@ -15,7 +15,7 @@ from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.sites import MODULE_PATTERN, VECTOR_NAME_PATTERN
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
-from recipe_engine.load.yaml_reader import core_scalar
+from recipe_engine.load.yaml12 import core_scalar
 
 __all__ = ["did_you_mean", "validate_schema"]
 
