@@ -83,3 +83,28 @@ def safetensors_header(path: Path) -> dict[str, Any]:
     (length,) = struct.unpack("<Q", raw[:8])
     header: dict[str, Any] = json.loads(raw[8 : 8 + length])
     return header
+
+
+def test_rebuilding_the_shipped_file_as_its_comment_says_matches_the_pin(tmp_path: Path) -> None:
+    """vector-from-file.yaml says how its file was made; doing that again, in this checkout
+    (wherever it lies), gives the pinned bytes: the provenance holds nothing of the place."""
+    rebuilt = tmp_path / "sentiment.safetensors"
+    digest = _build(rebuilt, tmp_path / "cache", "--no-cache")
+    assert digest == _pin()
+
+
+def test_the_weights_fingerprint_ignores_the_folder_a_model_was_loaded_from() -> None:
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from recipe_engine.resolve.model_loader import weights_fingerprint
+
+    config = GPT2Config(n_layer=1, n_embd=16, n_head=2, vocab_size=32, n_positions=16)
+    model = GPT2LMHeadModel(config)
+    model.config._name_or_path = "/one/checkout/recipe_engine/builtin_weights/tiny"
+    first = weights_fingerprint(model)
+    model.config._name_or_path = "/another/checkout/recipe_engine/builtin_weights/tiny"
+    assert weights_fingerprint(model) == first
+    with torch.no_grad():
+        model.lm_head.weight[0, 0] += 1.0  # but the weights are what it is about
+    assert weights_fingerprint(model) != first

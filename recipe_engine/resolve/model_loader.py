@@ -161,7 +161,11 @@ def weights_fingerprint(hf: Any) -> str:
 
     digest = hashlib.sha256()
     config = hf.config.to_dict()
+    # Neither says what the model computes: the library version, and the folder it was loaded
+    # from (a builtin's is wherever the package is installed, so hashing it made vector files
+    # and cache keys differ between two checkouts of the same repository).
     config.pop("transformers_version", None)
+    config.pop("_name_or_path", None)
     digest.update(json.dumps(config, sort_keys=True, default=str).encode())
     with torch.no_grad():
         for name, tensor in hf.state_dict().items():
