@@ -145,3 +145,9 @@ def test_bf16_accumulation_would_break_the_bound(folder: Path) -> None:
     exact = pos.mean(dim=0) - neg.mean(dim=0)
     in_bf16 = pos.bfloat16().mean(dim=0) - neg.bfloat16().mean(dim=0)
     assert _close(in_bf16.float(), exact) > 1e-3
+
+
+def test_dtype_auto_loads_the_checkpoint_dtype(folder: Path) -> None:
+    """`model.dtype: auto` keeps what the checkpoint holds (here bf16), on any device."""
+    model = load_model(ModelSpec(id=str(folder), dtype="auto"), Path("."))
+    assert {p.dtype for p in model.hf.parameters()} == {torch.bfloat16}
