@@ -53,7 +53,9 @@ def run(args: argparse.Namespace) -> int:
     )
     for diagnostic in loaded.warnings:  # e.g. a value YAML 1.1 tools read differently
         print(diagnostic.format(), file=sys.stderr)
-    progress = Progress()
+    run_spec = loaded.recipe.run
+    new_tokens = run_spec.generation.max_new_tokens if run_spec.mode != "trace" else None
+    progress = Progress(tokens_per_prompt=new_tokens)
     try:
         report = run_recipe(loaded, progress=progress)
     finally:

@@ -34,7 +34,7 @@ from recipe_engine.load.prompt_files import iter_lines
 from recipe_engine.resolve.context import PromptTooLong
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
-from recipe_engine.vectors.extraction import iter_activations
+from recipe_engine.vectors.extraction import extraction_batch_size, iter_activations
 from recipe_engine.vectors.probe import train_probe
 from recipe_engine.vectors.sources import PromptSourceRef, file_sha256, resolve_prompts
 
@@ -90,7 +90,7 @@ class _Builder:
         self.progress = progress
         self.base = doc.path.parent if doc is not None else Path.cwd()
         self.built: dict[str, BuiltVector] = {}
-        self.batch_size = max(recipe.run.batch_size, 16)
+        self.batch_size = extraction_batch_size(recipe.run.batch_size, model.device)
 
     def source(self, value: Any, pointer: str) -> PromptSourceRef:
         return PromptSourceRef(value, self.doc, pointer, self.base)
@@ -100,7 +100,9 @@ class _Builder:
             return RecipeError([self.doc.diagnostic(code, message, pointer)])
         return RecipeError([Diagnostic(code, message, pointer)])
 
-    def activations(self, name: str, spec: Any, prompts: Any, position: Any) -> Any:
+    def activations(
+        self, name: str, spec: Any, prompts: Any, position: Any, to_host: bool = True
+    ) -> Any:
         done = [0]
 
         def tick(n: int) -> None:
@@ -118,6 +120,7 @@ class _Builder:
                 position=position,
                 batch_size=self.batch_size,
                 progress=tick,
+                to_host=to_host,
             )
         except IndexError as exc:
             raise self.error("position-range", str(exc), f"/vectors/{name}/position") from None
@@ -226,13 +229,14 @@ class _Builder:
         source = self.source(spec.prompts, at + "/prompts")
         total: torch.Tensor | None = None
         count = 0
-        for chunk in self.activations(name, spec, source, spec.position):  # running sum: O(width)
+        # A float32 running sum kept on the model's device: O(width) memory, one host copy per run.
+        for chunk in self.activations(name, spec, source, spec.position, to_host=False):
             total = chunk.sum(dim=0) if total is None else total + chunk.sum(dim=0)
             count += chunk.shape[0]
         if total is None:
             raise self.error("prompt-file-empty", "no prompts", at + "/prompts")
         provenance.update(prompts=count, data_sha256=source.sha256())
-        return total / count
+        return (total / count).cpu()
 
     def load_file(self, spec: FileVector, at: str) -> torch.Tensor:
         from safetensors import SafetensorError
