@@ -201,7 +201,9 @@ def main() -> None:
         for pair in range(args.pairs):
             for side in ("hf", "engine") if pair % 2 == 0 else ("engine", "hf"):
                 runs[side].append(_measure(side, root, args.batch, args.new_tokens))
-        same = all(h["tokens"] == e["tokens"] for h, e in zip(runs["hf"], runs["engine"], strict=True))
+        same = all(
+            h["tokens"] == e["tokens"] for h, e in zip(runs["hf"], runs["engine"], strict=True)
+        )
     print(
         f"2-layer width-64 random Llama, vocabulary {VOCAB}, batch {args.batch}, "
         f"{args.new_tokens} new tokens, greedy, one add at layer {LAYER}; {args.pairs} pairs"
