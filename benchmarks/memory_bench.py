@@ -174,7 +174,8 @@ def _table(runs: dict[str, list[dict[str, Any]]]) -> str:
         f"| engine / HF (median of pairs) | | {statistics.median(rss_ratios):.2f}x "
         f"| {statistics.median(time_ratios):.2f}x |"
     )
-    return "\n".join(lines)
+    pairs = ", ".join(f"{r:.2f}" for r in time_ratios)
+    return "\n".join(lines) + f"\ntime ratio per pair: {pairs}"
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from recipe_engine.compiler import compile_plan
-from recipe_engine.execute.reduce import StepReduction
+from recipe_engine.execute.reduce import StepReduction, finite_rows
 from recipe_engine.execute.runner import generate_pass
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
@@ -131,3 +131,20 @@ def test_per_step_reductions_equal_a_reference(
         for ids in sets:
             expected = probs[:, list(ids)].sum(dim=-1)
             assert (result.step_mass[ids][row] - expected).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_finite_rows_flags_exactly_the_rows_with_nan_or_inf(dtype: torch.dtype) -> None:
+    rows = torch.randn(9, 1000, generator=torch.Generator().manual_seed(0)) * 30
+    rows[1, 5] = float("nan")
+    rows[2, 999] = float("inf")
+    rows[3, 0] = float("-inf")
+    big = torch.finfo(dtype).max  # finite, as large as the dtype goes: never overflows
+    rows[4] = big
+    rows[5] = -big
+    rows[6, ::2] = big
+    rows[6, 1::2] = -big
+    rows[7] = torch.finfo(dtype).tiny
+    x = rows.to(dtype).float()
+    assert finite_rows(x).tolist() == torch.isfinite(x).all(dim=-1).tolist()
+    assert finite_rows(x).tolist() == [True, False, False, False, True, True, True, True, True]

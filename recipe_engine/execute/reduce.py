@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["FINITE_ONLY", "StepReduction", "reduce_step", "token_ids"]
+__all__ = ["FINITE_ONLY", "StepReduction", "finite_rows", "reduce_step", "token_ids"]
 
 TokenSet = tuple[int, ...]
 
@@ -46,13 +46,26 @@ def token_ids(tokenizer: Any, words: list[str]) -> list[int]:
     return ids
 
 
+# Every logit times 2^-100 is at most 2^28 in magnitude (float32's largest is below 2^128), so
+# a row of V of them sums to at most V x 2^28: finite for any vocabulary, while NaN and Inf
+# propagate through the sum. One matrix-vector product: ~15x cheaper on CPU than
+# `isfinite(x).all(-1)`, which builds a [B, V] bool tensor every step.
+_PROBE = 2.0**-100
+
+
+def finite_rows(logits: torch.Tensor) -> torch.Tensor:
+    """[B, V] float32 -> [B] bool: the row holds no NaN and no Inf (= isfinite(x).all(-1))."""
+    probe = torch.full((logits.shape[-1],), _PROBE, dtype=logits.dtype, device=logits.device)
+    return torch.isfinite(logits @ probe)
+
+
 def reduce_step(
     logits: torch.Tensor, reduction: StepReduction, step: int
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """One step's [B, V] logits -> ([B, 1 + S] float32 on their device, the logits themselves
     when they must be kept: at the first step (the next-token logits) or on request)."""
     full = logits.float()
-    columns = [torch.isfinite(full).all(dim=-1).float()]
+    columns = [finite_rows(full).float()]
     if reduction.token_sets:
         # The same expression as report/metrics.token_mass, so the numbers are identical.
         probs = torch.softmax(full, dim=-1)
