@@ -18,6 +18,7 @@ import pytest
 import torch
 
 from recipe_engine.compiler import compile_plan
+from recipe_engine.execute.reduce import StepReduction
 from recipe_engine.execute.runner import generate_pass, trace_pass
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
@@ -35,6 +36,8 @@ GEN_PROMPTS = ["The cat sat on", "A dog ran past"]
 TRACE_PROMPTS = ["The cat sat on the mat", "Hi", "A dog ran"]
 LAYERS = {1: 0.5, 3: 1.0}
 NEW_TOKENS = 5
+
+KEEP = StepReduction(keep_logits=True)  # every step's full logits, to compare
 
 
 @pytest.fixture(scope="module", params=list(FAMILIES))
@@ -214,8 +217,12 @@ def test_remote_round_trip_is_identical(
             continue
         gen = GenerationSpec(max_new_tokens=NEW_TOKENS, min_new_tokens=NEW_TOKENS)
         edit = mode == "edit"
-        local_run = generate_pass(model, plan, GEN_PROMPTS, gen, batch_size=8, persistent=edit)
-        shipped_run = generate_pass(remote, plan, GEN_PROMPTS, gen, batch_size=8, persistent=edit)
+        local_run = generate_pass(
+            model, plan, GEN_PROMPTS, gen, batch_size=8, persistent=edit, reduction=KEEP
+        )
+        shipped_run = generate_pass(
+            remote, plan, GEN_PROMPTS, gen, batch_size=8, persistent=edit, reduction=KEEP
+        )
         assert shipped_run.generated == local_run.generated, site
         if edit:
             # a server keeps no edit between requests: remote edit mode puts the plan in

@@ -11,6 +11,7 @@ import torch
 
 from recipe_engine.compiler import compile_plan
 from recipe_engine.execute.positions import ALL, NONE, position_mask
+from recipe_engine.execute.reduce import StepReduction
 from recipe_engine.execute.runner import generate_pass, trace_pass
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.positions import (
@@ -27,6 +28,8 @@ from tests.support.engine_reference import hooks, reference_generate
 
 PROMPTS = ["The cat sat on the mat", "Hi there", "A dog ran"]  # different lengths: padding
 NEW = 4
+
+KEEP = StepReduction(keep_logits=True)  # every step's full logits, to compare
 
 
 def expected(positions: Any, step: int, chunk: int) -> list[int]:
@@ -103,7 +106,7 @@ def test_generation_positions_per_step(model: LoadedModel, positions: Any) -> No
     plan, vector = _plan(model, positions, "generate")
     gen = GenerationSpec(max_new_tokens=NEW, min_new_tokens=NEW)
     for prompt in PROMPTS:  # one at a time: greedy tokens compared without padding numerics
-        engine = generate_pass(model, plan, [prompt], gen, batch_size=1)
+        engine = generate_pass(model, plan, [prompt], gen, batch_size=1, reduction=KEEP)
         with _ctx(model, positions, vector):
             tokens, logits = reference_generate(model, prompt, NEW)
         assert engine.generated[0] == tokens
@@ -114,9 +117,9 @@ def test_generation_positions_per_step(model: LoadedModel, positions: Any) -> No
 def test_padded_generation_equals_single_prompt_runs(model: LoadedModel) -> None:
     plan, _ = _plan(model, "all", "generate")
     gen = GenerationSpec(max_new_tokens=NEW, min_new_tokens=NEW)
-    batched = generate_pass(model, plan, PROMPTS, gen, batch_size=8)
+    batched = generate_pass(model, plan, PROMPTS, gen, batch_size=8, reduction=KEEP)
     for row, prompt in enumerate(PROMPTS):
-        alone = generate_pass(model, plan, [prompt], gen, batch_size=1)
+        alone = generate_pass(model, plan, [prompt], gen, batch_size=1, reduction=KEEP)
         assert (batched.step_logits[row] - alone.step_logits[0]).abs().max() <= 1e-4
         assert batched.generated[row] == alone.generated[0]
 

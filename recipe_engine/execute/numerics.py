@@ -57,16 +57,20 @@ def likely_cause(plan: Plan, dtype: torch.dtype | None = None) -> str:
 
 
 def require_finite(
-    logits: torch.Tensor | Sequence[torch.Tensor],
+    logits: torch.Tensor | Sequence[torch.Tensor] | Sequence[bool],
     where: str,
     plan: Plan,
     dtype: torch.dtype | None = None,
 ) -> None:
-    """Raise NumericalFailure if any of the logits is NaN or Inf."""
-    tensors = [logits] if isinstance(logits, torch.Tensor) else list(logits)
-    bad = sum(int(not bool(torch.isfinite(t).all())) for t in tensors)
+    """Raise NumericalFailure if any of the logits is NaN or Inf. A sequence of bools is one
+    flag per tensor already checked (on the device, by execute/reduce.py): True = finite."""
+    items: list[torch.Tensor | bool] = (
+        [logits] if isinstance(logits, torch.Tensor) else list(logits)
+    )
+    finite = [t if isinstance(t, bool) else bool(torch.isfinite(t).all()) for t in items]
+    bad = sum(int(not ok) for ok in finite)
     if bad:
-        count = f"{bad} of {len(tensors)} " if len(tensors) > 1 else ""
+        count = f"{bad} of {len(finite)} " if len(finite) > 1 else ""
         raise NumericalFailure(
             f"the {'steered' if plan.ops else 'unsteered'} model produced NaN/Inf logits "
             f"({count}{where}): {likely_cause(plan, dtype)}"

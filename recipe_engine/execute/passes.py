@@ -16,6 +16,7 @@ import torch
 
 from recipe_engine.errors import NumericalFailure
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
+from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
     PassResult,
     generate_pass,
@@ -24,13 +25,13 @@ from recipe_engine.execute.runner import (
     trace_pass,
 )
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.report_spec import KLBaselineMetric, PerplexityMetric
+from recipe_engine.format.report_spec import KLBaselineMetric, PerplexityMetric, TokenProbMetric
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.sources import resolve_prompts
 
-__all__ = ["RunPasses", "TextLogits", "run_pass", "run_passes"]
+__all__ = ["RunPasses", "TextLogits", "run_pass", "run_passes", "step_reduction"]
 
 Progress = Callable[[str, int, int], None]  # (stage, done, total)
 TextLogits = list[tuple[torch.Tensor, torch.Tensor]]  # per text: (token ids [T], logits [T, V])
@@ -50,6 +51,20 @@ class RunPasses:
     texts: dict[int, int] = field(default_factory=dict)  # metric index -> number of texts
 
 
+def step_reduction(recipe: Recipe, model: LoadedModel) -> StepReduction:
+    """What the report reads of each generated step: the token sets of `token_prob` metrics
+    `at: generated` (the finite flag is always kept)."""
+    sets: list[tuple[int, ...]] = []
+    with model.lock:  # the tokenizer is shared (LoadedModel)
+        for metric in recipe.report.metrics:
+            if isinstance(metric, TokenProbMetric) and metric.at == "generated":
+                for words in metric.tokens.values():
+                    ids = tuple(token_ids(model.tokenizer, words))
+                    if ids not in sets:
+                        sets.append(ids)
+    return StepReduction(tuple(sets))
+
+
 def run_pass(
     recipe: Recipe,
     model: LoadedModel,
@@ -67,11 +82,18 @@ def run_pass(
             progress(label, done[0], len(prompts))
 
     dtype = getattr(model.hf, "dtype", None)
+    reduction = step_reduction(recipe, model)
     if model.backend == "vllm":
         from recipe_engine.execute.vllm_runner import vllm_pass
 
         result = vllm_pass(
-            model, plan, prompts, run.generation, trace_only=run.mode == "trace", progress=tick
+            model,
+            plan,
+            prompts,
+            run.generation,
+            trace_only=run.mode == "trace",
+            progress=tick,
+            reduction=reduction,
         )
     elif run.mode == "trace":
         result = trace_pass(model, plan, prompts, run.batch_size, tick)
@@ -85,6 +107,7 @@ def run_pass(
                 run.batch_size,
                 persistent=run.mode == "edit",
                 progress=tick,
+                reduction=reduction,
             )
         except RuntimeError as exc:  # the sampler refuses NaN/Inf probabilities
             if not is_non_finite_error(exc):
@@ -94,7 +117,7 @@ def run_pass(
                 f"{likely_cause(plan, dtype)}"
             ) from exc
     require_finite(result.next_logits, "next-token logits of the prompts", plan, dtype)
-    require_finite(result.step_logits, "generated steps", plan, dtype)
+    require_finite(result.step_finite, "generated steps", plan, dtype)
     return result
 
 

@@ -17,6 +17,7 @@ from typing import Any
 import nnsight
 import torch
 
+from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
@@ -29,7 +30,10 @@ __all__ = ["PassResult", "generate_pass", "score_texts", "trace_pass"]
 class PassResult:
     next_logits: torch.Tensor  # [N, V] float32: the next-token logits after each prompt
     generated: list[list[int]] = field(default_factory=list)  # new token ids per prompt
-    step_logits: list[torch.Tensor] = field(default_factory=list)  # [n_new, V] per prompt
+    # per prompt, over its new tokens (cut at EOS); execute/reduce.py says why no more is kept
+    step_finite: list[bool] = field(default_factory=list)  # every step's logits finite
+    step_mass: dict[TokenSet, list[torch.Tensor]] = field(default_factory=dict)  # set -> [n_new]
+    step_logits: list[torch.Tensor] = field(default_factory=list)  # [n_new, V]: on request only
 
 
 # nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step: that
@@ -98,21 +102,33 @@ def _generation_kwargs(model: LoadedModel, gen: GenerationSpec) -> dict[str, Any
 
 
 def _split_generated(
-    ids: torch.Tensor, prompt_width: int, eos: int | None, steps: list[torch.Tensor]
-) -> tuple[list[list[int]], list[torch.Tensor]]:
-    """New tokens per row, cut at the first EOS (rows that finished early are padded)."""
-    new = ids[:, prompt_width:].tolist()
-    stacked = torch.stack(steps, dim=1) if steps else None  # [B, n_steps, V]
-    tokens: list[list[int]] = []
-    logits: list[torch.Tensor] = []
+    result: PassResult,
+    ids: torch.Tensor,
+    eos: int | None,
+    reduction: StepReduction,
+    steps: list[tuple[torch.Tensor, torch.Tensor | None]],
+) -> None:
+    """Append a batch's new tokens per row, cut at the first EOS (rows that finished early are
+    padded), and each row's reductions over the same steps. One host copy of the stacked
+    per-step reductions (and of the full logits only when they were asked for)."""
+    new = ids[:, ids.shape[1] - len(steps) :].tolist()
+    stats = torch.stack([s for s, _ in steps], dim=1).cpu() if steps else None  # [B, n, 1+S]
+    full = None
+    if steps and reduction.keep_logits:
+        full = torch.stack([k for _, k in steps if k is not None], dim=1).float().cpu()
     for row, seq in enumerate(new):
         end = len(seq)
         if eos is not None and eos in seq:
             end = seq.index(eos) + 1
-        tokens.append([t for t in seq[:end] if t != eos])
-        if stacked is not None:
-            logits.append(stacked[row, :end])
-    return tokens, logits
+        result.generated.append([t for t in seq[:end] if t != eos])
+        if stats is None:
+            continue
+        result.step_finite.append(bool(stats[row, :end, 0].all()))
+        for column, token_set in enumerate(reduction.token_sets, start=1):
+            mass = stats[row, :end, column].contiguous()
+            result.step_mass.setdefault(token_set, []).append(mass)
+        if full is not None:
+            result.step_logits.append(full[row, :end])
 
 
 def generate_pass(
@@ -124,8 +140,13 @@ def generate_pass(
     *,
     persistent: bool = False,
     progress: Callable[[int], None] | None = None,
+    reduction: StepReduction = FINITE_ONLY,
 ) -> PassResult:
     """Generate with the plan applied on every step.
+
+    Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
+    `reduction` names what the report needs; the first step's logits are kept whole (the
+    next-token logits); everything is copied to the host once per batch.
 
     persistent=False: the plan is part of each generate trace.
     persistent=True (edit mode): the plan is installed once as an in-place nnsight edit
@@ -158,14 +179,14 @@ def generate_pass(
                         steps = nnsight.save([])
                         for _ in tracer.iter[:]:
                             apply_plan(nn, active)
-                            steps.append(nn.output.logits[:, -1, :].save())
+                            logits = nn.output.logits[:, -1, :]
+                            steps.append(nnsight.save(reduce_step(logits, reduction, len(steps))))
                     with tracer.invoke():
                         ids = tracer.result.save()
-                width = ids.shape[1] - len(steps)
-                tokens, logits = _split_generated(ids, width, eos, [s.float().cpu() for s in steps])
-                firsts.append(steps[0].float().cpu())
-                result.generated.extend(tokens)
-                result.step_logits.extend(logits)
+                first = steps[0][1]
+                assert first is not None  # reduce_step keeps step 0's logits
+                firsts.append(first.float().cpu())
+                _split_generated(result, ids, eos, reduction, steps)
                 if progress:
                     progress(len(batch))
         finally:

@@ -18,6 +18,7 @@ from typing import Any
 import nnsight
 import torch
 
+from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, reduce_step
 from recipe_engine.execute.runner import PassResult
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
@@ -41,6 +42,7 @@ def vllm_pass(
     *,
     trace_only: bool,
     progress: Callable[[int], None] | None = None,
+    reduction: StepReduction = FINITE_ONLY,
 ) -> PassResult:
     nn = model.nn
     with model.lock, nn.trace() as tracer:
@@ -63,8 +65,15 @@ def vllm_pass(
         end = ids.index(eos) + 1 if eos is not None and eos in ids else len(ids)
         firsts.append(rows[0])
         if not trace_only:
+            # vLLM hands each step's logits over per request: reduced here as a generate pass
+            # reduces them in its trace (execute/reduce.py)
+            stats, _ = reduce_step(rows[:end], reduction, 1)
             result.generated.append([t for t in ids[:end] if t != eos])
-            result.step_logits.append(rows[:end])
+            result.step_finite.append(bool(stats[:, 0].all()))
+            for column, token_set in enumerate(reduction.token_sets, start=1):
+                result.step_mass.setdefault(token_set, []).append(stats[:, column].contiguous())
+            if reduction.keep_logits:
+                result.step_logits.append(rows[:end])
     if progress:
         progress(len(prompts))
     result.next_logits = torch.stack(firsts)

@@ -67,7 +67,9 @@ def _token_prob(
             if metric.at == "next":
                 scores[side] = _mean(token_mass(result.next_logits, ids))
             else:
-                per_prompt = [_mean(token_mass(s, ids)) for s in result.step_logits if len(s)]
+                # reduced on the device as each step ran (execute/reduce.py)
+                masses = result.step_mass[tuple(ids)]
+                per_prompt = [_mean(m) for m in masses if len(m)]
                 scores[side] = float(sum(per_prompt) / len(per_prompt)) if per_prompt else math.nan
         values.append(
             MetricValue(

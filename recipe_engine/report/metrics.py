@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from recipe_engine.execute.reduce import token_ids
+
 __all__ = ["MetricValue", "kl_divergence", "token_ids", "token_mass"]
 
 
@@ -52,16 +54,6 @@ def _finite(value: float | None) -> float | str | None:
     if math.isinf(value):
         return "inf" if value > 0 else "-inf"
     return round(value, 6)
-
-
-def token_ids(tokenizer: Any, words: list[str]) -> list[int]:
-    ids: list[int] = []
-    for word in words:
-        for variant in (word, " " + word.lstrip()):
-            encoded = tokenizer(variant, add_special_tokens=False)["input_ids"]
-            if encoded and encoded[0] not in ids:
-                ids.append(int(encoded[0]))
-    return ids
 
 
 def token_mass(logits: torch.Tensor, ids: list[int]) -> torch.Tensor:
