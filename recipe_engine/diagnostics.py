@@ -6,11 +6,13 @@ and CI annotations key on them, so a code is never renamed once released.
 
 from __future__ import annotations
 
+import difflib
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Diagnostic", "Location", "Severity", "one_line"]
+__all__ = ["Diagnostic", "Location", "Severity", "closest", "one_line"]
 
 Severity = Literal["error", "warning"]
 
@@ -81,3 +83,10 @@ class Diagnostic:
     def sort_key(self) -> tuple[str, int, int, str]:
         loc = self.location
         return (loc.file, loc.line, loc.column, self.code) if loc else ("", 0, 0, self.code)
+
+
+def closest(word: str, options: Iterable[object]) -> str | None:
+    """The option `word` was most likely meant to be, if any is close: the one rule behind every
+    "did you mean" (recipe keys and choices, command-line flags and commands)."""
+    matches = difflib.get_close_matches(word, [str(o) for o in options], n=1, cutoff=0.6)
+    return matches[0] if matches else None

@@ -83,41 +83,25 @@ def _example(name: str) -> Example:
 def needed_files(recipe_path: Path) -> list[Path]:
     """The recipe and every file it reads (includes, prompt, probe and vector files), as paths
     relative to the recipe's folder, each below that folder."""
+    from recipe_engine.format.file_fields import file_fields
     from recipe_engine.format.prompts import PromptFile
-    from recipe_engine.format.vectors import (
-        ContrastiveVector,
-        FileVector,
-        MeanActivationVector,
-        ProbeVector,
-    )
+    from recipe_engine.format.vectors import FileVector, ProbeVector
     from recipe_engine.load.paths import resolve_reference
     from recipe_engine.model_config import is_local_path
 
     recipe, doc = _load(recipe_path)
     files = {recipe_path.resolve(), *(p.resolve() for p in doc.file_paths.values())}
 
-    def add(reference: str | None, pointer: str) -> None:
-        if reference is not None:
-            files.add(resolve_reference(reference, doc.base_dir(pointer)).resolve())
+    def add(reference: str, pointer: str) -> None:
+        files.add(resolve_reference(reference, doc.base_dir(pointer)).resolve())
 
-    def add_prompts(source: object, pointer: str) -> None:
-        if isinstance(source, PromptFile):
-            add(source.file, pointer + "/file")
-
-    for name, spec in recipe.vectors.items():
-        at = f"/vectors/{name}"
-        if isinstance(spec, ContrastiveVector):
-            add_prompts(spec.positive, at + "/positive")
-            add_prompts(spec.negative, at + "/negative")
-        elif isinstance(spec, MeanActivationVector):
-            add_prompts(spec.prompts, at + "/prompts")
-        elif isinstance(spec, ProbeVector):
-            add(spec.data, at + "/data")
-        elif isinstance(spec, FileVector):
-            add(spec.path, at + "/path")
-    add_prompts(recipe.run.prompts, "/run/prompts")
-    for index, metric in enumerate(recipe.report.metrics):
-        add_prompts(getattr(metric, "text", None), f"/report/metrics/{index}/text")
+    for field in file_fields(recipe):
+        if isinstance(field.owner, ProbeVector):
+            add(field.owner.data, field.pointer)
+        elif isinstance(field.owner, FileVector):
+            add(field.owner.path, field.pointer + "/path")
+        elif isinstance(field.owner, PromptFile):
+            add(field.owner.file, field.pointer + "/file")
     if is_local_path(recipe.model.id):
         raise UsageError(f"{recipe_path.name} loads a local model folder; it cannot be copied")
     base = recipe_path.resolve().parent

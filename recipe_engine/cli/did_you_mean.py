@@ -8,21 +8,17 @@ and looks the suggestion up among the options of the (sub)command that was actua
 from __future__ import annotations
 
 import argparse
-import difflib
 import re
 import sys
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-__all__ = ["SteerArgumentParser", "suggest"]
+from recipe_engine.diagnostics import closest
+
+__all__ = ["SteerArgumentParser"]
 
 _UNRECOGNIZED = "unrecognized arguments: "
 _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
-
-
-def suggest(word: str, options: Sequence[str]) -> str | None:
-    matches = difflib.get_close_matches(word, list(options), n=1, cutoff=0.6)
-    return matches[0] if matches else None
 
 
 class SteerArgumentParser(argparse.ArgumentParser):
@@ -57,7 +53,7 @@ class SteerArgumentParser(argparse.ArgumentParser):
             for word in message[len(_UNRECOGNIZED) :].split():
                 flag = word.split("=", 1)[0]
                 if flag.startswith("--"):
-                    match = suggest(flag, options)
+                    match = closest(flag, options)
                     if match:
                         hints.append((flag, match))
             if len(hints) == 1:
@@ -67,7 +63,7 @@ class SteerArgumentParser(argparse.ArgumentParser):
         choice = _INVALID_CHOICE.search(message)
         if choice:
             options = [c.strip().strip("'") for c in choice.group(2).split(",")]
-            match = suggest(choice.group(1), options)
+            match = closest(choice.group(1), options)
             if match:
                 message += f"; did you mean {match!r}?"
         return message

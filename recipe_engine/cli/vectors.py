@@ -67,9 +67,7 @@ def run_build(args: argparse.Namespace) -> int:
     from recipe_engine.api import build_vectors_file, load_recipe
     from recipe_engine.cli.progress import Progress
 
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise UsageError(f"--out {args.out}: vector files end in .safetensors")
+    out = Path(args.out)  # its suffix is checked before any work (cli/common_flags.py)
     loaded = load_recipe(
         args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
     )

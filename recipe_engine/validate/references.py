@@ -10,20 +10,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.file_fields import file_fields
 from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.vectors import (
-    ContrastiveVector,
-    FileVector,
-    MeanActivationVector,
-    ProbeVector,
-)
+from recipe_engine.format.vectors import FileVector, ProbeVector
 from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import is_dir, is_file, is_inside, resolve_reference, unusable_name
 from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_lines, iter_prompts
 from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
-from recipe_engine.load.source_map import join_pointer
 from recipe_engine.model_config import custom_code_entries, custom_code_message, is_local_path
 
 __all__ = ["check_references"]
@@ -78,23 +73,13 @@ class _References:
                     custom_code_message(recipe.model.id, entries),
                     "/model/id",
                 )
-        for name, spec in recipe.vectors.items():
-            at = join_pointer("/vectors", name)
-            if isinstance(spec, ContrastiveVector):
-                yield from self.prompts(spec.positive, at + "/positive")
-                yield from self.prompts(spec.negative, at + "/negative")
-            elif isinstance(spec, MeanActivationVector):
-                yield from self.prompts(spec.prompts, at + "/prompts")
-            elif isinstance(spec, ProbeVector):
-                yield from self.probe_data(spec, at + "/data")
-            elif isinstance(spec, FileVector):
-                yield from self.vector_file(spec, at)
-        yield from self.prompts(recipe.run.prompts, "/run/prompts")
-        for index, metric in enumerate(recipe.report.metrics):
-            # perplexity and kl_baseline read texts: any metric with a `text` source
-            text = getattr(metric, "text", None)
-            if text is not None:
-                yield from self.prompts(text, f"/report/metrics/{index}/text")
+        for field in file_fields(recipe):
+            if isinstance(field.owner, ProbeVector):
+                yield from self.probe_data(field.owner, field.pointer)
+            elif isinstance(field.owner, FileVector):
+                yield from self.vector_file(field.owner, field.pointer)
+            else:
+                yield from self.prompts(field.owner, field.pointer)
 
     def prompts(self, source: object, pointer: str) -> Iterator[Diagnostic]:
         if not isinstance(source, PromptFile):

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import difflib
 from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
 
-from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.diagnostics import Diagnostic, closest
 from recipe_engine.format.layers import RANGE_PATTERN
 from recipe_engine.format.positions import SLICE_PATTERN
 from recipe_engine.format.recipe import Recipe
@@ -67,8 +66,8 @@ def _plain(text: str) -> bool:
 
 
 def did_you_mean(word: str, options: Any) -> str:
-    matches = difflib.get_close_matches(str(word), [str(o) for o in options], n=1, cutoff=0.6)
-    return f"; did you mean {matches[0]!r}?" if matches else ""
+    match = closest(str(word), options)
+    return f"; did you mean {match!r}?" if match else ""
 
 
 @lru_cache(maxsize=1)

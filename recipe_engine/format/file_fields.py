@@ -1,0 +1,53 @@
+"""Every field of a recipe that names a file the engine reads, walked in one place.
+
+Validation checks each of them (validate/references.py) and `steer cp` copies each of them
+(examples.py): with one walk, a field that reads a file cannot be known to one and missed by
+the other (a metric's `text:` once was).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from recipe_engine.format.prompts import PromptSource
+from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.vectors import (
+    ContrastiveVector,
+    FileVector,
+    MeanActivationVector,
+    ProbeVector,
+)
+from recipe_engine.load.source_map import join_pointer
+
+__all__ = ["FileField", "file_fields"]
+
+
+@dataclass(frozen=True)
+class FileField:
+    """One field that reads files: a prompt source (an inline list, or {file: PATH}) at
+    `pointer`, a probe's labelled data (`pointer` is its `data`), or a vector file (`pointer`
+    is the vector's)."""
+
+    owner: PromptSource | ProbeVector | FileVector
+    pointer: str
+
+
+def file_fields(recipe: Recipe) -> Iterator[FileField]:
+    for name, spec in recipe.vectors.items():
+        at = join_pointer("/vectors", name)
+        if isinstance(spec, ContrastiveVector):
+            yield FileField(spec.positive, at + "/positive")
+            yield FileField(spec.negative, at + "/negative")
+        elif isinstance(spec, MeanActivationVector):
+            yield FileField(spec.prompts, at + "/prompts")
+        elif isinstance(spec, ProbeVector):
+            yield FileField(spec, at + "/data")
+        elif isinstance(spec, FileVector):
+            yield FileField(spec, at)
+    yield FileField(recipe.run.prompts, "/run/prompts")
+    for index, metric in enumerate(recipe.report.metrics):
+        # perplexity and kl_baseline read texts: any metric with a `text` source
+        text = getattr(metric, "text", None)
+        if text is not None:
+            yield FileField(text, f"/report/metrics/{index}/text")
