@@ -96,11 +96,12 @@ class CompiledRecipe:
 def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
     """Where the recipe runs and what leaves the machine (for `steer explain`)."""
     from recipe_engine.resolve.backends import describe_backend
-    from recipe_engine.vectors.sources import resolve_prompts
+    from recipe_engine.vectors.sources import PromptSourceRef
 
     recipe, doc = loaded.recipe, loaded.document
-    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
-    return describe_backend(recipe.run.backend, len(prompts), vector_sizes)
+    ref = PromptSourceRef(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
+    count = sum(1 for _ in ref.raw())  # conversations stay unrendered: only counted here
+    return describe_backend(recipe.run.backend, count, vector_sizes)
 
 
 NOTE_WITHOUT_MODEL = (
@@ -196,7 +197,7 @@ def _check_prompt_lengths(loaded: LoadedRecipe, model: LoadedModel) -> None:
         if text is not None:
             sources.append((text, f"/report/metrics/{index}/text", 0))
     for source, pointer, extra in sources:
-        ref = PromptSourceRef(source, doc, pointer, doc.path.parent)
+        ref = PromptSourceRef(source, doc, pointer, doc.path.parent, model.tokenizer)
         try:
             with model.lock:  # the tokenizer is shared (LoadedModel)
                 check_prompt_lengths(model, ref, extra=extra)

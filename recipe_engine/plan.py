@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from recipe_engine.format.positions import PositionSelector
+from recipe_engine.format.positions import PositionSelector, TextPositions
 from recipe_engine.resolve.architectures import Port
 
 __all__ = ["Plan", "PlanOp"]
@@ -61,3 +61,9 @@ class Plan:
 
     def describe(self) -> list[dict[str, Any]]:
         return [op.describe() for op in self.ops]
+
+    def text_positions(self) -> list[TextPositions]:
+        """The role and marker positions of the ops: each batch's token masks are computed
+        from its text before the trace (execute/positions.py)."""
+        found = (op.positions for op in self.ops)
+        return list(dict.fromkeys(p for p in found if isinstance(p, TextPositions)))

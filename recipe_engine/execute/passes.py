@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from recipe_engine.errors import NumericalFailure
+from recipe_engine.errors import NumericalFailure, UsageError
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
 from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
@@ -86,6 +86,11 @@ def run_pass(
     if model.backend == "vllm":
         from recipe_engine.execute.vllm_runner import vllm_pass
 
+        if plan.text_positions():
+            raise UsageError(
+                "positions by role or marker need the local or remote backend: vLLM schedules "
+                "tokens of many prompts in one flat batch"
+            )
         result = vllm_pass(
             model,
             plan,
@@ -130,7 +135,8 @@ def _text_passes(
     for index, metric in enumerate(recipe.report.metrics):
         if not isinstance(metric, (KLBaselineMetric, PerplexityMetric)) or metric.text is None:
             continue
-        texts = resolve_prompts(metric.text, doc, f"/report/metrics/{index}/text", doc.path.parent)
+        pointer = f"/report/metrics/{index}/text"
+        texts = resolve_prompts(metric.text, doc, pointer, doc.path.parent, model.tokenizer)
         passes.texts[index] = len(texts)
         if isinstance(metric, KLBaselineMetric):
             steered = text_logits(model, plan, texts, size)
@@ -157,7 +163,10 @@ def run_passes(
 ) -> RunPasses:
     """Run every pass of a recipe. `baseline` reuses an unsteered pass of the same prompts
     (sweeps)."""
-    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
+    with model.lock:  # the tokenizer (its chat template) is shared
+        prompts = resolve_prompts(
+            recipe.run.prompts, doc, "/run/prompts", doc.path.parent, model.tokenizer
+        )
     passes = RunPasses(prompts, {}, time.perf_counter())
     if baseline is not None:
         passes.sides["baseline"] = baseline

@@ -6,15 +6,30 @@ same code serves trace, generate (every step) and persistent edits, whatever the
     step k  the chunk is one new token per row (KV cache): attention_mask is longer
 Ranks count each row's real tokens (padding excluded), so index 0 is a prompt's first real token
 and -1 its last, whatever the padding. See recipe_engine/format/positions.py for the table.
+
+Roles and markers (TextPositions) need the prompt's text: `text_masks` (resolve/chat.py, where
+vector extraction reads them too) computes them per batch, before the trace, from the
+tokenizer's character offsets of the very tokenization the trace runs (same tokenizer, same
+batch, same padding), and the trace reads them at step 0.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
-from recipe_engine.format.positions import IndexPositions, NamedPositions, PositionSelector
+from recipe_engine.format.positions import (
+    IndexPositions,
+    MarkerPositions,
+    NamedPositions,
+    PositionSelector,
+    RolePositions,
+)
+from recipe_engine.resolve.chat import TextMasks, text_masks
 
-__all__ = ["ALL", "NONE", "position_mask"]
+__all__ = ["ALL", "NONE", "TextMasks", "position_mask", "text_masks", "touched_positions"]
+
 
 ALL = "all"  # every position of the chunk: no masking needed
 NONE = "none"  # no position of the chunk: the op is skipped this step
@@ -30,13 +45,25 @@ def _bound(value: int | None, length: torch.Tensor, default: torch.Tensor) -> to
 
 
 def position_mask(
-    positions: PositionSelector, attention_mask: torch.Tensor, chunk: int
+    positions: PositionSelector,
+    attention_mask: torch.Tensor,
+    chunk: int,
+    text_mask: torch.Tensor | None = None,
 ) -> torch.Tensor | str:
-    """[B, chunk, 1] bool mask, or ALL / NONE when no tensor is needed."""
+    """[B, chunk, 1] bool mask, or ALL / NONE when no tensor is needed. `text_mask`: the batch's
+    [B, T] mask of a role or marker (text_masks), read at step 0."""
     step0 = chunk == attention_mask.shape[1]
     if not step0:
         return ALL if positions.steers_later_steps else NONE
     real = attention_mask[:, -chunk:].bool()
+    if isinstance(positions, (RolePositions, MarkerPositions)):
+        if text_mask is None or tuple(text_mask.shape) != tuple(real.shape):
+            raise RuntimeError(
+                f"positions {positions.written}: the token masks of this batch do not match its "
+                f"tokens ({None if text_mask is None else list(text_mask.shape)} vs "
+                f"{list(real.shape)})"
+            )
+        return (text_mask.to(real.device) & real).unsqueeze(-1)
     if isinstance(positions, NamedPositions):
         if positions.name == "generated":
             return NONE
@@ -56,3 +83,14 @@ def position_mask(
     start = _bound(positions.start, length, torch.zeros_like(length))
     stop = _bound(positions.stop, length, length)
     return ((ranks >= start) & (ranks < stop) & real).unsqueeze(-1)
+
+
+def touched_positions(selector: PositionSelector, text: str, tokenizer: Any) -> list[int]:
+    """The indices (over the prompt's tokens, as the model reads them) an op steers at step 0."""
+    length = len(tokenizer(text)["input_ids"])
+    attention = torch.ones(1, length, dtype=torch.long)
+    masks = text_masks([selector], [text], tokenizer)
+    mask = position_mask(selector, attention, length, masks.get(selector))  # type: ignore[arg-type]
+    if isinstance(mask, str):
+        return list(range(length)) if mask == ALL else []
+    return [int(i) for i in mask[0, :, 0].nonzero().flatten()]

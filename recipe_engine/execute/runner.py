@@ -17,6 +17,7 @@ from typing import Any
 import nnsight
 import torch
 
+from recipe_engine.execute.positions import TextMasks, text_masks
 from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
@@ -59,6 +60,12 @@ def _batches(prompts: Sequence[str], size: int) -> list[list[str]]:
     return [list(prompts[i : i + size]) for i in range(0, len(prompts), size)]
 
 
+def _masks(model: LoadedModel, plan: Plan, batch: list[str]) -> TextMasks | None:
+    """The batch's role and marker masks (under the model's lock: the tokenizer is shared)."""
+    selectors = plan.text_positions()
+    return text_masks(selectors, batch, model.tokenizer) if selectors else None
+
+
 def trace_pass(
     model: LoadedModel,
     plan: Plan,
@@ -72,8 +79,9 @@ def trace_pass(
     nn = model.nn  # trace bodies name only shippable values (see LoadedModel.remote)
     with model.lock, torch.inference_mode():
         for batch in _batches(prompts, batch_size):
+            masks = _masks(model, plan, batch)
             with nn.trace(batch, **model.backend_kwargs):
-                apply_plan(nn, plan)
+                apply_plan(nn, plan, text_masks=masks)
                 logits = nn.output.logits[:, -1, :].save()
             rows.append(logits.float().cpu())
             if progress:
@@ -153,11 +161,12 @@ def generate_pass(
     (`model.edit(inplace=True)`, looping over every step), every batch is generated through
     the edited model with no per-call interventions, and the edit is cleared in `finally`, so
     the model is clean afterwards even if generation fails. On a remote backend, which keeps
-    no state between requests, the plan goes into every call instead: the same computation.
+    no state between requests, and for role or marker positions, whose token masks differ from
+    batch to batch, the plan goes into every call instead: the same computation.
     """
     kwargs = _generation_kwargs(model, gen)
     nn = model.nn
-    persistent = persistent and model.persistent_edits
+    persistent = persistent and model.persistent_edits and not plan.text_positions()
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
@@ -171,6 +180,7 @@ def generate_pass(
                 if gen.seed is not None:
                     torch.manual_seed(gen.seed)
                 active = Plan() if persistent else plan
+                masks = _masks(model, active, batch)
                 # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so nothing
                 # after it (a helper's `return`) would ever run. No comment lines inside the
                 # invoke: the remote round trip re-reads its source and loses track on them.
@@ -178,7 +188,7 @@ def generate_pass(
                     with tracer.invoke(batch):
                         steps = nnsight.save([])
                         for _ in tracer.iter[:]:
-                            apply_plan(nn, active)
+                            apply_plan(nn, active, text_masks=masks)
                             logits = nn.output.logits[:, -1, :]
                             steps.append(nnsight.save(reduce_step(logits, reduction, len(steps))))
                     with tracer.invoke():
@@ -205,8 +215,9 @@ def text_logits(
     with model.lock, torch.inference_mode():
         for batch in _batches(texts, batch_size):
             encoded = model.tokenizer(batch, return_tensors="pt", padding=True)
+            masks = _masks(model, plan, batch)
             with nn.trace(batch, **model.backend_kwargs):
-                apply_plan(nn, plan)
+                apply_plan(nn, plan, text_masks=masks)
                 logits = nn.output.logits.save()
             logits = logits.float().cpu()
             for row in range(len(batch)):

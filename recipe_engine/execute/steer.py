@@ -13,8 +13,8 @@ from typing import Any
 import torch
 
 from recipe_engine.execute.ops import transform
-from recipe_engine.execute.positions import ALL, NONE, position_mask
-from recipe_engine.format.positions import ALL_POSITIONS, PositionSelector
+from recipe_engine.execute.positions import ALL, NONE, TextMasks, position_mask
+from recipe_engine.format.positions import ALL_POSITIONS, PositionSelector, TextPositions
 from recipe_engine.plan import Plan, PlanOp
 from recipe_engine.resolve.architectures import envoy_at
 
@@ -96,8 +96,12 @@ def _is_residual_pair(current: tuple[Any, ...], op: PlanOp) -> bool:
     )
 
 
-def apply_plan(root: Any, plan: Plan, *, residual_pairs: bool = False) -> None:
+def apply_plan(
+    root: Any, plan: Plan, *, residual_pairs: bool = False, text_masks: TextMasks | None = None
+) -> None:
     """Apply the plan at the current forward pass.
+
+    text_masks: this batch's token masks of role and marker positions (execute/positions.py).
 
     residual_pairs: the model's decoder blocks return (hidden, residual) whose *sum* is the
     residual stream (vLLM's fused add-norm layers); resid_post ops then act on that sum, and
@@ -115,7 +119,10 @@ def apply_plan(root: Any, plan: Plan, *, residual_pairs: bool = False) -> None:
                 continue
             chunk, attention_mask = context
             if op.positions not in masks:
-                masks[op.positions] = position_mask(op.positions, attention_mask, chunk)
+                text_mask = None
+                if text_masks and isinstance(op.positions, TextPositions):
+                    text_mask = text_masks.get(op.positions)
+                masks[op.positions] = position_mask(op.positions, attention_mask, chunk, text_mask)
             aligned, mask = _per_position(op, masks[op.positions], attention_mask, chunk)
             if mask is not NONE:
                 active.append((op, mask, aligned))

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from recipe_engine.format.base import RecipeModel
+from recipe_engine.format.positions import AfterMarker
 from recipe_engine.format.prompts import PromptSource
 from recipe_engine.format.sites import MODULE_FIELD, SITE_FIELD, VECTOR_NAME_PATTERN, Site
 
@@ -22,11 +23,13 @@ __all__ = [
 ]
 
 ReadPosition = Annotated[
-    Literal["last", "mean"] | int,
+    Literal["last", "mean", "system", "user", "assistant"] | int | AfterMarker,
     Field(
         description="Which token's activation to read: last (each prompt's last real token), "
-        "mean (over real tokens; padding and tokenizer-added markers such as a BOS excluded) "
-        "or an index (negative from the end)."
+        "mean (over real tokens; padding and tokenizer-added markers such as a BOS excluded), "
+        "an index (negative from the end), or the mean over a role's tokens (system | user | "
+        "assistant: chat prompts) or over the tokens after a literal text ({after: TEXT, "
+        'tokens: N}; CAA: {after: "(", tokens: 1} reads the answer letter).'
     ),
 ]
 
@@ -121,10 +124,10 @@ class MeanActivationVector(_ReadsActivations):
 
     kind: Literal["mean_activation"]
     prompts: PromptSource
-    position: Literal["last", "mean"] | int = Field(
+    position: ReadPosition = Field(
         default="mean",
         description="mean (over real tokens; padding and tokenizer-added markers such as a BOS "
-        "excluded) | last | an index.",
+        "excluded) | last | an index | system | user | assistant | {after: TEXT, tokens: N}.",
     )
 
 

@@ -19,16 +19,21 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from recipe_engine.errors import UsageError
 
 __all__ = [
+    "CHAT_ROLES",
     "ENV_MAX_FILE_BYTES",
     "ENV_MAX_LINE_BYTES",
     "MAX_PROMPT_FILE_BYTES",
     "MAX_PROMPT_LINE_BYTES",
+    "Conversation",
+    "Prompt",
     "PromptFileError",
+    "conversation",
     "iter_lines",
     "iter_prompts",
     "max_prompt_file_bytes",
@@ -44,6 +49,23 @@ ENV_MAX_FILE_BYTES = "STEER_MAX_PROMPT_FILE_BYTES"
 ENV_MAX_LINE_BYTES = "STEER_MAX_PROMPT_LINE_BYTES"
 
 _SUFFIXES = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+
+
+CHAT_ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
+class Conversation:
+    """A chat prompt: (role, content) messages, rendered later by the model's chat template
+    (resolve/chat.py), which only the loaded tokenizer knows."""
+
+    messages: tuple[tuple[str, str], ...]
+
+    def as_json(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+
+Prompt = str | Conversation  # one prompt as a recipe or a prompt file wrote it
 
 
 class PromptFileError(ValueError):
@@ -117,8 +139,9 @@ def iter_prompts(
     field: str = "text",
     limit: int | None = None,
     max_bytes: int | None = None,
-) -> Iterator[str]:
-    """Stream prompts from `path` (never the whole file in memory at once)."""
+) -> Iterator[Prompt]:
+    """Stream prompts from `path` (never the whole file in memory at once). A JSONL object with
+    a `messages` list is a chat conversation."""
     count = 0
     if limit is not None and limit <= 0:
         return
@@ -133,19 +156,37 @@ def iter_prompts(
             )
         if not line.strip():
             continue
-        if fmt == "jsonl":
-            line = _jsonl_text(line, field, number)
+        prompt: Prompt = _jsonl_prompt(line, field, number) if fmt == "jsonl" else line
         count += 1
-        yield line
+        yield prompt
         if limit is not None and count >= limit:
             return  # before reading (and judging) lines that will not be used
 
 
-def _jsonl_text(line: str, field: str, number: int) -> str:
+def conversation(messages: object, number: int = 0) -> Conversation:
+    """A `messages` list ([{role, content}, ...]) -> a Conversation (PromptFileError if not)."""
+    if not isinstance(messages, list) or not messages:
+        raise PromptFileError("`messages` must be a non-empty list of {role, content}", number)
+    pairs: list[tuple[str, str]] = []
+    for index, message in enumerate(messages):
+        role = message.get("role") if isinstance(message, dict) else None
+        content = message.get("content") if isinstance(message, dict) else None
+        if role not in CHAT_ROLES or not isinstance(content, str):
+            raise PromptFileError(
+                f"messages[{index}] must be {{role: system|user|assistant, content: TEXT}}",
+                number,
+            )
+        pairs.append((role, content))
+    return Conversation(tuple(pairs))
+
+
+def _jsonl_prompt(line: str, field: str, number: int) -> Prompt:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise PromptFileError(f"invalid JSON: {exc.msg}", number) from None
+    if isinstance(value, dict) and "messages" in value:
+        return conversation(value["messages"], number)
     if isinstance(value, dict):
         value = value.get(field)
         if not isinstance(value, str):
@@ -161,7 +202,7 @@ def read_prompts(
     field: str = "text",
     limit: int | None = None,
     max_bytes: int | None = None,
-) -> list[str]:
+) -> list[Prompt]:
     prompts = list(iter_prompts(path, fmt, field, limit, max_bytes))
     if not prompts:
         raise PromptFileError("file holds no prompts")

@@ -60,6 +60,15 @@ class TrainConfig:
     dtype: str = "float16"  # of the saved weights (training is float32)
 
 
+# Chat prompts on the embedded model (resolve/chat.py): one line per turn, "role: text", and
+# "assistant:" to open the answer. Plain-text prompts never go through it, so every number the
+# model gives on them is the same with or without it.
+CHAT_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] }}: {{ message['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
 def build_tokenizer(texts: list[str], vocab_size: int, bos: bool = True) -> PreTrainedTokenizerFast:
     """Byte-level BPE trained on `texts`, plus every lexicon word bare (no leading space), so a
     word is one token both as " great" (mid-sentence) and "great" (text start)."""
@@ -81,6 +90,7 @@ def build_tokenizer(texts: list[str], vocab_size: int, bos: bool = True) -> PreT
         )
     return PreTrainedTokenizerFast(  # type: ignore[no-untyped-call]
         tokenizer_object=tok,
+        chat_template=CHAT_TEMPLATE,
         bos_token=EOS,
         eos_token=EOS,
         pad_token=EOS,

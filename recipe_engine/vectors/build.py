@@ -18,6 +18,7 @@ from recipe_engine import __version__
 from recipe_engine import expr as expr_lang
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
+from recipe_engine.format.positions import AfterMarker
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import (
     ActivationVector,
@@ -93,7 +94,7 @@ class _Builder:
         self.batch_size = extraction_batch_size(recipe.run.batch_size, model.device)
 
     def source(self, value: Any, pointer: str) -> PromptSourceRef:
-        return PromptSourceRef(value, self.doc, pointer, self.base)
+        return PromptSourceRef(value, self.doc, pointer, self.base, self.model.tokenizer)
 
     def error(self, code: str, message: str, pointer: str) -> RecipeError:
         if self.doc is not None:
@@ -210,9 +211,10 @@ class _Builder:
         if isinstance(spec, ExprVector):
             provenance.update(expr=spec.expr, orthogonalize_against=spec.orthogonalize_against)
             return self.expression(name, spec)
-        provenance.update(
-            layer=spec.layer, site=spec.site, module=spec.module, position=spec.position
-        )
+        position = spec.position
+        if isinstance(position, AfterMarker):  # a JSON value in the provenance
+            position = position.model_dump(exclude_none=True)
+        provenance.update(layer=spec.layer, site=spec.site, module=spec.module, position=position)
         if isinstance(spec, ActivationVector):
             provenance.update(prompts=1, data_sha256=self.source(spec.prompt, at).sha256())
             return self.rows(name, spec, [spec.prompt], spec.position)[0]

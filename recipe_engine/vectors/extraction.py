@@ -23,7 +23,9 @@ from typing import Any
 import nnsight
 import torch
 
+from recipe_engine.format.positions import AfterMarker, TextPositions, parse_positions
 from recipe_engine.resolve.architectures import envoy_at
+from recipe_engine.resolve.chat import text_masks
 from recipe_engine.resolve.context import PromptTooLong, learned_positions
 from recipe_engine.resolve.loaded_model import LoadedModel
 
@@ -74,9 +76,14 @@ def reduce_positions(
     """[B, T, D] -> float32 [B, D] (or [B, T, D] for `all`) over each row's real tokens.
 
     Padding is on the left. `added` marks tokens the tokenizer inserted (special tokens); `mean`
-    leaves them out. The result is float32 whatever the activations' dtype: rows are widened
-    before they are summed, so a bf16 model's means carry no bf16 rounding of the sums.
+    leaves them out. A role or marker position arrives as its [B, T] token mask (text_masks),
+    and is the mean over those tokens. The result is float32 whatever the activations' dtype:
+    rows are widened before they are summed, so a bf16 model's means carry no bf16 rounding.
     """
+    if isinstance(position, torch.Tensor):
+        weights = position.to(value.device).float()
+        weights = weights / weights.sum(dim=1, keepdim=True).clamp_min(1.0)
+        return (value.float() * weights.unsqueeze(-1)).sum(dim=1)
     if position == "last":
         return value[:, -1, :].float()
     if position == "all":
@@ -160,6 +167,20 @@ def iter_activations(
         yield restored.cpu() if to_host else restored
 
 
+def _text_position(model: LoadedModel, batch: list[str], position: Any) -> Any:
+    """A role or marker read position -> its [B, T] token mask; any other position as it is."""
+    if not (isinstance(position, AfterMarker) or position in ("system", "user", "assistant")):
+        return position
+    selector = parse_positions(position)
+    assert isinstance(selector, TextPositions)
+    with model.lock:  # see LoadedModel: the tokenizer is shared
+        mask = text_masks([selector], batch, model.tokenizer)[selector]
+    for prompt, count in zip(batch, mask.sum(dim=1).tolist(), strict=True):
+        if not count:
+            raise IndexError(f"position {selector.written} holds no token of {prompt[:60]!r}")
+    return mask
+
+
 def _read_batch(
     model: LoadedModel, batch: list[str], path: str, port: str, position: Any
 ) -> torch.Tensor:
@@ -170,6 +191,7 @@ def _read_batch(
     real = encoded["attention_mask"]
     added = encoded.get("special_tokens_mask")
     _check_index(position, real, batch)
+    position = _text_position(model, batch, position)
     nn = model.nn  # trace bodies name only shippable values (see LoadedModel.remote)
     with model.lock, torch.inference_mode(), nn.trace(batch, **model.backend_kwargs) as tracer:
         envoy = envoy_at(nn, path)

@@ -1,0 +1,201 @@
+"""Chat prompts -> the text the model reads, through the model's own chat template.
+
+A rendered conversation is a `ChatText`: a str (so every pass, batch and report handles it as
+the text it is) that also knows the character span of each role's text. Spans come from the
+template itself, never from guessing its markup: the conversation is rendered a second time
+with every message replaced by a one-character placeholder, and each placeholder's index, shifted
+by the lengths of the messages before it, is where that message's text starts in the real
+rendering (checked character by character, so a template that rewrites a message is refused
+rather than mislocated). Tokens are then matched to spans by their offsets (execute/positions.py).
+
+How a conversation is rendered: ending on a user or system turn, with `add_generation_prompt`
+(the assistant's turn starts, and that header text counts as assistant); ending on an assistant
+turn, with `continue_final_message` (a prefill the model continues).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from recipe_engine.errors import UsageError
+from recipe_engine.format.positions import (
+    MarkerPositions,
+    PositionSelector,
+    RolePositions,
+    TextPositions,
+)
+from recipe_engine.load.prompt_files import Conversation
+
+__all__ = [
+    "ChatTemplateError",
+    "ChatText",
+    "RoleSpan",
+    "TextMasks",
+    "render_conversation",
+    "text_masks",
+]
+
+TextMasks = dict[TextPositions, torch.Tensor]  # selector -> [B, T] bool over the padded batch
+
+# Private-use characters: never in a real message, one character each.
+_PLACEHOLDER_BASE = 0xF0000
+
+
+class ChatTemplateError(ValueError):
+    """The tokenizer cannot render this conversation (no template, or the template failed)."""
+
+
+@dataclass(frozen=True)
+class RoleSpan:
+    role: str
+    start: int  # character offsets in the rendered text, end exclusive
+    end: int
+
+
+class ChatText(str):
+    """A rendered conversation: the text, plus the span of each role's text in it."""
+
+    spans: tuple[RoleSpan, ...]
+
+    def __new__(cls, text: str, spans: tuple[RoleSpan, ...]) -> ChatText:
+        self = super().__new__(cls, text)
+        self.spans = spans
+        return self
+
+
+def _render(tokenizer: Any, messages: list[dict[str, str]], final: bool, prompt: bool) -> str:
+    text = tokenizer.apply_chat_template(
+        messages,
+        tokenize=False,
+        add_generation_prompt=prompt,
+        continue_final_message=final,
+    )
+    if not isinstance(text, str):
+        raise ChatTemplateError("the chat template did not render to text")
+    return text
+
+
+def _has_template(tokenizer: Any) -> bool:
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def _strip_doubled_bos(tokenizer: Any, text: str, shift: int) -> tuple[str, int]:
+    """Templates that write the BOS themselves, for a tokenizer that adds one too: keep one."""
+    bos = getattr(tokenizer, "bos_token", None)
+    if not bos or not text.startswith(bos):
+        return text, shift
+    ids = tokenizer("x")["input_ids"]
+    if ids and ids[0] == tokenizer.bos_token_id:
+        return text[len(bos) :], shift - len(bos)
+    return text, shift
+
+
+def render_conversation(tokenizer: Any, conversation: Conversation) -> ChatText:
+    """The conversation as the model's chat template writes it, with each role's spans."""
+    if not _has_template(tokenizer):
+        raise ChatTemplateError(
+            "the model's tokenizer has no chat template; give plain-text prompts, or a model "
+            "with a chat template (an instruct/chat model)"
+        )
+    messages = conversation.as_json()
+    final = messages[-1]["role"] == "assistant"  # continue the assistant's prefill
+    try:
+        text = _render(tokenizer, messages, final, not final)
+        placeholders = [
+            {"role": m["role"], "content": chr(_PLACEHOLDER_BASE + i)}
+            for i, m in enumerate(messages)
+        ]
+        skeleton = _render(tokenizer, placeholders, final, not final)
+        without_prompt = None if final else _render(tokenizer, messages, False, False)
+    except ChatTemplateError:
+        raise
+    except Exception as exc:  # jinja's TemplateError, or a template's raise_exception()
+        raise ChatTemplateError(f"the model's chat template failed: {exc}") from None
+    spans: list[RoleSpan] = []
+    shift = 0
+    for index, message in enumerate(messages):
+        at = skeleton.find(chr(_PLACEHOLDER_BASE + index))
+        content = message["content"]
+        start = at + shift
+        written = next((c for c in (content, content.strip()) if text.startswith(c, start)), None)
+        if at < 0 or written is None:
+            raise ChatTemplateError(
+                f"the chat template rewrites message {index} ({message['role']}); its tokens "
+                "cannot be located exactly"
+            )
+        spans.append(RoleSpan(message["role"], start, start + len(written)))
+        shift += len(written) - 1
+    if without_prompt is not None and text.startswith(without_prompt):
+        spans.append(RoleSpan("assistant", len(without_prompt), len(text)))
+    text, offset = _strip_doubled_bos(tokenizer, text, 0)
+    moved = tuple(
+        RoleSpan(s.role, s.start + offset, s.end + offset) for s in spans if s.end > s.start
+    )
+    return ChatText(text, moved)
+
+
+def _token_spans(tokenizer: Any, batch: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """([B, T, 2] character offsets, [B, T] real) of the batch as the trace tokenizes it."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise UsageError(
+            "positions by role or marker read each token's character offsets, which only a "
+            "fast (Rust) tokenizer gives; this model's tokenizer is a slow one"
+        )
+    encoded = tokenizer(list(batch), return_tensors="pt", padding=True, return_offsets_mapping=True)
+    return encoded["offset_mapping"], encoded["attention_mask"].bool()
+
+
+def _role_row(
+    selector: RolePositions, text: str, starts: torch.Tensor, ends: torch.Tensor
+) -> torch.Tensor:
+    mask = torch.zeros_like(starts, dtype=torch.bool)
+    for span in getattr(text, "spans", ()):  # a plain text has no turns
+        if span.role == selector.role:
+            mask |= (starts < span.end) & (ends > span.start)
+    return mask
+
+
+def _marker_row(
+    selector: MarkerPositions, text: str, starts: torch.Tensor, ends: torch.Tensor, row: int
+) -> torch.Tensor:
+    found = text.rfind(selector.after)
+    if found < 0:
+        raise UsageError(
+            f"positions {{after: {selector.after!r}}}: prompt {row + 1} of its batch does not "
+            f"contain that text: {str(text)[:80]!r}"
+        )
+    mask = ends > found + len(selector.after)
+    if selector.tokens is not None:
+        mask &= mask.long().cumsum(dim=0) <= selector.tokens
+    return mask
+
+
+def text_masks(
+    selectors: Iterable[PositionSelector], batch: Sequence[str], tokenizer: Any
+) -> TextMasks:
+    """Per role or marker selector: which tokens of the left-padded batch it covers. A token
+    belongs to a role when its characters overlap that role's text (resolve/chat.py), and
+    follows a marker when it holds a character past the marker's last occurrence; tokens the
+    tokenizer added (a BOS: no characters) and padding belong to neither."""
+    wanted = list(dict.fromkeys(s for s in selectors if isinstance(s, TextPositions)))
+    if not wanted:
+        return {}
+    offsets, real = _token_spans(tokenizer, batch)
+    starts, ends = offsets[..., 0], offsets[..., 1]
+    covered = real & (ends > starts)
+    masks: TextMasks = {}
+    for selector in wanted:
+        rows = []
+        for row, text in enumerate(batch):
+            # Tokens without characters (added by the tokenizer) and padding: before any text.
+            s, e = starts[row].where(covered[row], -1), ends[row].where(covered[row], -1)
+            if isinstance(selector, RolePositions):
+                rows.append(_role_row(selector, text, s, e))
+            else:
+                rows.append(_marker_row(selector, text, s, e, row))
+        masks[selector] = torch.stack(rows)
+    return masks
