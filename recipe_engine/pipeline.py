@@ -89,8 +89,23 @@ class CompiledRecipe:
             ),
             "order": "model execution order; same module and port: recipe order",
             "plan": self.plan.describe(),
+            "prompt_positions": self.prompt_positions(),
             "vectors": {name: _vector_json(v) for name, v in self.vectors.items()},
         }
+
+    def prompt_positions(self, first: int = 3) -> list[dict[str, Any]]:
+        """Which tokens each intervention steers in the first prompts (execute/positions.py)."""
+        from itertools import islice
+
+        from recipe_engine.execute.positions import explain_positions
+        from recipe_engine.vectors.sources import PromptSourceRef
+
+        doc, model = self.loaded.document, self.model
+        with model.lock:  # the tokenizer is shared (LoadedModel)
+            ref = PromptSourceRef(
+                self.recipe.run.prompts, doc, "/run/prompts", doc.path.parent, model.tokenizer
+            )
+            return explain_positions(self.plan, list(islice(ref, first)), model.tokenizer)
 
 
 def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:

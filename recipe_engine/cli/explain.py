@@ -19,8 +19,10 @@ examples:
 
 Shows, for each operation in execution order: the module path and port it touches, the layer
 and site, the heads, the positions at step 0 and at later generation steps, the vector's name
-and norm, and the effective strength (strength x layer weight). Vectors are built (that needs
-the model) but no prompt of run.prompts is run.
+and norm, and the effective strength (strength x layer weight); then, for the first 3 prompts, the token
+positions each intervention steers at step 0 and the text of the first ones (chat prompts
+rendered by the model's chat template). Vectors are built (that needs the model) but no prompt
+of run.prompts is run.
 """
 
 
@@ -58,6 +60,25 @@ def _backend_lines(info: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _prompt_lines(prompts: list[dict[str, Any]]) -> list[str]:
+    """Per prompt, the tokens each intervention steers (the text of the first ones)."""
+    if not prompts:
+        return []
+    lines = [f"positions in the first {len(prompts)} prompt(s), token indices with BOS:"]
+    for number, prompt in enumerate(prompts, start=1):
+        text = json.dumps(prompt["prompt"][:70] + ("..." if len(prompt["prompt"]) > 70 else ""))
+        lines.append(f"  prompt {number} ({prompt['tokens']} tokens): {text}")
+        for row in prompt["interventions"]:
+            touched = row["step0"]
+            shown = " ".join(json.dumps(token) for token in row["tokens"])
+            more = " ..." if len(touched) > len(row["tokens"]) else ""
+            lines.append(
+                f"    #{row['intervention']} {row['label']}: step 0 -> {len(touched)} token(s) "
+                f"{touched[:6]}{more} {shown}{more}; later steps -> {row['later_steps']}"
+            )
+    return lines
+
+
 def _text(info: dict[str, Any]) -> str:
     model = info["model"]
     if info["plan"] is None:  # --no-model, remote, vllm: nothing compiled (explain_without_model)
@@ -90,6 +111,7 @@ def _text(info: dict[str, Any]) -> str:
             f"     positions {op['positions']}: step 0 -> {steps['step 0']}; "
             f"later steps -> {steps['later steps']}"
         )
+    lines.extend(_prompt_lines(info.get("prompt_positions") or []))
     if info["vectors"]:
         lines.append("vectors:")
         for name, vec in info["vectors"].items():

@@ -15,6 +15,7 @@ batch, same padding), and the trace reads them at step 0.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -28,7 +29,15 @@ from recipe_engine.format.positions import (
 )
 from recipe_engine.resolve.chat import TextMasks, text_masks
 
-__all__ = ["ALL", "NONE", "TextMasks", "position_mask", "text_masks", "touched_positions"]
+__all__ = [
+    "ALL",
+    "NONE",
+    "TextMasks",
+    "explain_positions",
+    "position_mask",
+    "text_masks",
+    "touched_positions",
+]
 
 
 ALL = "all"  # every position of the chunk: no masking needed
@@ -94,3 +103,31 @@ def touched_positions(selector: PositionSelector, text: str, tokenizer: Any) -> 
     if isinstance(mask, str):
         return list(range(length)) if mask == ALL else []
     return [int(i) for i in mask[0, :, 0].nonzero().flatten()]
+
+
+def explain_positions(
+    plan: Any, prompts: Sequence[str], tokenizer: Any, shown: int = 6
+) -> list[dict[str, Any]]:
+    """Per prompt, per intervention of the plan: the token indices it steers at step 0 (over the
+    prompt's tokens as the model reads them, BOS included), the text of the first `shown`, and
+    what it steers at later steps (`steer explain`)."""
+    firsts = {op.index: op for op in reversed(plan.ops)}  # one op per intervention
+    out: list[dict[str, Any]] = []
+    for text in prompts:
+        ids = tokenizer(text)["input_ids"]
+        rows = []
+        for index in sorted(firsts):
+            op = firsts[index]
+            touched = touched_positions(op.positions, text, tokenizer)
+            rows.append(
+                {
+                    "intervention": index,
+                    "label": op.label,
+                    "positions": op.positions.written,
+                    "step0": touched,
+                    "tokens": [tokenizer.decode([ids[i]]) for i in touched[:shown]],
+                    "later_steps": op.positions.per_step()["later steps"],
+                }
+            )
+        out.append({"prompt": str(text), "tokens": len(ids), "interventions": rows})
+    return out
