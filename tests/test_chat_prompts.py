@@ -71,7 +71,7 @@ def test_plain_prompts_do_not_meet_the_template(model: LoadedModel) -> None:
     """Existing recipes keep every number: a text prompt is tokenized exactly as before."""
     ref = PromptSourceRef(["The movie was"], None, "/run/prompts", Path("."), model.tokenizer)
     assert list(ref) == ["The movie was"]
-    assert type(list(ref)[0]) is str
+    assert all(type(prompt) is str for prompt in ref)
 
 
 CHATML = (
@@ -182,8 +182,8 @@ def test_assistant_positions_match_a_hook_at_the_answer(model: LoadedModel) -> N
 
 def test_user_turn_hidden_states_are_bit_identical_to_the_baseline(model: LoadedModel) -> None:
     """`positions: assistant` never reaches a user token: in a padded batch, every user-turn
-    hidden state of the last layer (after the final norm) equals plain transformers' unsteered forward, bit for bit,
-    while the assistant tokens move."""
+    hidden state of the last layer (after the final norm) equals plain transformers' unsteered
+    forward, bit for bit, while the assistant tokens move."""
     plan, _ = _plan(model, "assistant", "trace")
     rendered = [render_conversation(model.tokenizer, chat) for chat in CHATS]
     encoded = model.tokenizer(rendered, return_tensors="pt", padding=True)
@@ -290,24 +290,31 @@ def test_the_chat_recipe_steers_the_answers_and_explain_lists_its_tokens() -> No
     assert report.metric("token_prob:negative").delta <= -0.05
 
 
-CAA_RECIPE = """\
+QUESTIONS = ["Was it good? (A) yes (B) no", "Did you like the food? (A) yes (B) no"]
+
+
+def _caa_side(letter: str) -> str:
+    return "".join(
+        f"      - messages:\n          - {{role: user, content: {q!r}}}\n"
+        f"          - {{role: assistant, content: '({letter}'}}\n"
+        for q in QUESTIONS
+    )
+
+
+CAA_RECIPE = f"""\
 version: 1
 name: caa
-model: {id: builtin:tiny-sentiment}
+model: {{id: builtin:tiny-sentiment}}
 vectors:
   caa:
     kind: contrastive
     layer: 1
-    position: {after: "(", tokens: 1}
+    position: {{after: "(", tokens: 1}}
     positive:
-      - messages: [{role: user, content: "Was it good? (A) yes (B) no"}, {role: assistant, content: "(A"}]
-      - messages: [{role: user, content: "Did you like the food? (A) yes (B) no"}, {role: assistant, content: "(A"}]
-    negative:
-      - messages: [{role: user, content: "Was it good? (A) yes (B) no"}, {role: assistant, content: "(B"}]
-      - messages: [{role: user, content: "Did you like the food? (A) yes (B) no"}, {role: assistant, content: "(B"}]
-interventions:
-  - {vector: caa, layers: 1, positions: assistant}
-run: {mode: trace, prompts: [x]}
+{_caa_side("A")}    negative:
+{_caa_side("B")}interventions:
+  - {{vector: caa, layers: 1, positions: assistant}}
+run: {{mode: trace, prompts: [x]}}
 """
 
 
@@ -317,7 +324,7 @@ def test_a_caa_vector_reads_the_answer_letter(model: LoadedModel, tmp_path: Path
     from recipe_engine.api import compile_recipe, load_recipe
 
     compiled = compile_recipe(load_recipe(_recipe(tmp_path, CAA_RECIPE)))
-    questions = ["Was it good? (A) yes (B) no", "Did you like the food? (A) yes (B) no"]
+    questions = QUESTIONS
 
     def letter_state(question: str, letter: str) -> torch.Tensor:
         messages = [{"role": "user", "content": question}, {"role": "assistant", "content": letter}]
