@@ -340,3 +340,16 @@ def test_a_caa_vector_reads_the_answer_letter(model: LoadedModel, tmp_path: Path
     positive = torch.stack([letter_state(q, "(A") for q in questions]).mean(0)
     negative = torch.stack([letter_state(q, "(B") for q in questions]).mean(0)
     assert torch.allclose(compiled.vectors["caa"].tensor, positive - negative, atol=1e-5)
+
+
+def test_a_conversation_cache_key_follows_the_template(model: LoadedModel) -> None:
+    from recipe_engine.format.prompts import ChatPrompt
+
+    source = [ChatPrompt.model_validate({"messages": [{"role": "user", "content": "Hi"}]})]
+    other = copy.deepcopy(model.tokenizer)
+    other.chat_template = CHATML
+    key = PromptSourceRef(source, None, "/p", Path("."), model.tokenizer).sha256()
+    assert key != PromptSourceRef(source, None, "/p", Path("."), other).sha256()
+    text = PromptSourceRef(["Hi"], None, "/p", Path("."), model.tokenizer).sha256()
+    assert text == PromptSourceRef(["Hi"], None, "/p", Path("."), other).sha256()
+    assert text == PromptSourceRef(["Hi"], None, "/p", Path(".")).sha256()  # as before chats

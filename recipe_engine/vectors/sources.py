@@ -97,15 +97,29 @@ class PromptSourceRef:
             raise PromptFileError("file holds no prompts")
         return prompts
 
+    def _template(self) -> str:
+        """The chat template, when this source holds conversations: the same conversation
+        rendered by another template is other data (the model's identity does not cover the
+        tokenizer's files). Text prompts keep the key they always had."""
+        template = getattr(self.tokenizer, "chat_template", None)
+        if not isinstance(template, str):
+            return ""
+        if self.path is not None and file_format(self.path, self.source.format) != "jsonl":
+            return ""  # one text per line: never a conversation
+        chats = any(isinstance(prompt, Conversation) for _, prompt in self.raw())
+        return hashlib.sha256(template.encode("utf-8")).hexdigest() if chats else ""
+
     def sha256(self) -> str:
-        """Identifies the data, not its spelling: inline text, or file bytes + how it is read.
-        The same conversation rendered by another template is another model's cache key."""
+        """Identifies the data, not its spelling: inline text, or file bytes + how it is read
+        (+ the chat template that renders its conversations, if any)."""
         if self.path is None:
             items = [p if isinstance(p, str) else p.as_json() for _, p in self.raw()]
-            return hashlib.sha256(json.dumps(items).encode("utf-8")).hexdigest()
+            text = json.dumps(items) + self._template()
+            return hashlib.sha256(text.encode("utf-8")).hexdigest()
         spec = self.source
         reading = json.dumps([spec.format, spec.field, spec.limit, self.path.suffix.lower()])
-        return hashlib.sha256((file_sha256(self.path) + reading).encode("utf-8")).hexdigest()
+        text = file_sha256(self.path) + reading + self._template()
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def resolve_prompts(
