@@ -146,5 +146,8 @@ def test_the_answers_sentiment_moves(compiled: Any) -> None:
         f"\nSmolLM2 assistant-only: P(negative) {negative.baseline:.4f} -> {negative.steered:.4f}"
     )
     print(f"SmolLM2 assistant-only: P(positive) {positive.baseline:.4f} -> {positive.steered:.4f}")
+    for outcome in report.prompts:
+        assert outcome.baseline is not None
+        print(f"  {outcome.baseline.continuation!r} -> {outcome.steered.continuation!r}")
     assert negative.delta > 0
     assert positive.delta < 0
