@@ -353,3 +353,35 @@ def test_a_conversation_cache_key_follows_the_template(model: LoadedModel) -> No
     text = PromptSourceRef(["Hi"], None, "/p", Path("."), model.tokenizer).sha256()
     assert text == PromptSourceRef(["Hi"], None, "/p", Path("."), other).sha256()
     assert text == PromptSourceRef(["Hi"], None, "/p", Path(".")).sha256()  # as before chats
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("assistant", RolePositions("assistant")),
+        ("user", RolePositions("user")),
+        ({"after": "(A)"}, MarkerPositions("(A)")),
+        ({"after": "(", "tokens": 1}, MarkerPositions("(", 1)),
+    ],
+)
+def test_role_and_marker_positions_parse(written: Any, expected: Any) -> None:
+    from pydantic import TypeAdapter
+
+    from recipe_engine.format.positions import PositionSpec, parse_positions
+
+    selector = parse_positions(TypeAdapter(PositionSpec).validate_python(written))
+    assert selector == expected
+    assert selector.written == written  # explain and the report show it as written
+    assert selector.steers_later_steps == (written in ("assistant", {"after": "(A)"}))
+
+
+@pytest.mark.parametrize(
+    "bad", [{"after": ""}, {"after": "x", "tokens": 0}, {"before": "x"}, "bot"]
+)
+def test_bad_role_and_marker_positions_are_refused(bad: Any) -> None:
+    from pydantic import TypeAdapter, ValidationError
+
+    from recipe_engine.format.positions import PositionSpec
+
+    with pytest.raises(ValidationError):
+        TypeAdapter(PositionSpec).validate_python(bad)
