@@ -61,7 +61,9 @@ class ChatText(str):
 
     spans: tuple[RoleSpan, ...]
 
-    def __new__(cls, text: str, spans: tuple[RoleSpan, ...]) -> ChatText:
+    def __new__(cls, text: str, spans: tuple[RoleSpan, ...] = ()) -> ChatText:
+        # spans has a default so copy and pickle (which call __new__ with the text alone, then
+        # restore the attributes) work.
         self = super().__new__(cls, text)
         self.spans = spans
         return self
