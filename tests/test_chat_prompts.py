@@ -385,3 +385,11 @@ def test_bad_role_and_marker_positions_are_refused(bad: Any) -> None:
 
     with pytest.raises(ValidationError):
         TypeAdapter(PositionSpec).validate_python(bad)
+
+
+def test_a_user_position_on_text_prompts_warns(tmp_path: Path) -> None:
+    body = CHAT_RECIPE.replace("positions: assistant", "positions: user")
+    text_only = body.split("  prompts:")[0] + "  prompts: [How was it?]\n"
+    result = validate_file(_recipe(tmp_path, text_only), check_model=False)
+    assert [d.code for d in result.warnings] == ["positions-no-turns"]
+    assert validate_file(_recipe(tmp_path, body), check_model=False).warnings == []

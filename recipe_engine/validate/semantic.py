@@ -220,6 +220,22 @@ class _Checker:
             )
         if item.positions == "generated" and self.recipe.run.mode != "trace":
             yield from self.generated_only_metrics(at)
+        yield from self.turns_without_chat(at, item)
+
+    def turns_without_chat(self, at: str, item: Intervention) -> Iterator[Diagnostic]:
+        """`positions: user` (or system) on inline text prompts, which have no turns: the
+        intervention would select no token and report +0.0000 as if the steering did nothing."""
+        prompts = self.recipe.run.prompts
+        texts = [prompts] if isinstance(prompts, str) else prompts
+        roles = item.positions in ("user", "system")
+        if roles and isinstance(texts, list) and all(isinstance(p, str) for p in texts):
+            yield self.warning(
+                "positions-no-turns",
+                f"positions: {item.positions} selects the text of {item.positions} turns, but "
+                "every prompt is plain text (no turns), so no token is steered; write the "
+                "prompts as conversations (`messages:`)",
+                at + "/positions",
+            )
 
     def generated_only_metrics(self, at: str) -> Iterator[Diagnostic]:
         """An intervention on generated tokens cannot move a metric of the prompt's next
