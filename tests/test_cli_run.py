@@ -65,6 +65,10 @@ STEP_TABLE = {
     "prompt": ("every real prompt token", "nothing"),
     "generated": ("nothing", "the new token"),
     "last": ("the prompt's last token", "the new token"),
+    # chat prompts: the README's table of positions by role
+    "assistant": ("assistant turns and the generation prompt", "the new token"),
+    "user": ("the text of user turns", "nothing"),
+    "system": ("the text of system turns", "nothing"),
 }
 
 
@@ -106,7 +110,16 @@ def expected_prompts(path: Path) -> list[str]:
     assert isinstance(source, PromptFile)
     text = (path.parent / source.file).read_text(encoding="utf-8")
     prompts = [line for line in text.splitlines() if line.strip()]
+    if source.file.endswith(".jsonl"):
+        prompts = [_builtin_chat(json.loads(line)["messages"]) for line in prompts]
     return prompts[: source.limit] if source.limit else prompts
+
+
+def _builtin_chat(messages: list[dict[str, str]]) -> str:
+    """The embedded model's chat template, written out by hand: "role: text" per line, then
+    "assistant:"; a final assistant turn is continued (no newline after it)."""
+    text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+    return text[:-1] if messages[-1]["role"] == "assistant" else text + "assistant:"
 
 
 def expected_metric_names(path: Path) -> list[str]:
