@@ -393,3 +393,16 @@ def test_a_user_position_on_text_prompts_warns(tmp_path: Path) -> None:
     result = validate_file(_recipe(tmp_path, text_only), check_model=False)
     assert [d.code for d in result.warnings] == ["positions-no-turns"]
     assert validate_file(_recipe(tmp_path, body), check_model=False).warnings == []
+
+
+def test_a_template_that_writes_the_bos_leaves_one(model: LoadedModel) -> None:
+    """The embedded tokenizer adds <|endoftext|> itself: a template writing it too would give
+    two; the rendered text drops the template's, and the spans move with it."""
+    tokenizer = copy.deepcopy(model.tokenizer)
+    tokenizer.chat_template = "{{ bos_token }}" + CHATML
+    text = render_conversation(tokenizer, Conversation((("user", "Hi"),)))
+    assert not text.startswith("<|endoftext|>")
+    ids = tokenizer(text)["input_ids"]
+    assert ids.count(tokenizer.bos_token_id) == 1
+    user = next(span for span in text.spans if span.role == "user")
+    assert text[user.start : user.end] == "Hi"

@@ -6,7 +6,8 @@ template itself, never from guessing its markup: the conversation is rendered a 
 with every message replaced by a one-character placeholder, and each placeholder's index, shifted
 by the lengths of the messages before it, is where that message's text starts in the real
 rendering (checked character by character, so a template that rewrites a message is refused
-rather than mislocated). Tokens are then matched to spans by their offsets (execute/positions.py).
+rather than mislocated). Tokens are then matched to spans by their character offsets
+(`text_masks`, below), which execute/positions.py and vector extraction read.
 
 How a conversation is rendered: ending on a user or system turn, with `add_generation_prompt`
 (the assistant's turn starts, and that header text counts as assistant); ending on an assistant
@@ -85,15 +86,16 @@ def _has_template(tokenizer: Any) -> bool:
     return bool(getattr(tokenizer, "chat_template", None))
 
 
-def _strip_doubled_bos(tokenizer: Any, text: str, shift: int) -> tuple[str, int]:
-    """Templates that write the BOS themselves, for a tokenizer that adds one too: keep one."""
+def _strip_doubled_bos(tokenizer: Any, text: str) -> tuple[str, int]:
+    """Templates that write the BOS themselves, for a tokenizer that adds one too: keep the
+    tokenizer's. Returns the text and how far its characters moved."""
     bos = getattr(tokenizer, "bos_token", None)
     if not bos or not text.startswith(bos):
-        return text, shift
+        return text, 0
     ids = tokenizer("x")["input_ids"]
     if ids and ids[0] == tokenizer.bos_token_id:
-        return text[len(bos) :], shift - len(bos)
-    return text, shift
+        return text[len(bos) :], -len(bos)
+    return text, 0
 
 
 def render_conversation(tokenizer: Any, conversation: Conversation) -> ChatText:
@@ -133,7 +135,7 @@ def render_conversation(tokenizer: Any, conversation: Conversation) -> ChatText:
         shift += len(written) - 1
     if without_prompt is not None and text.startswith(without_prompt):
         spans.append(RoleSpan("assistant", len(without_prompt), len(text)))
-    text, offset = _strip_doubled_bos(tokenizer, text, 0)
+    text, offset = _strip_doubled_bos(tokenizer, text)
     moved = tuple(
         RoleSpan(s.role, s.start + offset, s.end + offset) for s in spans if s.end > s.start
     )
