@@ -23,7 +23,8 @@ from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.load import load_document
 from recipe_engine.load.prompt_files import Conversation
 from recipe_engine.plan import Plan
-from recipe_engine.resolve.chat import ChatTemplateError, RoleSpan, render_conversation, text_masks
+from recipe_engine.resolve.chat import ChatTemplateError, RoleSpan, render_conversation
+from recipe_engine.resolve.chat_tokens import text_masks
 from recipe_engine.resolve.model_loader import LoadedModel, load_model
 from recipe_engine.validate import validate_file
 from recipe_engine.vectors.sources import PromptSourceRef

@@ -16,7 +16,7 @@ import torch
 
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.positions import RolePositions
-from recipe_engine.resolve.chat import text_masks
+from recipe_engine.resolve.chat_tokens import text_masks
 from tests.support.engine_reference import hooks, reference_generate
 
 pytestmark = pytest.mark.slow

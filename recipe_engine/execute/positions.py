@@ -7,10 +7,10 @@ same code serves trace, generate (every step) and persistent edits, whatever the
 Ranks count each row's real tokens (padding excluded), so index 0 is a prompt's first real token
 and -1 its last, whatever the padding. See recipe_engine/format/positions.py for the table.
 
-Roles and markers (TextPositions) need the prompt's text: `text_masks` (resolve/chat.py, where
-vector extraction reads them too) computes them per batch, before the trace, from the
-tokenizer's character offsets of the very tokenization the trace runs (same tokenizer, same
-batch, same padding), and the trace reads them at step 0.
+Roles and markers (TextPositions) need the prompt's text: `text_masks`
+(resolve/chat_tokens.py, where vector extraction reads them too) computes them per batch,
+before the trace, from the tokenizer's character offsets of the very tokenization the trace
+runs (same tokenizer, same batch, same padding), and the trace reads them at step 0.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from recipe_engine.format.positions import (
     PositionSelector,
     RolePositions,
 )
-from recipe_engine.resolve.chat import TextMasks, text_masks
+from recipe_engine.resolve.chat_tokens import TextMasks, text_masks
 
 __all__ = [
     "ALL",

@@ -7,7 +7,8 @@ with every message replaced by a one-character placeholder, and each placeholder
 by the lengths of the messages before it, is where that message's text starts in the real
 rendering (checked character by character, so a template that rewrites a message is refused
 rather than mislocated). Tokens are then matched to spans by their character offsets
-(`text_masks`, below), which execute/positions.py and vector extraction read.
+(resolve/chat_tokens.py). Torch-free: prompt sources render here, and `steer explain --no-model`
+reads them without the run extra.
 
 How a conversation is rendered: ending on a user or system turn, with `add_generation_prompt`
 (the assistant's turn starts, and that header text counts as assistant); ending on an assistant
@@ -16,31 +17,12 @@ turn, with `continue_final_message` (a prefill the model continues).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from recipe_engine.errors import UsageError
-from recipe_engine.format.positions import (
-    MarkerPositions,
-    PositionSelector,
-    RolePositions,
-    TextPositions,
-)
 from recipe_engine.load.prompt_files import Conversation
 
-__all__ = [
-    "ChatTemplateError",
-    "ChatText",
-    "RoleSpan",
-    "TextMasks",
-    "render_conversation",
-    "text_masks",
-]
-
-TextMasks = dict[TextPositions, torch.Tensor]  # selector -> [B, T] bool over the padded batch
+__all__ = ["ChatTemplateError", "ChatText", "RoleSpan", "render_conversation"]
 
 # Private-use characters: never in a real message, one character each.
 _PLACEHOLDER_BASE = 0xF0000
@@ -140,66 +122,3 @@ def render_conversation(tokenizer: Any, conversation: Conversation) -> ChatText:
         RoleSpan(s.role, s.start + offset, s.end + offset) for s in spans if s.end > s.start
     )
     return ChatText(text, moved)
-
-
-def _token_spans(tokenizer: Any, batch: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """([B, T, 2] character offsets, [B, T] real) of the batch as the trace tokenizes it."""
-    if not getattr(tokenizer, "is_fast", False):
-        raise UsageError(
-            "positions by role or marker read each token's character offsets, which only a "
-            "fast (Rust) tokenizer gives; this model's tokenizer is a slow one"
-        )
-    encoded = tokenizer(list(batch), return_tensors="pt", padding=True, return_offsets_mapping=True)
-    return encoded["offset_mapping"], encoded["attention_mask"].bool()
-
-
-def _role_row(
-    selector: RolePositions, text: str, starts: torch.Tensor, ends: torch.Tensor
-) -> torch.Tensor:
-    mask = torch.zeros_like(starts, dtype=torch.bool)
-    for span in getattr(text, "spans", ()):  # a plain text has no turns
-        if span.role == selector.role:
-            mask |= (starts < span.end) & (ends > span.start)
-    return mask
-
-
-def _marker_row(
-    selector: MarkerPositions, text: str, starts: torch.Tensor, ends: torch.Tensor, row: int
-) -> torch.Tensor:
-    found = text.rfind(selector.after)
-    if found < 0:
-        raise UsageError(
-            f"positions {{after: {selector.after!r}}}: prompt {row + 1} of its batch does not "
-            f"contain that text: {str(text)[:80]!r}"
-        )
-    mask = ends > found + len(selector.after)
-    if selector.tokens is not None:
-        mask &= mask.long().cumsum(dim=0) <= selector.tokens
-    return mask
-
-
-def text_masks(
-    selectors: Iterable[PositionSelector], batch: Sequence[str], tokenizer: Any
-) -> TextMasks:
-    """Per role or marker selector: which tokens of the left-padded batch it covers. A token
-    belongs to a role when its characters overlap that role's text (resolve/chat.py), and
-    follows a marker when it holds a character past the marker's last occurrence; tokens the
-    tokenizer added (a BOS: no characters) and padding belong to neither."""
-    wanted = list(dict.fromkeys(s for s in selectors if isinstance(s, TextPositions)))
-    if not wanted:
-        return {}
-    offsets, real = _token_spans(tokenizer, batch)
-    starts, ends = offsets[..., 0], offsets[..., 1]
-    covered = real & (ends > starts)
-    masks: TextMasks = {}
-    for selector in wanted:
-        rows = []
-        for row, text in enumerate(batch):
-            # Tokens without characters (added by the tokenizer) and padding: before any text.
-            s, e = starts[row].where(covered[row], -1), ends[row].where(covered[row], -1)
-            if isinstance(selector, RolePositions):
-                rows.append(_role_row(selector, text, s, e))
-            else:
-                rows.append(_marker_row(selector, text, s, e, row))
-        masks[selector] = torch.stack(rows)
-    return masks

@@ -25,7 +25,7 @@ import torch
 
 from recipe_engine.format.positions import AfterMarker, TextPositions, parse_positions
 from recipe_engine.resolve.architectures import envoy_at
-from recipe_engine.resolve.chat import text_masks
+from recipe_engine.resolve.chat_tokens import text_masks
 from recipe_engine.resolve.context import PromptTooLong, learned_positions
 from recipe_engine.resolve.loaded_model import LoadedModel
 
