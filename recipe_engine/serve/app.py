@@ -21,7 +21,7 @@ from recipe_engine.serve.profiles import PROFILE_NAME
 from recipe_engine.serve.protocol import ChatRequest, CompletionRequest
 from recipe_engine.serve.requests import ApiError, Prepared, prepare
 from recipe_engine.serve.responses import Reply, reply_chunks, reply_json, steering_headers
-from recipe_engine.serve.server import ServerState
+from recipe_engine.serve.state import ServerState
 
 __all__ = ["create_app"]
 
@@ -32,8 +32,9 @@ class PostedRecipe(BaseModel):
 
 
 def _error(exc: ApiError) -> JSONResponse:
-    body = {"error": {"message": exc.message, "type": exc.kind, "param": exc.param,
-                      "code": exc.code}}
+    body = {
+        "error": {"message": exc.message, "type": exc.kind, "param": exc.param, "code": exc.code}
+    }
     return JSONResponse(body, status_code=exc.status)
 
 
@@ -51,38 +52,59 @@ async def _complete(state: ServerState, prepared: Prepared) -> list[RowResult]:
     try:
         futures = state.batcher.submit(prepared.rows)
     except QueueFull:
-        raise ApiError(429, f"the server is busy ({state.config.max_queue} prompts waiting): "
-                       "retry later", kind="rate_limit_error") from None
+        raise ApiError(
+            429,
+            f"the server is busy ({state.config.max_queue} prompts waiting): retry later",
+            kind="rate_limit_error",
+        ) from None
     waiting = [asyncio.wrap_future(f) for f in futures]
     try:
         return list(await asyncio.wait_for(asyncio.gather(*waiting), state.config.timeout_s))
     except asyncio.TimeoutError:  # wait_for cancels the rows: the batcher skips them
-        raise ApiError(504, f"no answer within {state.config.timeout_s} s (steer serve "
-                       "--timeout)", kind="timeout_error") from None
+        raise ApiError(
+            504,
+            f"no answer within {state.config.timeout_s} s (steer serve --timeout)",
+            kind="timeout_error",
+        ) from None
 
 
-async def _serve(state: ServerState, request: Request, body: CompletionRequest | ChatRequest,
-                 chat: bool) -> Response:
+async def _serve(
+    state: ServerState, request: Request, body: CompletionRequest | ChatRequest, chat: bool
+) -> Response:
     started = time.perf_counter()
     request_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
     fields: dict[str, object] = {"id": request_id, "path": request.url.path, "model": body.model}
     try:
         prepared = prepare(state, body)
-        fields.update(profile=prepared.profile.name if prepared.profile else None,
-                      strength=prepared.strength, prompts=len(prepared.rows))
+        fields.update(
+            profile=prepared.profile.name if prepared.profile else None,
+            strength=prepared.strength,
+            prompts=len(prepared.rows),
+        )
         results = await _complete(state, prepared)
     except ApiError as exc:
-        state.log("request", **fields, status=exc.status, error=exc.message,
-                  seconds=round(time.perf_counter() - started, 4))
+        state.log(
+            "request",
+            **fields,
+            status=exc.status,
+            error=exc.message,
+            seconds=round(time.perf_counter() - started, 4),
+        )
         return _error(exc)
     reply = Reply(request_id, body.model, chat, prepared, results)
-    state.log("request", **fields, status=200, usage=reply.usage(),
-              seconds=round(time.perf_counter() - started, 4))
+    state.log(
+        "request",
+        **fields,
+        status=200,
+        usage=reply.usage(),
+        seconds=round(time.perf_counter() - started, 4),
+    )
     headers = steering_headers(prepared)
     if body.stream:
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(_sse(reply, include_usage), media_type="text/event-stream",
-                                 headers=headers)
+        return StreamingResponse(
+            _sse(reply, include_usage), media_type="text/event-stream", headers=headers
+        )
     return JSONResponse(reply_json(reply), headers=headers)
 
 
@@ -92,14 +114,20 @@ async def _sse(reply: Reply, include_usage: bool) -> AsyncIterator[str]:
     yield "data: [DONE]\n\n"
 
 
-def _limit_body(state: ServerState) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    async def middleware(request: Request,
-                         call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+def _limit_body(
+    state: ServerState,
+) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
+    async def middleware(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         limit = state.config.max_body_bytes
         length = request.headers.get("content-length")
         if length is not None and length.isdigit() and int(length) > limit:
-            return _error(ApiError(413, f"request body is {length} bytes, over this server's "
-                                   f"limit of {limit}"))
+            return _error(
+                ApiError(
+                    413, f"request body is {length} bytes, over this server's limit of {limit}"
+                )
+            )
         return await call_next(request)
 
     return middleware
@@ -107,22 +135,40 @@ def _limit_body(state: ServerState) -> Callable[[Request, Callable[[Request], Aw
 
 def _post_profile(state: ServerState, posted: PostedRecipe) -> Response:
     if not state.config.allow_post:
-        return _error(ApiError(403, "posting recipes is off on this server (steer serve "
-                               "--allow-post turns it on)", kind="permission_error"))
+        return _error(
+            ApiError(
+                403,
+                "posting recipes is off on this server (steer serve --allow-post turns it on)",
+                kind="permission_error",
+            )
+        )
     size = len(posted.recipe.encode())
     if size > state.config.max_post_bytes:
-        return _error(ApiError(413, f"recipe is {size} bytes, over this server's limit of "
-                               f"{state.config.max_post_bytes}"))
+        return _error(
+            ApiError(
+                413,
+                f"recipe is {size} bytes, over this server's limit of "
+                f"{state.config.max_post_bytes}",
+            )
+        )
     try:
         profile = state.store.add_posted(posted.name, posted.recipe)
     except RecipeError as exc:
-        lines = [d.format().replace(f".posted-{posted.name}.yaml", f"{posted.name}.yaml")
-                 for d in exc.diagnostics]
+        lines = [
+            d.format().replace(f".posted-{posted.name}.yaml", f"{posted.name}.yaml")
+            for d in exc.diagnostics
+        ]
         return _error(ApiError(400, "invalid recipe:\n" + "\n".join(lines), param="recipe"))
     except ValueError as exc:
         return _error(ApiError(409, str(exc), param="name"))
-    return JSONResponse({"id": f"{state.config.name}:{profile.name}", "object": "model",
-                         "vectors": profile.vector_hashes}, status_code=201)
+    return JSONResponse(
+        {
+            "id": f"{state.config.name}:{profile.name}",
+            "object": "model",
+            "vectors": profile.vector_hashes,
+        },
+        status_code=201,
+    )
 
 
 def create_app(state: ServerState) -> FastAPI:
@@ -135,14 +181,22 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.get("/health")
     async def health() -> dict[str, object]:
-        return {"status": "ok", "model": state.config.name, "profiles": state.store.names(),
-                "waiting": state.batcher.waiting}
+        return {
+            "status": "ok",
+            "model": state.config.name,
+            "profiles": state.store.names(),
+            "waiting": state.batcher.waiting,
+        }
 
     @app.get("/v1/models")
     async def models() -> dict[str, object]:
         names = [state.config.name] + [f"{state.config.name}:{p}" for p in state.store.names()]
-        return {"object": "list", "data": [
-            {"id": n, "object": "model", "created": 0, "owned_by": "steer"} for n in names]}
+        return {
+            "object": "list",
+            "data": [
+                {"id": n, "object": "model", "created": 0, "owned_by": "steer"} for n in names
+            ],
+        }
 
     @app.post("/v1/completions")
     async def completions(request: Request, body: CompletionRequest) -> Response:

@@ -96,6 +96,8 @@ def execute_batch(model: LoadedModel, rows: list[Row]) -> list[RowResult]:
         groups.setdefault(_group_key(index, row), []).append(index)
     results: list[RowResult | None] = [None] * len(rows)
     for indices in groups.values():
-        for index, result in zip(indices, _run_group(model, [rows[i] for i in indices]), strict=True):
+        for index, result in zip(
+            indices, _run_group(model, [rows[i] for i in indices]), strict=True
+        ):
             results[index] = result
     return [r for r in results if r is not None]

@@ -10,14 +10,21 @@ from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.serve.engine import Row
 from recipe_engine.serve.profiles import Profile
 from recipe_engine.serve.protocol import ChatRequest, CompletionRequest, fallback_chat_prompt
-from recipe_engine.serve.server import ServerState
+from recipe_engine.serve.state import ServerState
 
 __all__ = ["ApiError", "Prepared", "chat_prompt", "prepare"]
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, *, kind: str = "invalid_request_error",
-                 param: str | None = None, code: str | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        kind: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -42,46 +49,69 @@ def choose_profile(state: ServerState, body: CompletionRequest | ChatRequest) ->
     if model != name and model != state.config.model:
         head, sep, tail = model.rpartition(":")
         if not sep or head not in (name, state.config.model):
-            raise ApiError(404, f"unknown model {model!r}: this server serves {name!r} and "
-                           f"{name!r}:PROFILE (GET /v1/models lists them)", param="model",
-                           code="model_not_found")
+            raise ApiError(
+                404,
+                f"unknown model {model!r}: this server serves {name!r} and "
+                f"{name!r}:PROFILE (GET /v1/models lists them)",
+                param="model",
+                code="model_not_found",
+            )
         if profile is not None and profile != tail:
-            raise ApiError(400, f"model names profile {tail!r} but profile is {profile!r}: "
-                           "give one", param="profile")
+            raise ApiError(
+                400,
+                f"model names profile {tail!r} but profile is {profile!r}: give one",
+                param="profile",
+            )
         profile = tail
     if profile is None:
         return None
     found = state.store.get(profile)
     if found is None:
         known = ", ".join(state.store.names()) or "none"
-        raise ApiError(404, f"unknown profile {profile!r} (profiles: {known})", param="profile",
-                       code="profile_not_found")
+        raise ApiError(
+            404,
+            f"unknown profile {profile!r} (profiles: {known})",
+            param="profile",
+            code="profile_not_found",
+        )
     return found
 
 
-def _strength(state: ServerState, body: CompletionRequest | ChatRequest,
-              profile: Profile | None) -> float | None:
+def _strength(
+    state: ServerState, body: CompletionRequest | ChatRequest, profile: Profile | None
+) -> float | None:
     if body.strength is None:
         return None
     if profile is None:
         raise ApiError(400, "strength needs a profile (model NAME:PROFILE)", param="strength")
     limit = state.config.max_strength
     if not abs(body.strength) <= limit:
-        raise ApiError(400, f"strength {body.strength} is over this server's limit of {limit} "
-                       "(steer serve --max-strength)", param="strength")
+        raise ApiError(
+            400,
+            f"strength {body.strength} is over this server's limit of {limit} "
+            "(steer serve --max-strength)",
+            param="strength",
+        )
     return float(body.strength)
 
 
-def _generation(state: ServerState, body: CompletionRequest | ChatRequest, limit: int | None,
-                profile: Profile | None) -> GenerationSpec:
+def _generation(
+    state: ServerState,
+    body: CompletionRequest | ChatRequest,
+    limit: int | None,
+    profile: Profile | None,
+) -> GenerationSpec:
     """The profile's generation settings (the defaults when unsteered), with the request's."""
     gen = profile.generation if profile is not None else GenerationSpec()
     update: dict[str, object] = {}
     if limit is not None:
         if limit > state.config.max_tokens:
-            raise ApiError(400, f"max_tokens {limit} is over this server's limit of "
-                           f"{state.config.max_tokens} (steer serve --max-tokens)",
-                           param="max_tokens")
+            raise ApiError(
+                400,
+                f"max_tokens {limit} is over this server's limit of "
+                f"{state.config.max_tokens} (steer serve --max-tokens)",
+                param="max_tokens",
+            )
         update["max_new_tokens"] = limit
     elif gen.max_new_tokens > state.config.max_tokens:
         update["max_new_tokens"] = state.config.max_tokens
@@ -114,19 +144,31 @@ def chat_prompt(state: ServerState, body: ChatRequest) -> str:
 def _count_tokens(state: ServerState, prompt: str, new_tokens: int) -> int:
     limit = state.config.max_prompt_tokens
     if len(prompt) > 8 * limit:  # a token is rarely under 1/8 of a character: skip the work
-        raise ApiError(400, f"prompt is {len(prompt)} characters, over this server's limit of "
-                       f"{limit} tokens (steer serve --max-prompt-tokens)", param="prompt")
+        raise ApiError(
+            400,
+            f"prompt is {len(prompt)} characters, over this server's limit of "
+            f"{limit} tokens (steer serve --max-prompt-tokens)",
+            param="prompt",
+        )
     count = len(state.tokenizer(prompt)["input_ids"])
     if count == 0:
         raise ApiError(400, "prompt is empty", param="prompt")
     if count > limit:
-        raise ApiError(400, f"prompt is {count} tokens, over this server's limit of {limit} "
-                       "(steer serve --max-prompt-tokens)", param="prompt")
+        raise ApiError(
+            400,
+            f"prompt is {count} tokens, over this server's limit of {limit} "
+            "(steer serve --max-prompt-tokens)",
+            param="prompt",
+        )
     positions = state.position_limit
     if positions is not None and count + new_tokens > positions:
-        raise ApiError(400, f"prompt is {count} tokens + {new_tokens} to generate, more than the "
-                       f"{positions} positions the model has learned: shorten it or lower "
-                       "max_tokens", param="prompt")
+        raise ApiError(
+            400,
+            f"prompt is {count} tokens + {new_tokens} to generate, more than the "
+            f"{positions} positions the model has learned: shorten it or lower "
+            "max_tokens",
+            param="prompt",
+        )
     return count
 
 

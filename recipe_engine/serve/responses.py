@@ -59,8 +59,11 @@ class Reply:
     def usage(self) -> dict[str, int]:
         completion = sum(len(c.pieces) for c in self.choices())
         prompt = self.prepared.prompt_tokens
-        return {"prompt_tokens": prompt, "completion_tokens": completion,
-                "total_tokens": prompt + completion}
+        return {
+            "prompt_tokens": prompt,
+            "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+        }
 
     def steering(self) -> dict[str, object]:
         profile = self.prepared.profile
@@ -90,14 +93,30 @@ def reply_json(reply: Reply) -> dict[str, object]:
     for index, choice in enumerate(reply.choices()):
         if reply.chat:
             message = {"role": "assistant", "content": choice.text}
-            choices.append({"index": index, "message": message,
-                            "finish_reason": choice.finish_reason, "logprobs": None})
+            choices.append(
+                {
+                    "index": index,
+                    "message": message,
+                    "finish_reason": choice.finish_reason,
+                    "logprobs": None,
+                }
+            )
         else:
-            choices.append({"index": index, "text": choice.text,
-                            "finish_reason": choice.finish_reason, "logprobs": None})
+            choices.append(
+                {
+                    "index": index,
+                    "text": choice.text,
+                    "finish_reason": choice.finish_reason,
+                    "logprobs": None,
+                }
+            )
     kind = "chat.completion" if reply.chat else "text_completion"
-    return {**reply.head(kind), "choices": choices, "usage": reply.usage(),
-            "steering": reply.steering()}
+    return {
+        **reply.head(kind),
+        "choices": choices,
+        "usage": reply.usage(),
+        "steering": reply.steering(),
+    }
 
 
 def reply_chunks(reply: Reply, include_usage: bool) -> list[dict[str, object]]:
