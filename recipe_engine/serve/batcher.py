@@ -40,6 +40,7 @@ class Batcher:
         self.max_batch = max_batch
         self.wait_s = wait_s  # how long the first row of a batch waits for company
         self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=max_queue)
+        self.batches_started = 0  # for tests and /health: batches handed to execute_batch
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="steer-serve-batcher", daemon=True)
 
@@ -94,6 +95,7 @@ class Batcher:
             if not batch:
                 continue
             started = time.perf_counter()
+            self.batches_started += 1
             try:
                 results = execute_batch(self.model, [item.row for item in batch])
             except Exception as exc:  # every request of the batch gets the failure
