@@ -27,7 +27,10 @@ PROFILES = {
     "positive": (4.0, f"{{max_new_tokens: {NEW_TOKENS}}}"),
     "negative": (-4.0, f"{{max_new_tokens: {NEW_TOKENS}}}"),
     "mild": (1.5, f"{{max_new_tokens: {NEW_TOKENS}}}"),
-    "sampled": (2.0, f"{{max_new_tokens: {NEW_TOKENS}, do_sample: true, temperature: 0.9, seed: 7}}"),
+    "sampled": (
+        2.0,
+        f"{{max_new_tokens: {NEW_TOKENS}, do_sample: true, temperature: 0.9, seed: 7}}",
+    ),
 }
 
 
@@ -74,7 +77,9 @@ def steer_run(recipe: Path, *overrides: str) -> dict[str, dict[str, str]]:
 
 
 @contextmanager
-def serving(folder: Path, log: io.StringIO | None = None, **options: object) -> Iterator[RunningServer]:
+def serving(
+    folder: Path, log: io.StringIO | None = None, **options: object
+) -> Iterator[RunningServer]:
     config = ServeConfig([folder], MODEL, port=0, log=JsonLog(log), **options)  # type: ignore[arg-type]
     server = start_server(config)
     try:

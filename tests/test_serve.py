@@ -57,7 +57,11 @@ def expected(folder: Path) -> dict[str, dict[str, dict[str, str]]]:
 
 def _complete(server: RunningServer, model: str, prompt: str, **extra: object) -> str:
     reply = client(server).completions.create(
-        model=model, prompt=prompt, max_tokens=NEW_TOKENS, temperature=0, **extra  # type: ignore[arg-type]
+        model=model,
+        prompt=prompt,
+        max_tokens=NEW_TOKENS,
+        temperature=0,
+        **extra,  # type: ignore[arg-type]
     )
     assert reply.usage is not None and reply.usage.completion_tokens <= NEW_TOKENS
     return reply.choices[0].text
@@ -149,14 +153,19 @@ def test_chat_equals_steer_run_of_its_prompt(
 ) -> None:
     user = "Tell me about the trip"
     recipe = folder / "chat-reference.yml.txt"  # not a .yaml: the server does not serve it
-    recipe.write_text(recipe_text("chat", 4.0, f"{{max_new_tokens: {NEW_TOKENS}}}", [_chat_prompt(user)]))
+    recipe.write_text(
+        recipe_text("chat", 4.0, f"{{max_new_tokens: {NEW_TOKENS}}}", [_chat_prompt(user)])
+    )
     reference = next(iter(steer_run(recipe).values()))["steered"]
     recipe.unlink()
     messages = [{"role": "user", "content": user}]
     chat = client(server).chat.completions
     if stream:
         parts = chat.create(
-            model=f"{NAME}:positive", messages=messages, max_tokens=NEW_TOKENS, stream=True,  # type: ignore[arg-type]
+            model=f"{NAME}:positive",
+            messages=messages,
+            max_tokens=NEW_TOKENS,
+            stream=True,  # type: ignore[arg-type]
             stream_options={"include_usage": True},
         )
         chunks = list(parts)
@@ -179,10 +188,14 @@ def test_seeded_sampling_equals_steer_run(server: RunningServer, folder: Path) -
     with ThreadPoolExecutor(len(jobs)) as pool:
         answers = list(
             pool.map(
-                lambda job: client(server)
-                .completions.create(model=f"{NAME}:{job[0]}", prompt=job[1], max_tokens=NEW_TOKENS)
-                .choices[0]
-                .text,
+                lambda job: (
+                    client(server)
+                    .completions.create(
+                        model=f"{NAME}:{job[0]}", prompt=job[1], max_tokens=NEW_TOKENS
+                    )
+                    .choices[0]
+                    .text
+                ),
                 jobs,
             )
         )
@@ -226,4 +239,6 @@ def test_malformed_and_huge_bodies_then_the_server_still_serves(
     with pytest.raises(openai.NotFoundError, match="unknown profile"):
         client(server).completions.create(model=f"{NAME}:nope", prompt="x")
     assert _complete(server, f"{NAME}:mild", PROMPTS[0]) == expected["mild"][PROMPTS[0]]["steered"]
-    assert httpx.get(server.url.removesuffix("/v1") + "/health", timeout=60).json()["status"] == "ok"
+    assert (
+        httpx.get(server.url.removesuffix("/v1") + "/health", timeout=60).json()["status"] == "ok"
+    )

@@ -17,7 +17,15 @@ import openai
 import pytest
 
 from recipe_engine.api import RunningServer
-from tests.serve_support import NAME, NEW_TOKENS, PROMPTS, client, recipe_text, serving, write_profiles
+from tests.serve_support import (
+    NAME,
+    NEW_TOKENS,
+    PROMPTS,
+    client,
+    recipe_text,
+    serving,
+    write_profiles,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
@@ -35,7 +43,9 @@ def _events(log: io.StringIO, event: str) -> list[dict[str, object]]:
 
 
 def _vector_hash(server: RunningServer, profile: str) -> str:
-    reply = client(server).completions.create(model=f"{NAME}:{profile}", prompt=PROMPTS[0], max_tokens=2)
+    reply = client(server).completions.create(
+        model=f"{NAME}:{profile}", prompt=PROMPTS[0], max_tokens=2
+    )
     return str((reply.model_extra or {})["steering"]["vectors"]["sentiment"])
 
 
@@ -76,7 +86,9 @@ def test_post_a_recipe_only_when_enabled_and_only_inside_the_folder(tmp_path: Pa
     with serving(folder, io.StringIO(), reload_interval_s=0) as server:
         off = httpx.post(f"{server.url}/profiles", json=body, timeout=300)
         assert off.status_code == 403 and "--allow-post" in off.json()["error"]["message"]
-    with serving(folder, io.StringIO(), reload_interval_s=0, allow_post=True, max_post_bytes=4096) as server:
+    with serving(
+        folder, io.StringIO(), reload_interval_s=0, allow_post=True, max_post_bytes=4096
+    ) as server:
         url = f"{server.url}/profiles"
         made = httpx.post(url, json=body, timeout=300)
         assert made.status_code == 201, made.text
@@ -84,7 +96,10 @@ def test_post_a_recipe_only_when_enabled_and_only_inside_the_folder(tmp_path: Pa
         assert _vector_hash(server, "posted") == made.json()["vectors"]["sentiment"]
         again = httpx.post(url, json=body, timeout=300)
         assert again.status_code == 409
-        escape = {"name": "escape", "recipe": body["recipe"].replace("path: sentiment", "path: ../outside")}
+        escape = {
+            "name": "escape",
+            "recipe": body["recipe"].replace("path: sentiment", "path: ../outside"),
+        }
         refused = httpx.post(url, json=escape, timeout=300)
         assert refused.status_code == 400 and "outside" in refused.json()["error"]["message"]
         assert not (folder / "escape.yaml").exists()
@@ -96,7 +111,11 @@ def test_post_a_recipe_only_when_enabled_and_only_inside_the_folder(tmp_path: Pa
         sneaky = {"name": "../up", "recipe": body["recipe"]}
         assert httpx.post(url, json=sneaky, timeout=300).status_code == 400
         assert sorted(p.name for p in folder.glob("*.yaml")) == [
-            "mild.yaml", "negative.yaml", "positive.yaml", "posted.yaml", "sampled.yaml"
+            "mild.yaml",
+            "negative.yaml",
+            "positive.yaml",
+            "posted.yaml",
+            "sampled.yaml",
         ]
 
 
@@ -108,7 +127,9 @@ def test_full_queue_gets_429_and_a_slow_answer_504(tmp_path: Path) -> None:
 
         def ask() -> None:
             try:
-                reply = client(server).completions.create(model=NAME, prompt=PROMPTS[0], max_tokens=NEW_TOKENS)
+                reply = client(server).completions.create(
+                    model=NAME, prompt=PROMPTS[0], max_tokens=NEW_TOKENS
+                )
                 answers.append(reply.choices[0].text)
             except openai.APIStatusError as exc:
                 answers.append(exc.status_code)

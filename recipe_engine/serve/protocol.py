@@ -8,6 +8,7 @@ the top level, which is where the openai client puts `extra_body`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -82,7 +83,7 @@ class ChatRequest(_Body):
         return self.max_completion_tokens or self.max_tokens
 
 
-def fallback_chat_prompt(messages: list[tuple[str, str]]) -> str:
+def fallback_chat_prompt(messages: Sequence[tuple[str, str]]) -> str:
     """The prompt of a chat for a tokenizer without a chat template: one line per message,
     `role: content`, then `assistant:` for the model to continue (README, steer serve)."""
     lines = [f"{role}: {content}" for role, content in messages]
