@@ -62,7 +62,7 @@ def test_profiles_reload_and_an_invalid_edit_keeps_the_old_one(tmp_path: Path) -
         _wait_for(lambda: bool(_events(log, "profile_rejected")), "the rejection")
         rejected = _events(log, "profile_rejected")[0]
         assert rejected["profile"] == "mild"
-        assert any("mild.yaml:7:" in d and "strenght" in d for d in rejected["diagnostics"])  # type: ignore[attr-defined]
+        assert any("mild.yaml:7:52:" in d and "strenght" in d for d in rejected["diagnostics"])  # type: ignore[attr-defined]
         assert server.state.store.get("mild") is old  # still served
         client(server).completions.create(model=f"{NAME}:mild", prompt="x", max_tokens=1)
         # a valid edit replaces it

@@ -14,10 +14,11 @@ __all__ = ["add_parser", "serve"]
 
 EPILOG = """\
 examples:
-  steer serve recipes/serve/ --model builtin:tiny-sentiment
-  steer serve recipes/serve/ --model builtin:tiny-sentiment --port 8080 --allow-post
+  steer serve recipes/ --model builtin:tiny-sentiment
+  steer serve recipes/ --model builtin:tiny-sentiment --port 8080 --allow-post
   curl http://127.0.0.1:8000/v1/completions -H 'Content-Type: application/json' \\
-    -d '{"model": "tiny-sentiment:positive", "prompt": "The weather today is", "max_tokens": 12}'
+    -d '{"model": "tiny-sentiment:generate-every-step", "prompt": "The weather today is",
+         "max_tokens": 12}'
 
 Each recipe (.yaml) of a folder, or each file given, is a profile named after its file:
 `model: "NAME:PROFILE"` (NAME: --name) or `"profile": "PROFILE"` in the body (the openai
