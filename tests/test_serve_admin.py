@@ -7,6 +7,9 @@ from __future__ import annotations
 
 import io
 import json
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -17,7 +20,9 @@ import openai
 import pytest
 
 from recipe_engine.api import RunningServer
+from recipe_engine.serve.server import free_port
 from tests.serve_support import (
+    MODEL,
     NAME,
     NEW_TOKENS,
     PROMPTS,
@@ -155,3 +160,40 @@ def test_full_queue_gets_429_and_a_slow_answer_504(tmp_path: Path) -> None:
             assert caught.value.status_code == 504
         state.config.timeout_s = 300
         assert client(server).completions.create(model=NAME, prompt="x", max_tokens=1).choices
+
+
+def test_the_command_serves_logs_json_lines_and_stops_on_ctrl_c(tmp_path: Path) -> None:
+    """`steer serve` as a user starts it, in its own process: it answers, logs one JSON object
+    per line on stderr, and Ctrl-C (SIGINT) stops it: uvicorn shuts down gracefully, then the
+    command ends as every `steer` command does on Ctrl-C, one line and exit status 130."""
+    folder = write_profiles(tmp_path / "profiles")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    command = [sys.executable, "-m", "recipe_engine", "serve", str(folder), "--model", MODEL]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen([*command, "--port", str(port)], stderr=stderr)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return httpx.get(f"{url}/health", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for(up, "the server to start", seconds=300)
+        reply = httpx.post(
+            f"{url}/v1/completions",
+            json={"model": f"{NAME}:positive", "prompt": PROMPTS[0], "max_tokens": 3},
+            timeout=300,
+        )
+        assert reply.status_code == 200 and reply.headers["x-steer-profile"] == "positive"
+    finally:
+        process.send_signal(signal.SIGINT)
+        code = process.wait(120)
+    text = log.read_text()
+    assert code == 130, text
+    assert text.endswith("steer: interrupted\n") and "Traceback" not in text
+    records = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    assert {"serving", "batch", "request"} <= {r["event"] for r in records}
