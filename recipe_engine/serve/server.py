@@ -7,8 +7,12 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from recipe_engine.serve.state import ServeConfig, ServerState
+
+if TYPE_CHECKING:  # the serve extra, imported when a server starts
+    import uvicorn
 
 __all__ = ["RunningServer", "ServeConfig", "free_port", "run_server", "start_server"]
 
@@ -26,16 +30,16 @@ class RunningServer:
 
     url: str  # http://HOST:PORT/v1, what the openai client takes as base_url
     state: ServerState
-    _server: object
+    _server: uvicorn.Server
     _thread: threading.Thread
 
     def stop(self) -> None:
-        self._server.should_exit = True  # type: ignore[attr-defined]
+        self._server.should_exit = True
         self._thread.join(timeout=60)
         self.state.stop()
 
 
-def _uvicorn_server(state: ServerState) -> object:
+def _uvicorn_server(state: ServerState) -> uvicorn.Server:
     from recipe_engine.serve.asgi import import_anyio
 
     import_anyio()  # before uvicorn and FastAPI need it
@@ -61,10 +65,10 @@ def start_server(config: ServeConfig) -> RunningServer:
     state = ServerState(config)
     state.start()
     server = _uvicorn_server(state)
-    thread = threading.Thread(target=server.run, name="steer-serve-http", daemon=True)  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.run, name="steer-serve-http", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
-    while not getattr(server, "started", False):
+    while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             state.stop()
             raise RuntimeError(f"the server did not start on {config.host}:{config.port}")
@@ -83,6 +87,6 @@ def run_server(config: ServeConfig) -> None:
         profiles=state.store.names(),
     )
     try:
-        _uvicorn_server(state).run()  # type: ignore[attr-defined]
+        _uvicorn_server(state).run()
     finally:
         state.stop()
