@@ -59,9 +59,9 @@ def _uvicorn_server(state: ServerState) -> uvicorn.Server:
 
 
 def start_server(config: ServeConfig) -> RunningServer:
-    """Load everything, then serve on a thread; returns once the server accepts connections."""
-    if config.port == 0:
-        config.port = free_port(config.host)
+    """Load everything, then serve on a thread; returns once the server accepts connections.
+    Port 0: the system picks a free port when the server binds (no race with other processes
+    for a port chosen beforehand); `config.port` is then the port it got."""
     state = ServerState(config)
     state.start()
     server = _uvicorn_server(state)
@@ -73,6 +73,8 @@ def start_server(config: ServeConfig) -> RunningServer:
             state.stop()
             raise RuntimeError(f"the server did not start on {config.host}:{config.port}")
         time.sleep(0.05)
+    if config.port == 0:
+        config.port = int(server.servers[0].sockets[0].getsockname()[1])
     return RunningServer(f"http://{config.host}:{config.port}/v1", state, server, thread)
 
 
