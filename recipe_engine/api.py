@@ -11,6 +11,7 @@ holds it to that), so whatever a command does, a program can do too.
     explain       explain_recipe (a JSON object)
     vectors       build_vectors_file; inspect_vectors -> VectorFileInfo
     sweep         run_sweep -> SweepResult; write_sweep
+    serve         ServeConfig -> run_server (foreground); start_server -> RunningServer (thread)
     schema        render_schema                                           (torch-free)
     examples      list_examples -> [Example]; copy_example                (torch-free)
 
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     )
     from recipe_engine.report.results import RunReport
     from recipe_engine.report.text import render_text
+    from recipe_engine.serve.server import RunningServer, ServeConfig, run_server, start_server
     from recipe_engine.sweep import SweepResult, run_sweep, write_sweep
     from recipe_engine.validate import ValidationResult, validate_file
     from recipe_engine.validate.sniff import looks_like_recipe
@@ -59,6 +61,8 @@ __all__ = [
     "LoadedRecipe",
     "Progress",
     "RunReport",
+    "RunningServer",
+    "ServeConfig",
     "SweepResult",
     "ValidationResult",
     "VectorFileInfo",
@@ -74,7 +78,9 @@ __all__ = [
     "render_schema",
     "render_text",
     "run_recipe",
+    "run_server",
     "run_sweep",
+    "start_server",
     "validate_file",
     "write_sweep",
 ]
@@ -95,6 +101,10 @@ _WHERE = {
     "run_recipe": "recipe_engine.pipeline",
     "RunReport": "recipe_engine.report.results",
     "render_text": "recipe_engine.report.text",
+    "RunningServer": "recipe_engine.serve.server",
+    "ServeConfig": "recipe_engine.serve.server",
+    "run_server": "recipe_engine.serve.server",
+    "start_server": "recipe_engine.serve.server",
     "SweepResult": "recipe_engine.sweep",
     "run_sweep": "recipe_engine.sweep",
     "write_sweep": "recipe_engine.sweep",

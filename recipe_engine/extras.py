@@ -18,6 +18,7 @@ __all__ = [
     "MissingExtra",
     "missing_extra_for",
     "require_run_extra",
+    "require_serve_extra",
 ]
 
 RUN_EXTRA_INSTALL = "pip install 'recipe-engine[run]'"
@@ -62,6 +63,21 @@ def require_run_extra(what: str) -> None:
     missing = [name for name in _CORE if not _installed(name)]
     if missing:
         raise MissingExtra(_message(what, missing))
+
+
+SERVE_EXTRA_INSTALL = "pip install 'recipe-engine[serve]'"
+
+
+def require_serve_extra(what: str) -> None:
+    """Raise MissingExtra naming the install command when the HTTP server's packages (the
+    `serve` extra: FastAPI, uvicorn) are absent."""
+    missing = [name for name in ("fastapi", "uvicorn") if not _installed(name)]
+    if missing:
+        verb = "is" if len(missing) == 1 else "are"
+        raise MissingExtra(
+            f"{what} needs the serve extra ({', '.join(missing)} {verb} not installed): "
+            f"{SERVE_EXTRA_INSTALL}"
+        )
 
 
 def _installed(module: str) -> bool:

@@ -161,10 +161,16 @@ def load_recipe(
     overrides: list[str] | None = None,
     check_model: bool = True,
     allow_outside_root: bool = False,
+    root: Path | None = None,
 ) -> LoadedRecipe:
-    """Load and validate a recipe (torch-free). Raises RecipeError with every diagnostic."""
+    """Load and validate a recipe (torch-free). Raises RecipeError with every diagnostic.
+    `root`: the folder its files must be in (default: its repository)."""
     result = validate_file(
-        path, check_model=check_model, allow_outside_root=allow_outside_root, overrides=overrides
+        path,
+        check_model=check_model,
+        allow_outside_root=allow_outside_root,
+        overrides=overrides,
+        root=root,
     )
     if result.environment_failure:
         raise EnvironmentFailure(result.errors[0].format())

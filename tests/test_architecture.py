@@ -40,6 +40,7 @@ STAGES: list[tuple[str, ...]] = [
     ("training",),  # trains the embedded model offline; reads report/metrics
     ("pipeline",),
     ("sweep",),
+    ("serve",),  # the OpenAI-compatible HTTP server (steer serve): compiled profiles, batching
     ("api",),
     ("cli", "__main__"),
 ]

@@ -22,7 +22,7 @@ RECIPE = str(RECIPES / "activation-addition.yaml")
 RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "vectors build")
 NO_CACHE_COMMANDS = ("run", "explain", "sweep", "vectors build")
 OUT_COMMANDS = ("run", "sweep", "vectors build", "schema")
-ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "schema", "ls", "cp")
+ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "serve", "schema", "ls", "cp")
 
 
 def _subparser(words: str) -> argparse.ArgumentParser:

@@ -58,15 +58,17 @@ def validate_file(
     check_model: bool = False,
     allow_outside_root: bool = False,
     overrides: list[str] | None = None,
+    root: Path | None = None,
 ) -> ValidationResult:
     """Load and validate one recipe; never raises for a bad recipe, returns its diagnostics.
 
     `overrides` are `--set PATH=VALUE` strings applied before validation (UsageError if a path
-    does not fit the document)."""
+    does not fit the document). `root`: the folder every file the recipe reads must be in
+    (default: its repository, load/paths.py); `steer serve` confines posted recipes with it."""
     path = Path(path)
     result = ValidationResult(path, display_path(path))
     try:
-        doc = load_document(path, allow_outside_root=allow_outside_root)
+        doc = load_document(path, root=root, allow_outside_root=allow_outside_root)
     except RecipeLoadError as exc:
         result.diagnostics = exc.diagnostics
         return result

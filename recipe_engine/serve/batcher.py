@@ -1,0 +1,109 @@
+"""Requests that arrive together are completed together: a bounded queue of rows and one worker
+thread that takes whatever is waiting (up to max_batch rows) and hands it to `execute_batch`.
+
+The queue's bound is the back-pressure: a row that finds it full is refused at once (HTTP 429)
+instead of waiting behind work the server cannot finish in time. A row whose request gave up
+(its timeout passed, the client left) is cancelled and skipped if it has not started.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+from recipe_engine.resolve.loaded_model import LoadedModel
+from recipe_engine.serve.engine import Row, RowResult, execute_batch
+from recipe_engine.serve.logs import JsonLog
+
+__all__ = ["Batcher", "QueueFull"]
+
+
+class QueueFull(Exception):
+    """The queue holds max_queue rows already."""
+
+
+@dataclass
+class _Pending:
+    row: Row
+    future: Future[RowResult]
+
+
+class Batcher:
+    def __init__(
+        self, model: LoadedModel, log: JsonLog, *, max_queue: int, max_batch: int, wait_s: float
+    ) -> None:
+        self.model = model
+        self.log = log
+        self.max_batch = max_batch
+        self.wait_s = wait_s  # how long the first row of a batch waits for company
+        self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=max_queue)
+        self.batches_started = 0  # for tests and /health: batches handed to execute_batch
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="steer-serve-batcher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, rows: list[Row]) -> list[Future[RowResult]]:
+        """Queue rows; QueueFull (none queued) if they do not all fit."""
+        pending = [_Pending(row, Future()) for row in rows]
+        with self._queue.mutex:  # all of a request's rows, or none
+            full = self._queue.maxsize - len(self._queue.queue) < len(pending)
+        if full:
+            raise QueueFull
+        for item in pending:
+            try:
+                self._queue.put_nowait(item)
+            except queue.Full:
+                for queued in pending:
+                    queued.future.cancel()  # the worker skips them
+                raise QueueFull from None
+        return [item.future for item in pending]
+
+    def _collect(self) -> list[_Pending]:
+        try:
+            batch = [self._queue.get(timeout=0.1)]
+        except queue.Empty:
+            return []
+        deadline = time.monotonic() + self.wait_s
+        while len(batch) < self.max_batch:
+            remaining = deadline - time.monotonic()
+            try:
+                batch.append(
+                    self._queue.get(timeout=remaining)
+                    if remaining > 0
+                    else self._queue.get_nowait()
+                )
+            except queue.Empty:
+                break
+        return [item for item in batch if item.future.set_running_or_notify_cancel()]
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            batch = self._collect()
+            if not batch:
+                continue
+            started = time.perf_counter()
+            self.batches_started += 1
+            try:
+                results = execute_batch(self.model, [item.row for item in batch])
+            except Exception as exc:  # every request of the batch gets the failure
+                self.log("batch_failed", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
+                for item in batch:
+                    item.future.set_exception(exc)
+                continue
+            for item, result in zip(batch, results, strict=True):
+                item.future.set_result(result)
+            elapsed = round(time.perf_counter() - started, 4)
+            self.log("batch", rows=len(batch), seconds=elapsed, waiting=self.waiting)
