@@ -103,7 +103,9 @@ class Batcher:
                 for item in batch:
                     item.future.set_exception(exc)
                 continue
-            for item, result in zip(batch, results, strict=True):
-                item.future.set_result(result)
+            # Logged before the answers go out: a client that reads the log after its answer
+            # finds its batch there.
             elapsed = round(time.perf_counter() - started, 4)
             self.log("batch", rows=len(batch), seconds=elapsed, waiting=self.waiting)
+            for item, result in zip(batch, results, strict=True):
+                item.future.set_result(result)
