@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import EnvironmentFailure, RecipeError
+from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.validate import validate_file
@@ -66,6 +67,8 @@ class CompiledRecipe:
     vectors: dict[str, BuiltVector]
     plan: Plan
     timing: dict[str, float]
+    # one plan per part of run.prompts when it holds prompt groups (compile_part_plans)
+    part_plans: list[Plan] = field(default_factory=list)
 
     @property
     def recipe(self) -> Recipe:
@@ -99,8 +102,11 @@ def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[
     from recipe_engine.vectors.sources import resolve_prompts
 
     recipe, doc = loaded.recipe, loaded.document
-    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
-    return describe_backend(recipe.run.backend, len(prompts), vector_sizes)
+    count = sum(
+        len(resolve_prompts(part.source, doc, part.pointer, doc.path.parent))
+        for part in prompt_parts(recipe.run.prompts)
+    )
+    return describe_backend(recipe.run.backend, count, vector_sizes)
 
 
 NOTE_WITHOUT_MODEL = (
@@ -163,7 +169,7 @@ def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
 
 def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
-    from recipe_engine.compiler import compile_plan
+    from recipe_engine.compiler import compile_part_plans, compile_plan
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 
@@ -175,9 +181,11 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     loaded_at = time.perf_counter()
     vectors = build_vectors(recipe, model, doc)
     built_at = time.perf_counter()
-    plan = compile_plan(recipe, model, {n: v.tensor for n, v in vectors.items()}, doc)
+    tensors = {n: v.tensor for n, v in vectors.items()}
+    plan = compile_plan(recipe, model, tensors, doc)
+    parts = compile_part_plans(recipe, model, tensors, doc, plan)
     timing = {"load_s": loaded_at - start, "vectors_s": built_at - loaded_at}
-    return CompiledRecipe(loaded, model, vectors, plan, timing)
+    return CompiledRecipe(loaded, model, vectors, plan, timing, parts)
 
 
 def _check_prompt_lengths(loaded: LoadedRecipe, model: LoadedModel) -> None:
@@ -190,7 +198,9 @@ def _check_prompt_lengths(loaded: LoadedRecipe, model: LoadedModel) -> None:
 
     recipe, doc = loaded.recipe, loaded.document
     generated = recipe.run.generation.max_new_tokens if recipe.run.mode != "trace" else 0
-    sources: list[tuple[Any, str, int]] = [(recipe.run.prompts, "/run/prompts", generated)]
+    sources: list[tuple[Any, str, int]] = [
+        (part.source, part.pointer, generated) for part in prompt_parts(recipe.run.prompts)
+    ]
     for index, metric in enumerate(recipe.report.metrics):
         text = getattr(metric, "text", None)
         if text is not None:
@@ -245,7 +255,7 @@ def run_recipe(
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     doc, model, plan = compiled.loaded.document, compiled.model, compiled.plan
     recipe = batch_for_device(compiled.recipe, model)
-    passes = run_passes(recipe, model, plan, doc, progress, baseline)
+    passes = run_passes(recipe, model, plan, doc, progress, baseline, compiled.part_plans or None)
     return build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
 
 

@@ -17,13 +17,15 @@ from typing import Any
 import nnsight
 import torch
 
+from recipe_engine.execute.gates import GateOutcome, gate_outcomes
 from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
+from recipe_engine.execute.rows import merge_row_plans
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["PassResult", "generate_pass", "score_texts", "trace_pass"]
+__all__ = ["PassResult", "RowPlans", "generate_pass", "score_texts", "trace_pass"]
 
 
 @dataclass
@@ -34,6 +36,8 @@ class PassResult:
     step_finite: list[bool] = field(default_factory=list)  # every step's logits finite
     step_mass: dict[TokenSet, list[torch.Tensor]] = field(default_factory=dict)  # set -> [n_new]
     step_logits: list[torch.Tensor] = field(default_factory=list)  # [n_new, V]: on request only
+    # per prompt: the conditional interventions of its plan, fired or not, and their scores
+    gates: list[list[GateOutcome]] = field(default_factory=list)
 
 
 # nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step: that
@@ -59,9 +63,22 @@ def _batches(prompts: Sequence[str], size: int) -> list[list[str]]:
     return [list(prompts[i : i + size]) for i in range(0, len(prompts), size)]
 
 
+# One plan for every prompt, or one plan per prompt (prompt groups; a server's profiles).
+RowPlans = Plan | Sequence[Plan]
+
+
+def _batch_plans(plan: RowPlans, prompts: Sequence[str], size: int) -> list[Plan]:
+    """The plan of each batch: the run's plan, or its rows' plans merged (execute/rows.py)."""
+    if isinstance(plan, Plan):
+        return [plan] * len(range(0, len(prompts), size))
+    if len(plan) != len(prompts):
+        raise ValueError(f"{len(plan)} row plans for {len(prompts)} prompts")
+    return [merge_row_plans(plan[i : i + size]) for i in range(0, len(prompts), size)]
+
+
 def trace_pass(
     model: LoadedModel,
-    plan: Plan,
+    plan: RowPlans,
     prompts: Sequence[str],
     batch_size: int,
     progress: Callable[[int], None] | None = None,
@@ -69,16 +86,20 @@ def trace_pass(
     # Logits are read from the model's own output, not the unembedding module: families such as
     # Gemma 2 post-process them (final logit soft-capping) after lm_head.
     rows: list[torch.Tensor] = []
+    gates: list[list[GateOutcome]] = []
     nn = model.nn  # trace bodies name only shippable values (see LoadedModel.remote)
+    plans = _batch_plans(plan, prompts, batch_size)
     with model.lock, torch.inference_mode():
-        for batch in _batches(prompts, batch_size):
+        for batch, active in zip(_batches(prompts, batch_size), plans, strict=True):
             with nn.trace(batch, **model.backend_kwargs):
-                apply_plan(nn, plan)
+                record = nnsight.save({})
+                apply_plan(nn, active, record=record)
                 logits = nn.output.logits[:, -1, :].save()
             rows.append(logits.float().cpu())
+            gates.extend(gate_outcomes(active, record, len(batch)))
             if progress:
                 progress(len(batch))
-    return PassResult(torch.cat(rows))
+    return PassResult(torch.cat(rows), gates=gates)
 
 
 def _generation_kwargs(model: LoadedModel, gen: GenerationSpec) -> dict[str, Any]:
@@ -133,7 +154,7 @@ def _split_generated(
 
 def generate_pass(
     model: LoadedModel,
-    plan: Plan,
+    plan: RowPlans,
     prompts: Sequence[str],
     gen: GenerationSpec,
     batch_size: int,
@@ -161,24 +182,27 @@ def generate_pass(
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
+    plans = _batch_plans(plan, prompts, batch_size)
+    installed = persistent and isinstance(plan, Plan) and bool(plan.ops)
     with _sampling(gen), model.lock, torch.inference_mode():
-        if persistent and plan.ops:
+        if installed:
             with nn.edit(inplace=True) as tracer:
                 for _ in tracer.iter[:]:
-                    apply_plan(nn, plan)
+                    apply_plan(nn, plans[0])
         try:
-            for batch in _batches(prompts, batch_size):
+            for batch, batch_plan in zip(_batches(prompts, batch_size), plans, strict=True):
                 if gen.seed is not None:
                     torch.manual_seed(gen.seed)
-                active = Plan() if persistent else plan
+                active = Plan() if installed else batch_plan
                 # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so nothing
                 # after it (a helper's `return`) would ever run. No comment lines inside the
                 # invoke: the remote round trip re-reads its source and loses track on them.
                 with nn.generate(**kwargs, **model.backend_kwargs) as tracer:
                     with tracer.invoke(batch):
                         steps = nnsight.save([])
+                        record = nnsight.save({})
                         for _ in tracer.iter[:]:
-                            apply_plan(nn, active)
+                            apply_plan(nn, active, record=record)
                             logits = nn.output.logits[:, -1, :]
                             steps.append(nnsight.save(reduce_step(logits, reduction, len(steps))))
                     with tracer.invoke():
@@ -187,10 +211,11 @@ def generate_pass(
                 assert first is not None  # reduce_step keeps step 0's logits
                 firsts.append(first.float().cpu())
                 _split_generated(result, ids, eos, reduction, steps)
+                result.gates.extend(gate_outcomes(active, record, len(batch)))
                 if progress:
                     progress(len(batch))
         finally:
-            if persistent and plan.ops:
+            if installed:
                 nn.clear_edits()
     result.next_logits = torch.cat(firsts)
     return result

@@ -8,7 +8,7 @@ from pydantic import Discriminator, Field, Tag
 
 from recipe_engine.format.base import RecipeModel
 
-__all__ = ["PromptFile", "PromptSource"]
+__all__ = ["PromptFile", "PromptSource", "prompt_form"]
 
 
 class PromptFile(RecipeModel):
@@ -31,7 +31,7 @@ class PromptFile(RecipeModel):
     )
 
 
-def _prompt_form(value: Any) -> str | None:
+def prompt_form(value: Any) -> str | None:
     if isinstance(value, list):
         return "inline"
     if isinstance(value, (dict, PromptFile)):  # a dict when validating, the model when dumping
@@ -46,7 +46,7 @@ PromptSource = Annotated[
     | Annotated[str, Tag("single"), Field(min_length=1)]
     | Annotated[PromptFile, Tag("file")],
     Discriminator(
-        _prompt_form,
+        prompt_form,
         custom_error_type="prompts_type",
         custom_error_message="prompts must be a string, a list of strings, or {file: PATH}",
     ),
