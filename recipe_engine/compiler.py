@@ -28,7 +28,7 @@ from recipe_engine.plan import ConditionRead, Gate, Plan, PlanOp
 from recipe_engine.resolve.architectures import Port
 from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["compile_part_plans", "compile_plan"]
+__all__ = ["compile_part_plans", "compile_plan", "leading_marker"]
 
 # Ops that use only the direction of their vector.
 DIRECTION_OPS = frozenset({"project_out", "clamp", "scale"})
@@ -74,7 +74,7 @@ def _prepare_vector(tensor: torch.Tensor, item: Intervention, model: LoadedModel
     return vec.to(dtype)
 
 
-def _leading_marker(model: LoadedModel) -> bool:
+def leading_marker(model: LoadedModel) -> bool:
     """Whether the tokenizer puts a marker of its own (`<s>`, `<|endoftext|>`) before a text."""
     with model.lock:  # the tokenizer is shared (LoadedModel)
         encoded = model.tokenizer("a", return_special_tokens_mask=True)
@@ -93,7 +93,7 @@ class _GateCompiler:
         doc: LoadedDocument | None,
     ) -> None:
         self.model, self.vectors, self.events, self.doc = model, vectors, events, doc
-        self.skip_first = _leading_marker(model)
+        self.skip_first = leading_marker(model)
 
     def gate(self, condition: Condition, at: str) -> Gate:
         if isinstance(condition, ConditionLeaf):

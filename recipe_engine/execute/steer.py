@@ -18,10 +18,10 @@ from recipe_engine.format.positions import ALL_POSITIONS, PositionSelector
 from recipe_engine.plan import ConditionRead, Plan, PlanOp
 from recipe_engine.resolve.architectures import Port, envoy_at
 
-__all__ = ["apply_plan"]
+__all__ = ["apply_plan", "batch_layout"]
 
 
-def _chunk_and_mask(root: Any) -> tuple[int, torch.Tensor]:
+def batch_layout(root: Any) -> tuple[int, torch.Tensor]:
     """How many tokens this forward processes, and the attention mask over all tokens so far.
 
     transformers drops `attention_mask` when a batch has no padding; the tokens already in the
@@ -145,7 +145,7 @@ def apply_plan(
     if not plan.ops:
         return
     record = {} if record is None else record
-    context = _chunk_and_mask(root) if any(_needs_context(op) for op in plan.ops) else None
+    context = batch_layout(root) if any(_needs_context(op) for op in plan.ops) else None
     masks: dict[PositionSelector, torch.Tensor | str] = {}
     for (path, port), (reads, ops) in _stations(plan).items():
         step0 = context is not None and context[0] == context[1].shape[1]
