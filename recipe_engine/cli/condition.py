@@ -58,10 +58,6 @@ def run(args: argparse.Namespace) -> int:
     from recipe_engine.api import find_condition, write_condition_search
     from recipe_engine.cli.progress import Progress
 
-    if not Path(args.data).is_file():
-        from recipe_engine.errors import UsageError
-
-        raise UsageError(f"{args.data}: no such file or directory")
     bars = Progress()
     try:
         result = find_condition(

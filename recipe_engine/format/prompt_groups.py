@@ -41,14 +41,13 @@ class PromptGroup(RecipeModel):
 
 
 def _run_prompt_form(value: Any) -> str | None:
-    if isinstance(value, list) and any(isinstance(v, (dict, PromptGroup)) for v in value):
-        return "groups"
-    return prompt_form(value)
+    # One list form (strings and groups mixed), so that the JSON Schema's oneOf has exactly one
+    # branch for any list.
+    return "groups" if isinstance(value, list) else prompt_form(value)
 
 
 RunPrompts = Annotated[
-    Annotated[list[Annotated[str, Field(min_length=1)]], Tag("inline"), Field(min_length=1)]
-    | Annotated[str, Tag("single"), Field(min_length=1)]
+    Annotated[str, Tag("single"), Field(min_length=1)]
     | Annotated[PromptFile, Tag("file")]
     | Annotated[
         list[Annotated[str, Field(min_length=1)] | PromptGroup], Tag("groups"), Field(min_length=1)

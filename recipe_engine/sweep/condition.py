@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 from recipe_engine.errors import UsageError
-from recipe_engine.format.conditions import ConditionLeaf, condition_leaves
 
 __all__ = ["ConditionCell", "ConditionSearch", "find_condition", "read_labelled"]
 
@@ -166,17 +165,6 @@ def choose(cells: list[ConditionCell]) -> ConditionCell:
         (c for c in tied if c.layer == layer and c.compare == compare), key=lambda c: c.threshold
     )
     return row[(len(row) - 1) // 2]
-
-
-def template_leaf(recipe: Any, intervention: int) -> ConditionLeaf:
-    items = recipe.interventions
-    if not 0 <= intervention < len(items) or items[intervention].when is None:
-        raise UsageError(
-            f"intervention {intervention} has no `when:` to search for; give --intervention N "
-            "of an intervention with a condition"
-        )
-    leaves = condition_leaves(items[intervention].when, "")
-    return leaves[0][0]
 
 
 Progress = Callable[[int, int], None]

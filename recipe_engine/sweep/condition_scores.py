@@ -16,9 +16,11 @@ import nnsight
 import torch
 
 from recipe_engine.compiler import leading_marker
+from recipe_engine.errors import UsageError
 from recipe_engine.execute.gates import score_read
 from recipe_engine.execute.steer import batch_layout
-from recipe_engine.format.conditions import ConditionLeaf
+from recipe_engine.format.conditions import ConditionLeaf, condition_leaves
+from recipe_engine.format.recipe import Recipe
 from recipe_engine.plan import ConditionRead
 from recipe_engine.resolve.architectures import envoy_at
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -87,6 +89,19 @@ def _score_batches(
     return out
 
 
+def template_leaf(recipe: Recipe, intervention: int) -> ConditionLeaf:
+    items = recipe.interventions
+    if not 0 <= intervention < len(items) or items[intervention].when is None:
+        raise UsageError(
+            f"intervention {intervention} has no `when:` to search for; give --intervention N "
+            "of an intervention with a condition"
+        )
+    when = items[intervention].when
+    assert when is not None
+    leaves = condition_leaves(when, "")
+    return leaves[0][0]
+
+
 def layer_scores(
     path: str | Path,
     texts: Sequence[str],
@@ -99,7 +114,6 @@ def layer_scores(
     from recipe_engine.pipeline import load_recipe
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.sweep.axes import parse_layer_items, resolve_sweep_layers
-    from recipe_engine.sweep.condition import template_leaf
     from recipe_engine.vectors import build_vectors
 
     loaded = load_recipe(path, overrides=overrides, allow_outside_root=allow_outside_root)
