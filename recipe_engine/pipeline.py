@@ -132,7 +132,8 @@ def explain_without_model(
         "order": None,
         "plan": None,
         "interventions": [
-            i.model_dump(mode="json", exclude_none=True) for i in recipe.interventions
+            i.model_dump(mode="json", exclude_none=True, by_alias=True)
+            for i in recipe.interventions
         ],
         "note": note,
     }
