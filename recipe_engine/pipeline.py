@@ -93,7 +93,18 @@ class CompiledRecipe:
             "order": "model execution order; same module and port: recipe order",
             "plan": self.plan.describe(),
             "vectors": {name: _vector_json(v) for name, v in self.vectors.items()},
+            **self._groups(),
         }
+
+    def _groups(self) -> dict[str, Any]:
+        """The plan of each prompt group of run.prompts that has its own (none: no key)."""
+        parts = list(prompt_parts(self.recipe.run.prompts))
+        own = [
+            {"group": part.group.name or f"#{part.index}", "plan": plan.describe()}
+            for part, plan in zip(parts, self.part_plans, strict=False)
+            if part.group is not None and plan is not self.plan
+        ]
+        return {"groups": own} if own else {}
 
 
 def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
