@@ -42,7 +42,12 @@ interventions:
     layers: {target}
     strength: 4.0
     normalize: true
-    when: {{vector: food, layer: {layer}, aggregate: mean, compare: {compare}, threshold: {threshold}}}
+    when:
+      vector: food
+      layer: {layer}
+      aggregate: mean
+      compare: {compare}
+      threshold: {threshold}
 run:
   mode: trace
   prompts: {{file: heldout.txt}}
@@ -91,7 +96,11 @@ def main() -> None:
             f"({result.tuning} prompts)"
         )
         # Apply it: the held-out prompts through the recipe with the found condition.
-        rows = [json.loads(line) for line in (root / "food-vs-other.jsonl").read_text().split("\n") if line]
+        rows = [
+            json.loads(line)
+            for line in (root / "food-vs-other.jsonl").read_text().split("\n")
+            if line
+        ]
         from recipe_engine.sweep.condition import split
 
         _, hold = split([r["label"] for r in rows], args.holdout, 0)
