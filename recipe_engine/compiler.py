@@ -28,7 +28,7 @@ from recipe_engine.plan import ConditionRead, Gate, Plan, PlanOp
 from recipe_engine.resolve.architectures import Port
 from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["compile_part_plans", "compile_plan", "leading_marker"]
+__all__ = ["compile_part_plans", "compile_plan", "leading_marker", "probe_logits"]
 
 # Ops that use only the direction of their vector.
 DIRECTION_OPS = frozenset({"project_out", "clamp", "scale"})
@@ -74,6 +74,16 @@ def _prepare_vector(tensor: torch.Tensor, item: Intervention, model: LoadedModel
     return vec.to(dtype)
 
 
+def probe_logits(provenance: dict[str, dict[str, object]]) -> dict[str, tuple[float, float]]:
+    """Each probe vector's logistic decision (scale, bias), from its build provenance."""
+    found: dict[str, tuple[float, float]] = {}
+    for name, info in provenance.items():
+        scale, bias = info.get("logit_scale"), info.get("logit_bias")
+        if isinstance(scale, (int, float)) and isinstance(bias, (int, float)):
+            found[name] = (float(scale), float(bias))
+    return found
+
+
 def leading_marker(model: LoadedModel) -> bool:
     """Whether the tokenizer puts a marker of its own (`<s>`, `<|endoftext|>`) before a text."""
     with model.lock:  # the tokenizer is shared (LoadedModel)
@@ -91,8 +101,10 @@ class _GateCompiler:
         vectors: dict[str, torch.Tensor],
         events: Events,
         doc: LoadedDocument | None,
+        probes: dict[str, tuple[float, float]],
     ) -> None:
         self.model, self.vectors, self.events, self.doc = model, vectors, events, doc
+        self.probes = probes
         self.skip_first = leading_marker(model)
 
     def gate(self, condition: Condition, at: str) -> Gate:
@@ -124,6 +136,14 @@ class _GateCompiler:
                 f"{leaf.site} needs one vector of width {width}",
                 at + "/vector",
             )
+        if leaf.score == "probability" and leaf.vector not in self.probes:
+            raise _fail(
+                self.doc,
+                "condition-probability",
+                f"score: probability needs a probe vector (kind: probe); {leaf.vector!r} has no "
+                "logistic decision (a probe built by an older version: rebuild with --no-cache)",
+                at + "/score",
+            )
         vec = raw.detach().to(device=self.model.device, dtype=torch.float32)
         return ConditionRead(
             vector_name=leaf.vector,
@@ -138,6 +158,7 @@ class _GateCompiler:
             compare=leaf.compare,
             threshold=leaf.threshold,
             skip_first=self.skip_first,
+            logit=self.probes.get(leaf.vector) if leaf.score == "probability" else None,
         )
 
 
@@ -335,11 +356,13 @@ def compile_plan(
     *,
     interventions: list[Intervention] | None = None,
     pointer: str = "/interventions",
+    probes: dict[str, tuple[float, float]] | None = None,
 ) -> Plan:
     """Resolve every intervention (the recipe's, or `interventions` written at `pointer`)
-    against the model. Raises RecipeError at the recipe line."""
+    against the model. `probes`: each probe vector's logistic (scale, bias), for conditions
+    with `score: probability` (probe_logits). Raises RecipeError at the recipe line."""
     events = _event_order(model.hf)
-    gates = _GateCompiler(model, vectors, events, doc)
+    gates = _GateCompiler(model, vectors, events, doc, probes or {})
     items = recipe.interventions if interventions is None else interventions
     ops: list[PlanOp] = []
     for index, item in enumerate(items):
@@ -355,6 +378,7 @@ def compile_part_plans(
     vectors: dict[str, torch.Tensor],
     doc: LoadedDocument | None,
     default: Plan,
+    probes: dict[str, tuple[float, float]] | None = None,
 ) -> list[Plan]:
     """One plan per part of run.prompts (format/prompt_groups.py): `default` for prompts
     without a group, else the group's interventions (or the recipe's) at the group's strength."""
@@ -370,6 +394,8 @@ def compile_part_plans(
         if group.strength is not None:
             items = [item.model_copy(update={"strength": group.strength}) for item in items]
         plans.append(
-            compile_plan(recipe, model, vectors, doc, interventions=items, pointer=pointer)
+            compile_plan(
+                recipe, model, vectors, doc, interventions=items, pointer=pointer, probes=probes
+            )
         )
     return plans

@@ -181,7 +181,7 @@ def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
 
 def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
-    from recipe_engine.compiler import compile_part_plans, compile_plan
+    from recipe_engine.compiler import compile_part_plans, compile_plan, probe_logits
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 
@@ -194,8 +194,9 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     vectors = build_vectors(recipe, model, doc)
     built_at = time.perf_counter()
     tensors = {n: v.tensor for n, v in vectors.items()}
-    plan = compile_plan(recipe, model, tensors, doc)
-    parts = compile_part_plans(recipe, model, tensors, doc, plan)
+    probes = probe_logits({n: v.provenance for n, v in vectors.items()})
+    plan = compile_plan(recipe, model, tensors, doc, probes=probes)
+    parts = compile_part_plans(recipe, model, tensors, doc, plan, probes)
     timing = {"load_s": loaded_at - start, "vectors_s": built_at - loaded_at}
     return CompiledRecipe(loaded, model, vectors, plan, timing, parts)
 

@@ -39,10 +39,11 @@ class ConditionRead:
     compare: str  # above | below
     threshold: float
     skip_first: bool  # the tokenizer adds a leading marker: a mean leaves it out
+    logit: tuple[float, float] | None = None  # score probability: the probe's (scale, bias)
 
     def describe(self) -> str:
         sign = ">" if self.compare == "above" else "<"
-        score = "cos" if self.score == "cosine" else "proj"
+        score = {"cosine": "cos", "projection": "proj", "probability": "P"}[self.score]
         return (
             f"{score}({self.aggregate} layer {self.layer} {self.site}, {self.vector_name}) "
             f"{sign} {self.threshold:g}"

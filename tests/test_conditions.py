@@ -221,3 +221,52 @@ def test_validation_names_the_line(
         assert errors, [d.format() for d in result.errors]
         assert errors[0].pointer == "/interventions/0/when" + pointer
         assert errors[0].format().startswith(f"{path.name}:") or ":" in errors[0].format()
+
+
+PROBE = """\
+version: 1
+name: probe-condition
+model: {id: builtin:tiny-sentiment}
+vectors:
+  mood: {kind: probe, data: data/sentiment.jsonl, layer: 0, position: mean, test_fraction: 0.25}
+interventions:
+  - vector: mood
+    layers: 1
+    strength: 0.5
+    when: {vector: mood, layer: 0, score: probability, compare: above, threshold: 0.5}
+run:
+  mode: trace
+  prompts: {file: data/sentiment.jsonl}
+"""
+
+
+def test_a_probes_probability_gates_like_its_logistic_decision(write: Any) -> None:
+    """score: probability is sigmoid(w . a + b) of the probe's own fit: it fires on the
+    positive reviews of the probe's data, and its value equals that formula on activations read
+    by a plain hook."""
+    data = (RECIPES / "data" / "sentiment.jsonl").read_text()
+    write("data/sentiment.jsonl", data)
+    compiled = compile_recipe(load_recipe(write("probe.yaml", PROBE)))
+    report = run_recipe(compiled)
+    import json
+
+    rows = [json.loads(line) for line in data.split("\n") if line]
+    fired = [p.conditions[0].fired for p in report.prompts]
+    agree = sum(f == bool(r["label"]) for f, r in zip(fired, rows, strict=True)) / len(rows)
+    assert agree >= 0.9
+    info = compiled.vectors["mood"].provenance
+    direction = compiled.vectors["mood"].tensor.float()
+    u = direction / direction.norm()
+    block = dict(compiled.model.hf.named_modules())["transformer.h.0"]
+    seen: list[torch.Tensor] = []
+    handle = block.register_forward_hook(lambda m, a, out: seen.append(out[0, 1:].mean(dim=0)))
+    try:
+        tok = compiled.model.tokenizer
+        for outcome in report.prompts[:6]:
+            with torch.inference_mode():
+                compiled.model.hf(**tok(outcome.prompt, return_tensors="pt"))
+            pooled = seen.pop()
+            expected = torch.sigmoid(info["logit_scale"] * (pooled @ u) + info["logit_bias"])
+            assert outcome.conditions[0].scores[0] == pytest.approx(float(expected), abs=1e-4)
+    finally:
+        handle.remove()

@@ -41,6 +41,9 @@ def score_read(value: torch.Tensor, read: ConditionRead, attention_mask: torch.T
     along = pooled @ direction
     if read.score == "projection":
         return along
+    if read.score == "probability" and read.logit is not None:
+        scale, bias = read.logit
+        return torch.sigmoid(scale * along + bias)
     return along / pooled.norm(dim=-1).clamp_min(1e-12)
 
 

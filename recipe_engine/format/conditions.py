@@ -8,6 +8,7 @@ outputs are bit-identical to the unsteered run. Conditions combine with `all`, `
 
     score        cosine       cos(a, v) in [-1, 1]               (a: the aggregated activation)
                  projection   a . v / |v|  (signed length along the direction)
+                 probability  sigmoid(w . a + b): a probe vector's own P(label 1)
     compare      above        fires when score > threshold
                  below        fires when score < threshold
 
@@ -49,10 +50,11 @@ class ConditionLeaf(RecipeModel):
         "prompt's real tokens, as CAST does; the tokenizer's own leading marker is left out) "
         "or last (the prompt's last token).",
     )
-    score: Literal["cosine", "projection"] = Field(
+    score: Literal["cosine", "projection", "probability"] = Field(
         default="cosine",
         description="cosine: cosine similarity with the vector. projection: the signed length "
-        "of the aggregated activation along the vector's direction.",
+        "of the aggregated activation along the vector's direction. probability: a probe "
+        "vector's (kind: probe) own P(label 1) = sigmoid(w . a + b).",
     )
     compare: Literal["above", "below"] = Field(
         default="above", description="above: fires when score > threshold; below: score < it."

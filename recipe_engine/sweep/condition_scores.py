@@ -15,7 +15,7 @@ from pathlib import Path
 import nnsight
 import torch
 
-from recipe_engine.compiler import leading_marker
+from recipe_engine.compiler import leading_marker, probe_logits
 from recipe_engine.errors import UsageError
 from recipe_engine.execute.gates import score_read
 from recipe_engine.execute.steer import batch_layout
@@ -36,7 +36,10 @@ class LayerScores:
 
 
 def _reads(
-    model: LoadedModel, leaf: ConditionLeaf, directions: dict[int, torch.Tensor]
+    model: LoadedModel,
+    leaf: ConditionLeaf,
+    directions: dict[int, torch.Tensor],
+    logits: dict[int, tuple[float, float]],
 ) -> list[ConditionRead]:
     skip_first = leading_marker(model)
     reads: list[ConditionRead] = []
@@ -57,6 +60,7 @@ def _reads(
                 "above",
                 0.0,
                 skip_first,
+                logits.get(layer),
             )
         )
     return reads
@@ -124,6 +128,7 @@ def layer_scores(
     chosen = resolve_sweep_layers(parse_layer_items(layers or ["all"]), n)
     spec = recipe.vectors[leaf.vector]
     directions: dict[int, torch.Tensor] = {}
+    logits: dict[int, tuple[float, float]] = {}
     for layer in chosen:
         if hasattr(spec, "layer"):  # built where it is read, as the recipe would be edited
             vectors = {**recipe.vectors, leaf.vector: spec.model_copy(update={"layer": layer})}
@@ -132,5 +137,11 @@ def layer_scores(
             at_layer = recipe
         built = build_vectors(at_layer, model, doc, [leaf.vector])
         directions[layer] = built[leaf.vector].tensor.reshape(-1)
-    scores = _score_batches(model, _reads(model, leaf, directions), texts, 16, progress)
+        probe = probe_logits({leaf.vector: built[leaf.vector].provenance})
+        if leaf.score == "probability":
+            if leaf.vector not in probe:
+                raise UsageError(f"score: probability needs a probe vector; {leaf.vector!r} is not")
+            logits[layer] = probe[leaf.vector]
+    reads = _reads(model, leaf, directions, logits)
+    scores = _score_batches(model, reads, texts, 16, progress)
     return LayerScores(recipe.name, leaf, scores)

@@ -16,7 +16,7 @@ from recipe_engine.format.interventions import Intervention
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.vectors import ActivationVector
+from recipe_engine.format.vectors import ActivationVector, ProbeVector
 from recipe_engine.load.includes import LoadedDocument
 
 __all__ = ["SITE_ORDER", "all_interventions", "check_condition_order", "check_conditions"]
@@ -73,6 +73,15 @@ def check_conditions(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
                         "undefined-vector",
                         f"no vector named {leaf.vector!r} under `vectors:` ({known})",
                         pointer + "/vector",
+                    )
+                )
+            elif leaf.score == "probability" and not isinstance(spec, ProbeVector):
+                found.append(
+                    doc.diagnostic(
+                        "condition-probability",
+                        f"score: probability reads a probe's own P(label 1); {leaf.vector!r} is "
+                        f"kind {spec.kind!r}: use a vector of kind probe, or score: cosine",
+                        pointer + "/score",
                     )
                 )
             elif isinstance(spec, ActivationVector) and spec.position == "all":

@@ -320,6 +320,8 @@ class _Builder:
             train_accuracy=round(result.train_accuracy, 6),
             test_accuracy=None if result.test_accuracy is None else round(result.test_accuracy, 6),
             library="torch L-BFGS logistic regression",
+            logit_scale=result.scale,
+            logit_bias=result.bias,
         )
         return result.direction
 
