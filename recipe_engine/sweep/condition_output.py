@@ -42,12 +42,22 @@ def _plot(result: ConditionSearch) -> bytes:
 
     best = result.best
     fig, (ax_f1, ax_scores) = plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)
-    for layer in sorted({c.layer for c in result.cells}):
+    layers = sorted({c.layer for c in result.cells})
+    many = len(layers) > 8  # a legend of 30 layers would crowd the plot out: grey lines then
+    for layer in layers:
         row = sorted(
             (c for c in result.cells if c.layer == layer and c.compare == best.compare),
             key=lambda c: c.threshold,
         )
-        ax_f1.plot([c.threshold for c in row], [c.f1 for c in row], label=f"layer {layer}")
+        xs, ys = [c.threshold for c in row], [c.f1 for c in row]
+        if not many:
+            ax_f1.plot(xs, ys, label=f"layer {layer}")
+        elif layer == best.layer:
+            ax_f1.plot(xs, ys, color="tab:red", linewidth=2, label=f"layer {layer} (best)")
+        else:
+            ax_f1.plot(xs, ys, color="grey", alpha=0.35, linewidth=1)
+    if many:
+        ax_f1.plot([], [], color="grey", alpha=0.35, label=f"{len(layers) - 1} other layers")
     ax_f1.scatter([best.threshold], [best.f1], s=150, facecolors="none", edgecolors="red", zorder=5)
     ax_f1.set(
         title=f"tuning F1, fires when score is {best.compare} the threshold",
