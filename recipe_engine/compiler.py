@@ -13,7 +13,6 @@ import torch
 from recipe_engine.errors import RecipeError
 from recipe_engine.format.conditions import (
     AllConditions,
-    AnyCondition,
     Condition,
     ConditionLeaf,
     NotCondition,
@@ -113,7 +112,6 @@ class _GateCompiler:
         if isinstance(condition, NotCondition):
             return Gate("not", children=(self.gate(condition.not_, at + "/not"),))
         key = "all" if isinstance(condition, AllConditions) else "any"
-        assert isinstance(condition, (AllConditions, AnyCondition))
         items = condition.all if isinstance(condition, AllConditions) else condition.any
         return Gate(
             key, children=tuple(self.gate(c, f"{at}/{key}/{k}") for k, c in enumerate(items))
