@@ -46,12 +46,21 @@ def _run_prompt_form(value: Any) -> str | None:
     return "groups" if isinstance(value, list) else prompt_form(value)
 
 
+def _item_form(value: Any) -> str:
+    # A mapping is a group, anything else must be a prompt: one error per bad item, not one
+    # per branch of the union.
+    return "group" if isinstance(value, (dict, PromptGroup)) else "text"
+
+
+PromptItem = Annotated[
+    Annotated[str, Tag("text"), Field(min_length=1)] | Annotated[PromptGroup, Tag("group")],
+    Discriminator(_item_form),
+]
+
 RunPrompts = Annotated[
     Annotated[str, Tag("single"), Field(min_length=1)]
     | Annotated[PromptFile, Tag("file")]
-    | Annotated[
-        list[Annotated[str, Field(min_length=1)] | PromptGroup], Tag("groups"), Field(min_length=1)
-    ],
+    | Annotated[list[PromptItem], Tag("groups"), Field(min_length=1)],
     Discriminator(
         _run_prompt_form,
         custom_error_type="prompts_type",
