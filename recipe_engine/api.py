@@ -14,6 +14,9 @@ holds it to that), so whatever a command does, a program can do too.
     serve         ServeConfig -> run_server (foreground); start_server -> RunningServer (thread)
     schema        render_schema                                           (torch-free)
     examples      list_examples -> [Example]; copy_example                (torch-free)
+    rows          run_rows(model, [Row(prompt, plan)]) -> [RowResult]: rows with their own plans
+                  in shared batches (prompt groups; a server's profiles)
+    condition     find_condition -> ConditionSearch; write_condition_search
 
 Each name is imported from its stage on first use (PEP 562), so importing this module is cheap
 and torch-free: the CLI builds its parser from it (BACKENDS) before any command runs.
@@ -32,6 +35,8 @@ from recipe_engine.model_config import BACKENDS
 
 if TYPE_CHECKING:
     from recipe_engine.examples import Example, copy_example, list_examples
+    from recipe_engine.execute.batch import Row, RowResult, run_rows
+    from recipe_engine.execute.gates import GateOutcome
     from recipe_engine.format.schema_export import render_schema
     from recipe_engine.load.paths import display_path
     from recipe_engine.pipeline import (
@@ -48,6 +53,8 @@ if TYPE_CHECKING:
     from recipe_engine.report.text import render_text
     from recipe_engine.serve.server import RunningServer, ServeConfig, run_server, start_server
     from recipe_engine.sweep import SweepResult, run_sweep, write_sweep
+    from recipe_engine.sweep.condition import ConditionSearch, find_condition
+    from recipe_engine.sweep.condition_output import write_condition_search
     from recipe_engine.validate import ValidationResult, validate_file
     from recipe_engine.validate.sniff import looks_like_recipe
     from recipe_engine.vectors.build import BuiltVector
@@ -57,9 +64,13 @@ __all__ = [
     "BACKENDS",
     "BuiltVector",
     "CompiledRecipe",
+    "ConditionSearch",
     "Example",
+    "GateOutcome",
     "LoadedRecipe",
     "Progress",
+    "Row",
+    "RowResult",
     "RunReport",
     "RunningServer",
     "ServeConfig",
@@ -71,6 +82,7 @@ __all__ = [
     "copy_example",
     "display_path",
     "explain_recipe",
+    "find_condition",
     "inspect_vectors",
     "list_examples",
     "load_recipe",
@@ -78,10 +90,12 @@ __all__ = [
     "render_schema",
     "render_text",
     "run_recipe",
+    "run_rows",
     "run_server",
     "run_sweep",
     "start_server",
     "validate_file",
+    "write_condition_search",
     "write_sweep",
 ]
 
@@ -90,6 +104,10 @@ _WHERE = {
     "copy_example": "recipe_engine.examples",
     "list_examples": "recipe_engine.examples",
     "display_path": "recipe_engine.load.paths",
+    "Row": "recipe_engine.execute.batch",
+    "RowResult": "recipe_engine.execute.batch",
+    "run_rows": "recipe_engine.execute.batch",
+    "GateOutcome": "recipe_engine.execute.gates",
     "render_schema": "recipe_engine.format.schema_export",
     "CompiledRecipe": "recipe_engine.pipeline",
     "LoadedRecipe": "recipe_engine.pipeline",
@@ -108,6 +126,9 @@ _WHERE = {
     "SweepResult": "recipe_engine.sweep",
     "run_sweep": "recipe_engine.sweep",
     "write_sweep": "recipe_engine.sweep",
+    "ConditionSearch": "recipe_engine.sweep.condition",
+    "find_condition": "recipe_engine.sweep.condition",
+    "write_condition_search": "recipe_engine.sweep.condition_output",
     "ValidationResult": "recipe_engine.validate",
     "validate_file": "recipe_engine.validate",
     "looks_like_recipe": "recipe_engine.validate.sniff",

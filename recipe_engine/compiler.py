@@ -11,16 +11,23 @@ from __future__ import annotations
 import torch
 
 from recipe_engine.errors import RecipeError
+from recipe_engine.format.conditions import (
+    AllConditions,
+    Condition,
+    ConditionLeaf,
+    NotCondition,
+)
 from recipe_engine.format.interventions import Intervention
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.positions import parse_positions
+from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
-from recipe_engine.plan import Plan, PlanOp
+from recipe_engine.plan import ConditionRead, Gate, Plan, PlanOp
 from recipe_engine.resolve.architectures import Port
 from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["compile_plan"]
+__all__ = ["compile_part_plans", "compile_plan", "leading_marker", "probe_logits"]
 
 # Ops that use only the direction of their vector.
 DIRECTION_OPS = frozenset({"project_out", "clamp", "scale"})
@@ -64,6 +71,109 @@ def _prepare_vector(tensor: torch.Tensor, item: Intervention, model: LoadedModel
         vec = vec / norm.clamp_min(1e-12)
     dtype = next(model.hf.parameters()).dtype
     return vec.to(dtype)
+
+
+def probe_logits(provenance: dict[str, dict[str, object]]) -> dict[str, tuple[float, float]]:
+    """Each probe vector's logistic decision (scale, bias), from its build provenance."""
+    found: dict[str, tuple[float, float]] = {}
+    for name, info in provenance.items():
+        scale, bias = info.get("logit_scale"), info.get("logit_bias")
+        if isinstance(scale, (int, float)) and isinstance(bias, (int, float)):
+            found[name] = (float(scale), float(bias))
+    return found
+
+
+def leading_marker(model: LoadedModel) -> bool:
+    """Whether the tokenizer puts a marker of its own (`<s>`, `<|endoftext|>`) before a text."""
+    with model.lock:  # the tokenizer is shared (LoadedModel)
+        encoded = model.tokenizer("a", return_special_tokens_mask=True)
+    mask = encoded.get("special_tokens_mask") or [0]
+    return bool(mask[0]) and len(mask) > 1
+
+
+class _GateCompiler:
+    """`when:` trees -> Gates: each leaf located in the model and its direction prepared."""
+
+    def __init__(
+        self,
+        model: LoadedModel,
+        vectors: dict[str, torch.Tensor],
+        events: Events,
+        doc: LoadedDocument | None,
+        probes: dict[str, tuple[float, float]],
+    ) -> None:
+        self.model, self.vectors, self.events, self.doc = model, vectors, events, doc
+        self.probes = probes
+        self.skip_first = leading_marker(model)
+
+    def gate(self, condition: Condition, at: str) -> Gate:
+        if isinstance(condition, ConditionLeaf):
+            return Gate("leaf", read=self.leaf(condition, at))
+        if isinstance(condition, NotCondition):
+            return Gate("not", children=(self.gate(condition.not_, at + "/not"),))
+        key = "all" if isinstance(condition, AllConditions) else "any"
+        items = condition.all if isinstance(condition, AllConditions) else condition.any
+        return Gate(
+            key, children=tuple(self.gate(c, f"{at}/{key}/{k}") for k, c in enumerate(items))
+        )
+
+    def leaf(self, leaf: ConditionLeaf, at: str) -> ConditionRead:
+        shape = self.model.shape
+        if not -shape.n_layers <= leaf.layer < shape.n_layers:
+            message = str(LayerRangeError(leaf.layer, shape.n_layers))
+            raise _fail(self.doc, "layer-range", message, at + "/layer")
+        layer = leaf.layer % shape.n_layers
+        location = self.model.adapter.locate(leaf.site, layer)
+        raw = self.vectors[leaf.vector]
+        width = shape.heads_width if leaf.site == "heads" else shape.hidden_size
+        if raw.dim() != 1 or raw.shape[-1] != width:
+            raise _fail(
+                self.doc,
+                "vector-dim",
+                f"condition vector {leaf.vector!r} has shape {list(raw.shape)}; a condition at "
+                f"{leaf.site} needs one vector of width {width}",
+                at + "/vector",
+            )
+        if leaf.score == "probability" and leaf.vector not in self.probes:
+            raise _fail(
+                self.doc,
+                "condition-probability",
+                f"score: probability needs a probe vector (kind: probe); {leaf.vector!r} has no "
+                "logistic decision (a probe built by an older version: rebuild with --no-cache)",
+                at + "/score",
+            )
+        vec = raw.detach().to(device=self.model.device, dtype=torch.float32)
+        return ConditionRead(
+            vector_name=leaf.vector,
+            layer=layer,
+            site=leaf.site,
+            path=location.path,
+            port=location.port,
+            order=self.events[(location.path, location.port)],
+            direction=vec / vec.norm().clamp_min(1e-12),
+            aggregate=leaf.aggregate,
+            score=leaf.score,
+            compare=leaf.compare,
+            threshold=leaf.threshold,
+            skip_first=self.skip_first,
+            logit=self.probes.get(leaf.vector) if leaf.score == "probability" else None,
+        )
+
+
+def _check_gate_order(ops: list[PlanOp], doc: LoadedDocument | None, at: str) -> None:
+    """A condition must be read no later than the first place its intervention acts."""
+    if not ops or ops[0].gate is None:
+        return
+    first = min(op.order[0] for op in ops)
+    for leaf in ops[0].gate.leaves():
+        if leaf.order > first:
+            raise _fail(
+                doc,
+                "condition-after-target",
+                f"the condition reads layer {leaf.layer} {leaf.site}, after the intervention "
+                "first acts: a row's gate must be known before its first steered layer",
+                at + "/when",
+            )
 
 
 Targets = list[tuple[int | None, float]]  # (layer, weight); layer None: a fixed module path
@@ -193,9 +303,10 @@ def _compile_one(
     vectors: dict[str, torch.Tensor],
     events: Events,
     doc: LoadedDocument | None,
+    at: str,
+    gates: _GateCompiler,
 ) -> list[PlanOp]:
     """The ops of one intervention: one per target layer (or one for a fixed module path)."""
-    at = f"/interventions/{index}"
     label = item.name or f"{item.op} {item.vector or ''}".strip()
     targets = _targets(item, model.shape.n_layers, doc, at)
     heads, columns = _head_columns(item, model, doc, at)
@@ -208,6 +319,7 @@ def _compile_one(
             raw = raw.to(columns.device)[..., columns]
         vector = _prepare_vector(raw, item, model)
     positions = parse_positions(item.positions)
+    gate = None if item.when is None else gates.gate(item.when, at + "/when")
     ops: list[PlanOp] = []
     for layer, weight in targets:
         path, port, site = _location(item, layer, model, events, doc, at)
@@ -227,8 +339,10 @@ def _compile_one(
                 columns=columns,
                 heads=heads,
                 order=(events[(path, port)], index),
+                gate=gate,
             )
         )
+    _check_gate_order(ops, doc, at)
     return ops
 
 
@@ -237,11 +351,49 @@ def compile_plan(
     model: LoadedModel,
     vectors: dict[str, torch.Tensor],
     doc: LoadedDocument | None = None,
+    *,
+    interventions: list[Intervention] | None = None,
+    pointer: str = "/interventions",
+    probes: dict[str, tuple[float, float]] | None = None,
 ) -> Plan:
-    """Resolve every intervention against the model. Raises RecipeError at the recipe line."""
+    """Resolve every intervention (the recipe's, or `interventions` written at `pointer`)
+    against the model. `probes`: each probe vector's logistic (scale, bias), for conditions
+    with `score: probability` (probe_logits). Raises RecipeError at the recipe line."""
     events = _event_order(model.hf)
+    gates = _GateCompiler(model, vectors, events, doc, probes or {})
+    items = recipe.interventions if interventions is None else interventions
     ops: list[PlanOp] = []
-    for index, item in enumerate(recipe.interventions):
-        ops.extend(_compile_one(index, item, model, vectors, events, doc))
+    for index, item in enumerate(items):
+        at = f"{pointer}/{index}"
+        ops.extend(_compile_one(index, item, model, vectors, events, doc, at, gates))
     ops.sort(key=lambda op: op.order)
     return Plan(ops)
+
+
+def compile_part_plans(
+    recipe: Recipe,
+    model: LoadedModel,
+    vectors: dict[str, torch.Tensor],
+    doc: LoadedDocument | None,
+    default: Plan,
+    probes: dict[str, tuple[float, float]] | None = None,
+) -> list[Plan]:
+    """One plan per part of run.prompts (format/prompt_groups.py): `default` for prompts
+    without a group, else the group's interventions (or the recipe's) at the group's strength."""
+    plans: list[Plan] = []
+    for part in prompt_parts(recipe.run.prompts):
+        group = part.group
+        if group is None or (group.interventions is None and group.strength is None):
+            plans.append(default)
+            continue
+        items, pointer = recipe.interventions, "/interventions"
+        if group.interventions is not None:
+            items, pointer = group.interventions, f"/run/prompts/{part.index}/interventions"
+        if group.strength is not None:
+            items = [item.model_copy(update={"strength": group.strength}) for item in items]
+        plans.append(
+            compile_plan(
+                recipe, model, vectors, doc, interventions=items, pointer=pointer, probes=probes
+            )
+        )
+    return plans

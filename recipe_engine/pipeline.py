@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import EnvironmentFailure, RecipeError
+from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.validate import validate_file
@@ -66,6 +67,8 @@ class CompiledRecipe:
     vectors: dict[str, BuiltVector]
     plan: Plan
     timing: dict[str, float]
+    # one plan per part of run.prompts when it holds prompt groups (compile_part_plans)
+    part_plans: list[Plan] = field(default_factory=list)
 
     @property
     def recipe(self) -> Recipe:
@@ -91,21 +94,41 @@ class CompiledRecipe:
             "plan": self.plan.describe(),
             "prompt_positions": self.prompt_positions(),
             "vectors": {name: _vector_json(v) for name, v in self.vectors.items()},
+            **self._groups(),
         }
 
     def prompt_positions(self, first: int = 3) -> list[dict[str, Any]]:
-        """Which tokens each intervention steers in the first prompts (execute/positions.py)."""
+        """Which tokens each intervention steers in the first prompts (execute/positions.py),
+        each prompt with the plan of its group."""
         from itertools import islice
 
         from recipe_engine.execute.positions import explain_positions
         from recipe_engine.vectors.sources import PromptSourceRef
 
         doc, model = self.loaded.document, self.model
+        parts = list(prompt_parts(self.recipe.run.prompts))
+        plans = self.part_plans or [self.plan] * len(parts)
+        shown: list[dict[str, Any]] = []
         with model.lock:  # the tokenizer is shared (LoadedModel)
-            ref = PromptSourceRef(
-                self.recipe.run.prompts, doc, "/run/prompts", doc.path.parent, model.tokenizer
-            )
-            return explain_positions(self.plan, list(islice(ref, first)), model.tokenizer)
+            for part, plan in zip(parts, plans, strict=True):
+                if len(shown) >= first:
+                    break
+                ref = PromptSourceRef(
+                    part.source, doc, part.pointer, doc.path.parent, model.tokenizer
+                )
+                prompts = list(islice(ref, first - len(shown)))
+                shown += explain_positions(plan, prompts, model.tokenizer)
+        return shown
+
+    def _groups(self) -> dict[str, Any]:
+        """The plan of each prompt group of run.prompts that has its own (none: no key)."""
+        parts = list(prompt_parts(self.recipe.run.prompts))
+        own = [
+            {"group": part.group.name or f"#{part.index}", "plan": plan.describe()}
+            for part, plan in zip(parts, self.part_plans, strict=False)
+            if part.group is not None and plan is not self.plan
+        ]
+        return {"groups": own} if own else {}
 
 
 def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[str, Any]:
@@ -114,8 +137,10 @@ def backend_summary(loaded: LoadedRecipe, vector_sizes: dict[str, int]) -> dict[
     from recipe_engine.vectors.sources import PromptSourceRef
 
     recipe, doc = loaded.recipe, loaded.document
-    ref = PromptSourceRef(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
-    count = sum(1 for _ in ref.raw())  # conversations stay unrendered: only counted here
+    count = sum(  # conversations stay unrendered: only counted here
+        sum(1 for _ in PromptSourceRef(part.source, doc, part.pointer, doc.path.parent).raw())
+        for part in prompt_parts(recipe.run.prompts)
+    )
     return describe_backend(recipe.run.backend, count, vector_sizes)
 
 
@@ -142,7 +167,8 @@ def explain_without_model(
         "order": None,
         "plan": None,
         "interventions": [
-            i.model_dump(mode="json", exclude_none=True) for i in recipe.interventions
+            i.model_dump(mode="json", exclude_none=True, by_alias=True)
+            for i in recipe.interventions
         ],
         "note": note,
     }
@@ -185,7 +211,7 @@ def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
 
 def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
-    from recipe_engine.compiler import compile_plan
+    from recipe_engine.compiler import compile_part_plans, compile_plan, probe_logits
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 
@@ -197,9 +223,12 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     loaded_at = time.perf_counter()
     vectors = build_vectors(recipe, model, doc)
     built_at = time.perf_counter()
-    plan = compile_plan(recipe, model, {n: v.tensor for n, v in vectors.items()}, doc)
+    tensors = {n: v.tensor for n, v in vectors.items()}
+    probes = probe_logits({n: v.provenance for n, v in vectors.items()})
+    plan = compile_plan(recipe, model, tensors, doc, probes=probes)
+    parts = compile_part_plans(recipe, model, tensors, doc, plan, probes)
     timing = {"load_s": loaded_at - start, "vectors_s": built_at - loaded_at}
-    return CompiledRecipe(loaded, model, vectors, plan, timing)
+    return CompiledRecipe(loaded, model, vectors, plan, timing, parts)
 
 
 def _check_prompt_lengths(loaded: LoadedRecipe, model: LoadedModel) -> None:
@@ -212,7 +241,9 @@ def _check_prompt_lengths(loaded: LoadedRecipe, model: LoadedModel) -> None:
 
     recipe, doc = loaded.recipe, loaded.document
     generated = recipe.run.generation.max_new_tokens if recipe.run.mode != "trace" else 0
-    sources: list[tuple[Any, str, int]] = [(recipe.run.prompts, "/run/prompts", generated)]
+    sources: list[tuple[Any, str, int]] = [
+        (part.source, part.pointer, generated) for part in prompt_parts(recipe.run.prompts)
+    ]
     for index, metric in enumerate(recipe.report.metrics):
         text = getattr(metric, "text", None)
         if text is not None:
@@ -267,7 +298,7 @@ def run_recipe(
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     doc, model, plan = compiled.loaded.document, compiled.model, compiled.plan
     recipe = batch_for_device(compiled.recipe, model)
-    passes = run_passes(recipe, model, plan, doc, progress, baseline)
+    passes = run_passes(recipe, model, plan, doc, progress, baseline, compiled.part_plans or None)
     return build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
 
 

@@ -58,6 +58,7 @@ PLAN_KEYS = {
     "vector",
     "vector_norm",
     "strength",
+    "when",
 }
 # README, "Positions, per generation step": what each `positions` form steers at each step.
 STEP_TABLE = {
@@ -244,7 +245,11 @@ def test_run_json_shape(path: Path, json_reports: dict[str, dict[str, Any]]) -> 
     prompts = expected_prompts(path)
     assert [p["prompt"] for p in report["prompts"]] == prompts
     for outcome in report["prompts"]:
-        assert set(outcome) == {"prompt", "baseline", "steered"}
+        assert set(outcome) == {"prompt", "baseline", "steered", "group", "conditions"}
+        gated = [op for op in report["plan"] if op["when"] is not None]
+        assert len(outcome["conditions"]) == len({op["intervention"] for op in gated})
+        for cond in outcome["conditions"]:
+            assert isinstance(cond["fired"], bool) and isinstance(cond["scores"], list)
         _check_side(outcome["steered"], recipe.run.mode, recipe.report.top_tokens)
         if recipe.run.compare_baseline:
             assert outcome["baseline"] is not None

@@ -19,9 +19,9 @@ from tests.conftest import RECIPES, REPO
 RECIPE = str(RECIPES / "activation-addition.yaml")
 
 # The table of the README's CLI section, restated here as the reference the parser is held to.
-RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "vectors build")
-NO_CACHE_COMMANDS = ("run", "explain", "sweep", "vectors build")
-OUT_COMMANDS = ("run", "sweep", "vectors build", "schema")
+RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "condition", "vectors build")
+NO_CACHE_COMMANDS = ("run", "explain", "sweep", "condition", "vectors build")
+OUT_COMMANDS = ("run", "sweep", "condition", "vectors build", "schema")
 ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "serve", "schema", "ls", "cp")
 
 
@@ -156,6 +156,8 @@ def test_a_misspelled_flag_or_command_gets_did_you_mean(
         ["run", "{missing}"],
         ["explain", "{missing}"],
         ["sweep", "{missing}", "--layers", "0", "--strengths", "1"],
+        ["condition", "{missing}", "--data", "{missing}"],
+        ["condition", RECIPE, "--data", "{missing}"],
         ["vectors", "build", "{missing}", "--out", "{tmp}/v.safetensors"],
         ["vectors", "inspect", "{missing}"],
     ],

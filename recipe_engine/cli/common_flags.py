@@ -207,6 +207,9 @@ def check_before_work(args: argparse.Namespace) -> None:
     recipe = getattr(args, "recipe", None)
     if isinstance(recipe, str):
         _check_recipe(recipe)
+    data = getattr(args, "data", None)  # steer condition's labelled prompts
+    if isinstance(data, str) and not Path(data).is_file():
+        raise UsageError(missing_path_message(data))
     out = getattr(args, "out", None)
     kind = getattr(args, "out_kind", None)
     if isinstance(out, str) and isinstance(kind, str):

@@ -111,6 +111,13 @@ def _text(info: dict[str, Any]) -> str:
             f"     positions {op['positions']}: step 0 -> {steps['step 0']}; "
             f"later steps -> {steps['later steps']}"
         )
+        if op.get("when"):
+            lines.append(f"     only rows where {op['when']} (decided at step 0, held)")
+    for group in info.get("groups", []):
+        ops = ", ".join(
+            f"{o['op']} x {o['strength']:g} at layer {o['layer']}" for o in group["plan"]
+        )
+        lines.append(f"  group {group['group']}: {ops or 'no operations (unsteered)'}")
     lines.extend(_prompt_lines(info.get("prompt_positions") or []))
     if info["vectors"]:
         lines.append("vectors:")

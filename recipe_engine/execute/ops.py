@@ -19,7 +19,9 @@ def _along(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 def transform(h: torch.Tensor, op: PlanOp, vector: torch.Tensor | None = None) -> torch.Tensor:
     """`vector` overrides op.vector: per-position vectors arrive aligned to h, [B, T, D]."""
-    s, v = op.strength, (op.vector if vector is None else vector)
+    # A merged batch plan carries one strength per row ([B, 1, 1]), in the vector's dtype.
+    s = op.strength if op.row_strength is None else op.row_strength
+    v = op.vector if vector is None else vector
     if v is not None and (v.device != h.device or v.dtype != h.dtype):
         # A remote server holds the activations on its own device; the vector travels with
         # the request as a CPU tensor. Locally the plan already matches: no copy.

@@ -19,11 +19,13 @@ from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, re
 from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
     PassResult,
+    RowPlans,
     generate_pass,
     score_texts,
     text_logits,
     trace_pass,
 )
+from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import KLBaselineMetric, PerplexityMetric, TokenProbMetric
 from recipe_engine.load.includes import LoadedDocument
@@ -49,6 +51,7 @@ class RunPasses:
     # perplexity: metric index -> side -> mean negative log-likelihood per text
     text_nll: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     texts: dict[int, int] = field(default_factory=dict)  # metric index -> number of texts
+    groups: list[str | None] = field(default_factory=list)  # per prompt: its prompt group
 
 
 def step_reduction(recipe: Recipe, model: LoadedModel) -> StepReduction:
@@ -72,8 +75,12 @@ def run_pass(
     prompts: list[str],
     progress: Progress | None,
     label: str,
+    rows: RowPlans | None = None,
 ) -> PassResult:
+    """One pass over the prompts: `plan` for every prompt, or `rows`, one plan per prompt
+    (prompt groups; `plan` then names the recipe's plan in a NaN/Inf message)."""
     run = recipe.run
+    row_plans = plan if rows is None else rows
     done = [0]
 
     def tick(n: int) -> None:
@@ -101,12 +108,12 @@ def run_pass(
             reduction=reduction,
         )
     elif run.mode == "trace":
-        result = trace_pass(model, plan, prompts, run.batch_size, tick)
+        result = trace_pass(model, row_plans, prompts, run.batch_size, tick)
     else:
         try:
             result = generate_pass(
                 model,
-                plan,
+                row_plans,
                 prompts,
                 run.generation,
                 run.batch_size,
@@ -160,18 +167,33 @@ def run_passes(
     doc: LoadedDocument,
     progress: Progress | None = None,
     baseline: PassResult | None = None,
+    part_plans: list[Plan] | None = None,
 ) -> RunPasses:
     """Run every pass of a recipe. `baseline` reuses an unsteered pass of the same prompts
-    (sweeps)."""
+    (sweeps). `part_plans`: one plan per part of run.prompts (compiler.compile_part_plans),
+    when it holds prompt groups; their rows share batches, each with its own plan."""
+    prompts: list[str] = []
+    rows: list[Plan] = []
+    groups: list[str | None] = []
+    parts = list(prompt_parts(recipe.run.prompts))
     with model.lock:  # the tokenizer (its chat template) is shared
-        prompts = resolve_prompts(
-            recipe.run.prompts, doc, "/run/prompts", doc.path.parent, model.tokenizer
-        )
+        for part, part_plan in zip(parts, part_plans or [plan] * len(parts), strict=True):
+            texts = resolve_prompts(
+                part.source, doc, part.pointer, doc.path.parent, model.tokenizer
+            )
+            prompts += texts
+            rows += [part_plan] * len(texts)
+            name = None if part.group is None else (part.group.name or f"#{part.index}")
+            groups += [name] * len(texts)
     passes = RunPasses(prompts, {}, time.perf_counter())
+    passes.groups = groups if any(g is not None for g in groups) else []
     if baseline is not None:
         passes.sides["baseline"] = baseline
     elif recipe.run.compare_baseline:
         passes.sides["baseline"] = run_pass(recipe, model, Plan(), prompts, progress, "baseline")
-    passes.sides["steered"] = run_pass(recipe, model, plan, prompts, progress, "steered")
+    same = all(row is plan for row in rows)
+    passes.sides["steered"] = run_pass(
+        recipe, model, plan, prompts, progress, "steered", None if same else rows
+    )
     _text_passes(recipe, model, plan, doc, passes)
     return passes

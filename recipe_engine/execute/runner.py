@@ -17,14 +17,16 @@ from typing import Any
 import nnsight
 import torch
 
+from recipe_engine.execute.gates import GateOutcome, gate_outcomes
 from recipe_engine.execute.positions import TextMasks, text_masks
 from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
+from recipe_engine.execute.rows import merge_row_plans
 from recipe_engine.execute.steer import apply_plan
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["PassResult", "generate_pass", "score_texts", "trace_pass"]
+__all__ = ["PassResult", "RowPlans", "generate_pass", "score_texts", "trace_pass"]
 
 
 @dataclass
@@ -35,6 +37,8 @@ class PassResult:
     step_finite: list[bool] = field(default_factory=list)  # every step's logits finite
     step_mass: dict[TokenSet, list[torch.Tensor]] = field(default_factory=dict)  # set -> [n_new]
     step_logits: list[torch.Tensor] = field(default_factory=list)  # [n_new, V]: on request only
+    # per prompt: the conditional interventions of its plan, fired or not, and their scores
+    gates: list[list[GateOutcome]] = field(default_factory=list)
 
 
 # nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step: that
@@ -66,9 +70,22 @@ def _masks(model: LoadedModel, plan: Plan, batch: list[str]) -> TextMasks | None
     return text_masks(selectors, batch, model.tokenizer) if selectors else None
 
 
+# One plan for every prompt, or one plan per prompt (prompt groups; a server's profiles).
+RowPlans = Plan | Sequence[Plan]
+
+
+def _batch_plans(plan: RowPlans, prompts: Sequence[str], size: int) -> list[Plan]:
+    """The plan of each batch: the run's plan, or its rows' plans merged (execute/rows.py)."""
+    if isinstance(plan, Plan):
+        return [plan] * len(range(0, len(prompts), size))
+    if len(plan) != len(prompts):
+        raise ValueError(f"{len(plan)} row plans for {len(prompts)} prompts")
+    return [merge_row_plans(plan[i : i + size]) for i in range(0, len(prompts), size)]
+
+
 def trace_pass(
     model: LoadedModel,
-    plan: Plan,
+    plan: RowPlans,
     prompts: Sequence[str],
     batch_size: int,
     progress: Callable[[int], None] | None = None,
@@ -76,17 +93,21 @@ def trace_pass(
     # Logits are read from the model's own output, not the unembedding module: families such as
     # Gemma 2 post-process them (final logit soft-capping) after lm_head.
     rows: list[torch.Tensor] = []
+    gates: list[list[GateOutcome]] = []
     nn = model.nn  # trace bodies name only shippable values (see LoadedModel.remote)
+    plans = _batch_plans(plan, prompts, batch_size)
     with model.lock, torch.inference_mode():
-        for batch in _batches(prompts, batch_size):
-            masks = _masks(model, plan, batch)
+        for batch, active in zip(_batches(prompts, batch_size), plans, strict=True):
+            masks = _masks(model, active, batch)
             with nn.trace(batch, **model.backend_kwargs):
-                apply_plan(nn, plan, text_masks=masks)
+                record = nnsight.save({})
+                apply_plan(nn, active, text_masks=masks, record=record)
                 logits = nn.output.logits[:, -1, :].save()
             rows.append(logits.float().cpu())
+            gates.extend(gate_outcomes(active, record, len(batch)))
             if progress:
                 progress(len(batch))
-    return PassResult(torch.cat(rows))
+    return PassResult(torch.cat(rows), gates=gates)
 
 
 def _generation_kwargs(model: LoadedModel, gen: GenerationSpec) -> dict[str, Any]:
@@ -141,7 +162,7 @@ def _split_generated(
 
 def generate_pass(
     model: LoadedModel,
-    plan: Plan,
+    plan: RowPlans,
     prompts: Sequence[str],
     gen: GenerationSpec,
     batch_size: int,
@@ -166,20 +187,23 @@ def generate_pass(
     """
     kwargs = _generation_kwargs(model, gen)
     nn = model.nn
-    persistent = persistent and model.persistent_edits and not plan.text_positions()
+    text_positions = any(p.text_positions() for p in ([plan] if isinstance(plan, Plan) else plan))
+    persistent = persistent and model.persistent_edits and not text_positions
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
+    plans = _batch_plans(plan, prompts, batch_size)
+    installed = persistent and isinstance(plan, Plan) and bool(plan.ops)
     with _sampling(gen), model.lock, torch.inference_mode():
-        if persistent and plan.ops:
+        if installed:
             with nn.edit(inplace=True) as tracer:
                 for _ in tracer.iter[:]:
-                    apply_plan(nn, plan)
+                    apply_plan(nn, plans[0])
         try:
-            for batch in _batches(prompts, batch_size):
+            for batch, batch_plan in zip(_batches(prompts, batch_size), plans, strict=True):
                 if gen.seed is not None:
                     torch.manual_seed(gen.seed)
-                active = Plan() if persistent else plan
+                active = Plan() if installed else batch_plan
                 masks = _masks(model, active, batch)
                 # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so nothing
                 # after it (a helper's `return`) would ever run. No comment lines inside the
@@ -187,8 +211,9 @@ def generate_pass(
                 with nn.generate(**kwargs, **model.backend_kwargs) as tracer:
                     with tracer.invoke(batch):
                         steps = nnsight.save([])
+                        record = nnsight.save({})
                         for _ in tracer.iter[:]:
-                            apply_plan(nn, active, text_masks=masks)
+                            apply_plan(nn, active, text_masks=masks, record=record)
                             logits = nn.output.logits[:, -1, :]
                             steps.append(nnsight.save(reduce_step(logits, reduction, len(steps))))
                     with tracer.invoke():
@@ -197,10 +222,11 @@ def generate_pass(
                 assert first is not None  # reduce_step keeps step 0's logits
                 firsts.append(first.float().cpu())
                 _split_generated(result, ids, eos, reduction, steps)
+                result.gates.extend(gate_outcomes(active, record, len(batch)))
                 if progress:
                     progress(len(batch))
         finally:
-            if persistent and plan.ops:
+            if installed:
                 nn.clear_edits()
     result.next_logits = torch.cat(firsts)
     return result

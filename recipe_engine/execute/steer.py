@@ -7,21 +7,21 @@ every mode. Ops on the same module port are read once, applied in order, written
 
 from __future__ import annotations
 
-from itertools import groupby
 from typing import Any
 
 import torch
 
+from recipe_engine.execute.gates import gate_rows, score_read
 from recipe_engine.execute.ops import transform
 from recipe_engine.execute.positions import ALL, NONE, TextMasks, position_mask
 from recipe_engine.format.positions import ALL_POSITIONS, PositionSelector, TextPositions
-from recipe_engine.plan import Plan, PlanOp
-from recipe_engine.resolve.architectures import envoy_at
+from recipe_engine.plan import ConditionRead, Plan, PlanOp
+from recipe_engine.resolve.architectures import Port, envoy_at
 
-__all__ = ["apply_plan"]
+__all__ = ["apply_plan", "batch_layout"]
 
 
-def _chunk_and_mask(root: Any) -> tuple[int, torch.Tensor]:
+def batch_layout(root: Any) -> tuple[int, torch.Tensor]:
     """How many tokens this forward processes, and the attention mask over all tokens so far.
 
     transformers drops `attention_mask` when a batch has no padding; the tokens already in the
@@ -84,7 +84,11 @@ def _apply(value: torch.Tensor, op: PlanOp, mask: torch.Tensor | str, aligned: A
 def _needs_context(op: PlanOp) -> bool:
     """Whether an op needs to know which tokens this pass holds (`all` with a plain vector
     acts on every row as it comes, whatever the layout: [B, T, D] or vLLM's flat [T, D])."""
-    return op.positions != ALL_POSITIONS or (op.vector is not None and op.vector.dim() == 2)
+    return (
+        op.positions != ALL_POSITIONS
+        or (op.vector is not None and op.vector.dim() == 2)
+        or op.gate is not None
+    )
 
 
 def _is_residual_pair(current: tuple[Any, ...], op: PlanOp) -> bool:
@@ -96,8 +100,44 @@ def _is_residual_pair(current: tuple[Any, ...], op: PlanOp) -> bool:
     )
 
 
+Station = tuple[list[ConditionRead], list[PlanOp]]  # what happens at one module port
+
+
+def _stations(plan: Plan) -> dict[tuple[str, Port], Station]:
+    """Condition reads and ops per (module, port), in forward order; reads come first at a
+    port, so a condition sees the activation before any op there changes it."""
+    events: list[tuple[int, int, ConditionRead | PlanOp]] = [
+        (read.order, 0, read) for read in plan.reads()
+    ]
+    events += [(op.order[0], 1, op) for op in plan.ops]
+    stations: dict[tuple[str, Port], Station] = {}
+    for _, _, item in sorted(events, key=lambda e: (e[0], e[1])):
+        reads, ops = stations.setdefault((item.path, item.port), ([], []))
+        if isinstance(item, ConditionRead):
+            reads.append(item)
+        else:
+            ops.append(item)
+    return stations
+
+
+def _row_mask(op: PlanOp, mask: torch.Tensor | str, record: dict[Any, Any]) -> torch.Tensor | str:
+    """The position mask narrowed to the rows the op acts on (merged plans, `when:` gates)."""
+    rows = op.rows
+    if op.gate is not None:
+        fired = gate_rows(op.gate, record)
+        rows = fired if rows is None else (rows & fired)
+    if rows is None:
+        return mask
+    return rows if isinstance(mask, str) else (mask & rows)
+
+
 def apply_plan(
-    root: Any, plan: Plan, *, residual_pairs: bool = False, text_masks: TextMasks | None = None
+    root: Any,
+    plan: Plan,
+    *,
+    residual_pairs: bool = False,
+    text_masks: TextMasks | None = None,
+    record: dict[Any, Any] | None = None,
 ) -> None:
     """Apply the plan at the current forward pass.
 
@@ -106,16 +146,20 @@ def apply_plan(
     residual_pairs: the model's decoder blocks return (hidden, residual) whose *sum* is the
     residual stream (vLLM's fused add-norm layers); resid_post ops then act on that sum, and
     the result is written back into the first part so the sum is what the op computed.
+    record: where condition scores and gates are kept (execute/gates.py); the same dict must be
+    passed on every step of one generation, so later steps hold the gates of step 0.
     """
     if not plan.ops:
         return
-    context = _chunk_and_mask(root) if any(_needs_context(op) for op in plan.ops) else None
+    record = {} if record is None else record
+    context = batch_layout(root) if any(_needs_context(op) for op in plan.ops) else None
     masks: dict[PositionSelector, torch.Tensor | str] = {}
-    for (path, port), group in groupby(plan.ops, key=lambda op: (op.path, op.port)):
+    for (path, port), (reads, ops) in _stations(plan).items():
+        step0 = context is not None and context[0] == context[1].shape[1]
         active: list[tuple[PlanOp, torch.Tensor | str, Any]] = []
-        for op in group:
+        for op in ops:
             if context is None or not _needs_context(op):
-                active.append((op, ALL, None))
+                active.append((op, _row_mask(op, ALL, record), None))
                 continue
             chunk, attention_mask = context
             if op.positions not in masks:
@@ -126,15 +170,21 @@ def apply_plan(
             aligned, mask = _per_position(op, masks[op.positions], attention_mask, chunk)
             if mask is not NONE:
                 active.append((op, mask, aligned))
-        if not active:
+        if not active and not (reads and step0):
             continue
         envoy = envoy_at(root, path)
         current = envoy.input if port == "input" else envoy.output
         is_tuple = isinstance(current, tuple)
-        paired = residual_pairs and is_tuple and _is_residual_pair(current, active[0][0])
+        paired = bool(active) and residual_pairs and is_tuple
+        paired = paired and _is_residual_pair(current, active[0][0])
         value = current[0] + current[1] if paired else (current[0] if is_tuple else current)
+        if step0 and context is not None:
+            for read in reads:
+                record[("score", id(read))] = score_read(value, read, context[1])
+        if not active:
+            continue
         for op, mask, aligned in active:
-            value = _apply(value, op, mask, aligned)
+            value = _apply(value, op, _row_mask(op, mask, record), aligned)
         if paired:
             value = value - current[1]  # hidden' + residual == the transformed stream
         new = (value, *current[1:]) if is_tuple else value

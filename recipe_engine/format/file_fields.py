@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.prompts import PromptSource
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import (
@@ -45,7 +46,8 @@ def file_fields(recipe: Recipe) -> Iterator[FileField]:
             yield FileField(spec, at + "/data")
         elif isinstance(spec, FileVector):
             yield FileField(spec, at)
-    yield FileField(recipe.run.prompts, "/run/prompts")
+    for part in prompt_parts(recipe.run.prompts):
+        yield FileField(part.source, part.pointer)
     for index, metric in enumerate(recipe.report.metrics):
         # perplexity and kl_baseline read texts: any metric with a `text` source
         text = getattr(metric, "text", None)

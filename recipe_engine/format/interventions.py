@@ -14,6 +14,9 @@ s = strength x layer weight:
 Interventions run in the model's execution order (layer, then site: resid_pre, heads,
 attn_out, mlp_out, resid_post). Several interventions on the same layer and site compose in
 the order they are written: each sees the result of the one before.
+
+`when:` (format/conditions.py) gates an intervention per prompt: it acts only on the rows whose
+condition fires at step 0, on every step of their generation.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from recipe_engine.format.base import RecipeModel
+from recipe_engine.format.conditions import Condition
 from recipe_engine.format.layers import LayerSpec
 from recipe_engine.format.positions import PositionSpec
 from recipe_engine.format.sites import MODULE_FIELD, SITE_FIELD, VECTOR_NAME_PATTERN, Site
@@ -66,4 +70,10 @@ class Intervention(RecipeModel):
     normalize: bool = Field(
         default=False,
         description="Use the vector at unit norm, so strength is the norm actually added.",
+    )
+    when: Condition | None = Field(
+        default=None,
+        description="Steer only the prompts whose activations match this condition (CAST): "
+        "decided per prompt while it is read (step 0), held for its whole generation; the "
+        "other prompts are left exactly as unsteered.",
     )

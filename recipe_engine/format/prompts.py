@@ -10,7 +10,7 @@ from pydantic import Discriminator, Field, Tag
 from recipe_engine.format.base import RecipeModel
 from recipe_engine.load.prompt_files import Conversation
 
-__all__ = ["ChatMessage", "ChatPrompt", "PromptFile", "PromptItem", "PromptSource"]
+__all__ = ["ChatMessage", "ChatPrompt", "PromptFile", "PromptItem", "PromptSource", "prompt_form"]
 
 
 class ChatMessage(RecipeModel):
@@ -70,7 +70,7 @@ PromptItem = Annotated[
 ]
 
 
-def _prompt_form(value: Any) -> str | None:
+def prompt_form(value: Any) -> str | None:
     if isinstance(value, list):
         return "inline"
     if (isinstance(value, dict) and "messages" in value) or isinstance(value, ChatPrompt):
@@ -88,7 +88,7 @@ PromptSource = Annotated[
     | Annotated[ChatPrompt, Tag("chat")]
     | Annotated[PromptFile, Tag("file")],
     Discriminator(
-        _prompt_form,
+        prompt_form,
         custom_error_type="prompts_type",
         custom_error_message="prompts must be a string, a list of prompts, {messages: [...]} "
         "or {file: PATH}",

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from recipe_engine.format.base import RecipeModel
-from recipe_engine.format.prompts import PromptSource
+from recipe_engine.format.prompt_groups import RunPrompts
 
 __all__ = ["GenerationSpec", "RunSpec"]
 
@@ -34,7 +34,11 @@ class RunSpec(RecipeModel):
         "every generation step. edit: a persistent edit of the model, then every prompt "
         "is generated through it; the edit is cleared afterwards.",
     )
-    prompts: PromptSource = Field(description="Prompts to run: a list, or {file: PATH}.")
+    prompts: RunPrompts = Field(
+        description="Prompts to run: a list, or {file: PATH}. List items may be prompt groups "
+        "({prompts, strength, interventions}) that run in the same batches, each with its own "
+        "plan."
+    )
     generation: GenerationSpec = Field(default_factory=GenerationSpec)
     compare_baseline: bool = Field(
         default=True, description="Also run the prompts without interventions, side by side."

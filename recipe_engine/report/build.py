@@ -26,7 +26,12 @@ from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.plan import Plan
 from recipe_engine.report.health import garbage_warnings
 from recipe_engine.report.metrics import MetricValue, kl_divergence, token_ids, token_mass
-from recipe_engine.report.results import PromptOutcome, RunReport, SideOutcome
+from recipe_engine.report.results import (
+    ConditionOutcome,
+    PromptOutcome,
+    RunReport,
+    SideOutcome,
+)
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
 
@@ -49,6 +54,14 @@ def _side(tokenizer: Any, top_tokens: int, result: PassResult, row: int) -> Side
     if result.generated:
         text = tokenizer.decode(result.generated[row], skip_special_tokens=True)
     return SideOutcome(text, _top(tokenizer, result.next_logits[row], top_tokens))
+
+
+def _conditions(result: PassResult, row: int) -> list[ConditionOutcome]:
+    if not result.gates:
+        return []
+    return [
+        ConditionOutcome(g.intervention, g.condition, g.fired, g.scores) for g in result.gates[row]
+    ]
 
 
 def _mean(values: torch.Tensor) -> float:
@@ -172,6 +185,8 @@ def build_report(
                 prompt,
                 _side(tokenizer, top, sides["steered"], row),
                 _side(tokenizer, top, sides["baseline"], row) if "baseline" in sides else None,
+                passes.groups[row] if passes.groups else None,
+                _conditions(sides["steered"], row),
             )
             for row, prompt in enumerate(passes.prompts)
         ]

@@ -8,7 +8,9 @@
      "vectors": {NAME: {"kind", "norm", ...provenance}},
      "prompts": [{"prompt",
                   "baseline": {"continuation", "top_tokens": [{"token", "id", "prob"}]} | null,
-                  "steered":  {"continuation", "top_tokens": [...]}}],
+                  "steered":  {"continuation", "top_tokens": [...]},
+                  "group": NAME | null (a prompt group of run.prompts),
+                  "conditions": [{"intervention", "condition", "fired", "scores"}]}],
      "metrics": [{"name", "kind", "baseline", "steered", "delta", ...}],
      "warnings": [one line each: the steered output looks broken, and the likely cause],
      "timing": {"load_s", "vectors_s", "run_s"}}
@@ -23,7 +25,7 @@ from typing import Any
 
 from recipe_engine.report.metrics import MetricValue
 
-__all__ = ["PromptOutcome", "RunReport", "SideOutcome"]
+__all__ = ["ConditionOutcome", "PromptOutcome", "RunReport", "SideOutcome"]
 
 REPORT_VERSION = 1
 
@@ -43,11 +45,32 @@ class SideOutcome:
         }
 
 
+@dataclass(frozen=True)
+class ConditionOutcome:
+    """Whether one conditional intervention (`when:`) fired for a prompt, and the scores (one
+    per condition leaf, in the order written) that decided it."""
+
+    intervention: int
+    condition: str
+    fired: bool
+    scores: tuple[float, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "intervention": self.intervention,
+            "condition": self.condition,
+            "fired": self.fired,
+            "scores": [round(s, 6) for s in self.scores],
+        }
+
+
 @dataclass
 class PromptOutcome:
     prompt: str
     steered: SideOutcome
     baseline: SideOutcome | None = None
+    group: str | None = None
+    conditions: list[ConditionOutcome] = field(default_factory=list)
 
 
 @dataclass
@@ -79,6 +102,8 @@ class RunReport:
                     "prompt": p.prompt,
                     "baseline": p.baseline.to_json() if p.baseline else None,
                     "steered": p.steered.to_json(),
+                    "group": p.group,
+                    "conditions": [c.to_json() for c in p.conditions],
                 }
                 for p in self.prompts
             ],

@@ -45,6 +45,7 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
         vec = f" {op['vector']} (|v|={op['vector_norm']:.3g})" if op["vector"] else ""
         lines.append(
             f"  {op['op']}{vec} x {op['strength']:g} at {where}{heads}, positions {op['positions']}"
+            + (f", when {op['when']}" if op.get("when") else "")
         )
     for name, info in report.vectors.items():
         for view, label in (("raw", "W_U v"), ("lens", "logit lens")):
@@ -55,7 +56,15 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
                 lines.append(f"  vector {name} {label}: boosts {up}; suppresses {down}")
     for outcome in report.prompts:
         lines.append("")
-        lines.append(bold(f"prompt: {outcome.prompt!r}"))
+        group = f"  [group {outcome.group}]" if outcome.group else ""
+        lines.append(bold(f"prompt: {outcome.prompt!r}") + group)
+        for cond in outcome.conditions:
+            verdict = "fired" if cond.fired else "held back"
+            scores = ", ".join(f"{s:+.4f}" for s in cond.scores)
+            lines.append(
+                f"  when     intervention {cond.intervention} {verdict}: {cond.condition} "
+                f"(score {scores})"
+            )
         sides: list[tuple[str, Any]] = [("steered", outcome.steered)]
         if outcome.baseline is not None:
             sides.insert(0, ("baseline", outcome.baseline))

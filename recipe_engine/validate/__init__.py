@@ -15,6 +15,7 @@ from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument, load_document
 from recipe_engine.load.overrides import apply_overrides
 from recipe_engine.load.paths import display_path
+from recipe_engine.validate.conditions import check_conditions
 from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
 from recipe_engine.validate.phases import schema_without_unknown_keys, skipped_note
 from recipe_engine.validate.references import check_references
@@ -88,6 +89,7 @@ def validate_file(
     diagnostics += read_warnings
     if recipe is not None:
         later = check_semantics(recipe, checked)
+        later += check_conditions(recipe, checked)
         later += check_references(recipe, checked, allow_outside_root=allow_outside_root)
         # A builtin model's shape ships with the package: its layers, heads and widths are
         # checked on every validation; other models' need --check-model (reads their config).

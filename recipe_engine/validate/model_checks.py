@@ -27,6 +27,7 @@ from recipe_engine.model_config import (
     is_local_path,
     read_model_shape,
 )
+from recipe_engine.validate.conditions import all_interventions, check_condition_order
 
 __all__ = ["ENVIRONMENT_CODES", "check_against_model"]
 
@@ -53,6 +54,7 @@ def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]
             ]
         return [doc.diagnostic(exc.code, str(exc), "/model/id")]
     found = list(_ModelChecks(recipe, doc, shape).run())
+    found += check_condition_order(recipe, doc, shape.n_layers)
     if builtin_name(spec.id) is None and not is_local_path(spec.id) and not spec.trust_remote_code:
         # A cached hub model: the reference checks only see local folders, so its custom code
         # (auto_map) is refused here, from its cached JSON (local folders: references.py).
@@ -86,8 +88,7 @@ class _ModelChecks:
                 )
             if isinstance(spec, FileVector):
                 yield from self.file_width(name, spec, at)
-        for index, item in enumerate(self.recipe.interventions):
-            at = f"/interventions/{index}"
+        for at, item in all_interventions(self.recipe):
             if item.layers is not None:
                 yield from self.layers(item.layers, at + "/layers")
             for k, head in enumerate(item.heads or []):

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from recipe_engine import expr as expr_lang
 from recipe_engine.builtin_models import BUILTINS, builtin_name
 from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.interventions import OPS_NEEDING_VECTOR, OPS_WITHOUT_VECTOR, Intervention
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import KLBaselineMetric, TokenProbMetric
@@ -17,6 +18,7 @@ from recipe_engine.format.vectors import ContrastiveVector, ExprVector, MeanActi
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
 from recipe_engine.model_config import machine_only_kind
+from recipe_engine.validate.conditions import all_interventions
 from recipe_engine.validate.schema_errors import did_you_mean
 
 __all__ = ["check_semantics"]
@@ -45,8 +47,10 @@ class _Checker:
         yield from self.model()
         yield from self.vector_names()
         yield from self.expressions()
-        for index, intervention in enumerate(self.recipe.interventions):
-            yield from self.intervention(index, intervention)
+        for at, intervention in all_interventions(self.recipe):
+            yield from self.intervention(at, intervention)
+            if intervention.when is not None:
+                self.used.update(leaf.vector for leaf, _ in condition_leaves(intervention.when, at))
         yield from self.unused_vectors()
         yield from self.run_section()
         yield from self.metrics()
@@ -170,8 +174,7 @@ class _Checker:
                 )
 
     # -- interventions -----------------------------------------------------------------------
-    def intervention(self, index: int, item: Intervention) -> Iterator[Diagnostic]:
-        at = f"/interventions/{index}"
+    def intervention(self, at: str, item: Intervention) -> Iterator[Diagnostic]:
         if item.vector is not None:
             self.used.add(item.vector)
             if item.vector not in self.recipe.vectors:

@@ -18,6 +18,7 @@ from recipe_engine import __version__
 from recipe_engine import expr as expr_lang
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
+from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.positions import AfterMarker
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import (
@@ -34,6 +35,7 @@ from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.prompt_files import iter_lines
 from recipe_engine.resolve.context import PromptTooLong
 from recipe_engine.resolve.loaded_model import LoadedModel
+from recipe_engine.validate.conditions import all_interventions
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
 from recipe_engine.vectors.extraction import extraction_batch_size, iter_activations
 from recipe_engine.vectors.probe import train_probe
@@ -320,6 +322,8 @@ class _Builder:
             train_accuracy=round(result.train_accuracy, 6),
             test_accuracy=None if result.test_accuracy is None else round(result.test_accuracy, 6),
             library="torch L-BFGS logistic regression",
+            logit_scale=result.scale,
+            logit_bias=result.bias,
         )
         return result.direction
 
@@ -351,6 +355,17 @@ class _Builder:
         return result
 
 
+def used_vectors(recipe: Recipe) -> list[str]:
+    """Every vector an intervention (the recipe's or a prompt group's) or a condition names."""
+    names: list[str] = []
+    for at, item in all_interventions(recipe):
+        if item.vector is not None:
+            names.append(item.vector)
+        if item.when is not None:
+            names.extend(leaf.vector for leaf, _ in condition_leaves(item.when, at))
+    return names
+
+
 def build_vectors(
     recipe: Recipe,
     model: LoadedModel,
@@ -366,11 +381,7 @@ def build_vectors(
     """
     store = default_cache() if cache is True else (cache or None)
     builder = _Builder(recipe, model, doc, store, progress)
-    wanted = (
-        names
-        if names is not None
-        else [item.vector for item in recipe.interventions if item.vector is not None]
-    )
+    wanted = names if names is not None else used_vectors(recipe)
     for name in dict.fromkeys(wanted):
         builder.build(name)
     return builder.built

@@ -19,6 +19,10 @@ class ProbeResult:
     direction: torch.Tensor  # unit vector in activation space, pointing toward label 1
     train_accuracy: float
     test_accuracy: float | None
+    # The probe's decision on raw activations x: P(label 1) = sigmoid(scale * (x . direction)
+    # + bias). A `when:` condition with `score: probability` reads it.
+    scale: float = 1.0
+    bias: float = 0.0
 
 
 def _accuracy(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> float:
@@ -63,4 +67,6 @@ def train_probe(
     train_acc = _accuracy(z[train], y[train], w_std, b_std)
     test_acc = _accuracy(z[test], y[test], w_std, b_std) if n_test else None
     raw = w_std / std  # same decision function on unstandardized activations
-    return ProbeResult((raw / raw.norm()).float(), train_acc, test_acc)
+    bias = float(b_std - (mean / std) @ w_std)
+    scale = float(raw.norm())
+    return ProbeResult((raw / raw.norm()).float(), train_acc, test_acc, scale, bias)
