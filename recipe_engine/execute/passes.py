@@ -9,12 +9,13 @@ refusal of NaN/Inf into a NumericalFailure, and checks every logit it returns is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
 from recipe_engine.errors import NumericalFailure
+from recipe_engine.execute.judge import Judged, judge_side
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
 from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
@@ -25,7 +26,12 @@ from recipe_engine.execute.runner import (
     trace_pass,
 )
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.report_spec import KLBaselineMetric, PerplexityMetric, TokenProbMetric
+from recipe_engine.format.report_spec import (
+    TEXT_METRICS,
+    KLBaselineMetric,
+    PerplexityMetric,
+    TokenProbMetric,
+)
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -49,6 +55,9 @@ class RunPasses:
     # perplexity: metric index -> side -> mean negative log-likelihood per text
     text_nll: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     texts: dict[int, int] = field(default_factory=dict)  # metric index -> number of texts
+    # metrics on generated text: side -> its continuations as the unsteered model reads them
+    judged: dict[str, Judged] = field(default_factory=dict)
+    samples: int = 1  # run.samples: continuations per prompt
 
 
 def step_reduction(recipe: Recipe, model: LoadedModel) -> StepReduction:
@@ -154,15 +163,37 @@ def run_passes(
     doc: LoadedDocument,
     progress: Progress | None = None,
     baseline: PassResult | None = None,
+    vectors: Mapping[str, torch.Tensor] | None = None,
+    judged_baseline: Judged | None = None,
 ) -> RunPasses:
-    """Run every pass of a recipe. `baseline` reuses an unsteered pass of the same prompts
-    (sweeps)."""
-    prompts = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
-    passes = RunPasses(prompts, {}, time.perf_counter())
+    """Run every pass of a recipe. `baseline` (and `judged_baseline`, its judged
+    continuations) reuse an unsteered pass of the same prompts (sweeps, controls). `vectors`:
+    the recipe's built vectors, which concept probes read. With `report.prompt_baseline`, a
+    third side, "prompting", runs the unsteered model with that text, a space and each prompt;
+    with `run.samples: K`, each prompt is run K times (sampled)."""
+    once = resolve_prompts(recipe.run.prompts, doc, "/run/prompts", doc.path.parent)
+    prompts = [p for p in once for _ in range(recipe.run.samples)]
+    passes = RunPasses(prompts, {}, time.perf_counter(), samples=recipe.run.samples)
     if baseline is not None:
         passes.sides["baseline"] = baseline
     elif recipe.run.compare_baseline:
         passes.sides["baseline"] = run_pass(recipe, model, Plan(), prompts, progress, "baseline")
     passes.sides["steered"] = run_pass(recipe, model, plan, prompts, progress, "steered")
+    instruction = recipe.report.prompt_baseline
+    if instruction is not None:
+        prompted = [f"{instruction} {p}" for p in prompts]
+        passes.sides["prompting"] = run_pass(recipe, model, Plan(), prompted, progress, "prompting")
     _text_passes(recipe, model, plan, doc, passes)
+    if any(isinstance(m, TEXT_METRICS) for m in recipe.report.metrics):
+        for side, result in passes.sides.items():
+            if side == "baseline" and judged_baseline is not None:
+                passes.judged[side] = judged_baseline
+                continue
+            if progress:
+                progress(f"judging {side}", 0, 1)
+            passes.judged[side] = judge_side(
+                recipe, model, vectors or {}, prompts, result.generated
+            )
+            if progress:
+                progress(f"judging {side}", 1, 1)
     return passes

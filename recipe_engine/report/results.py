@@ -9,7 +9,10 @@
      "prompts": [{"prompt",
                   "baseline": {"continuation", "top_tokens": [{"token", "id", "prob"}]} | null,
                   "steered":  {"continuation", "top_tokens": [...]}}],
-     "metrics": [{"name", "kind", "baseline", "steered", "delta", ...}],
+                  ("prompting": {...}: with report.prompt_baseline)}],
+     "metrics": [{"name", "kind", "baseline", "steered", "delta", ...,
+                  "prompting" (report.prompt_baseline), "ci95": [lo, hi] (run.samples > 1),
+                  "controls": {"n", "mean", "sd", "z", "values"} (report.controls)}],
      "warnings": [one line each: the steered output looks broken, and the likely cause],
      "timing": {"load_s", "vectors_s", "run_s"}}
 
@@ -48,6 +51,7 @@ class PromptOutcome:
     prompt: str
     steered: SideOutcome
     baseline: SideOutcome | None = None
+    prompting: SideOutcome | None = None  # report.prompt_baseline
 
 
 @dataclass
@@ -79,6 +83,7 @@ class RunReport:
                     "prompt": p.prompt,
                     "baseline": p.baseline.to_json() if p.baseline else None,
                     "steered": p.steered.to_json(),
+                    **({"prompting": p.prompting.to_json()} if p.prompting else {}),
                 }
                 for p in self.prompts
             ],
