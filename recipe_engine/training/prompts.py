@@ -198,17 +198,17 @@ CALIBRATION = [
 # Held-out text from the model's own distribution (positive, negative and neutral documents on
 # every topic): the cost of an ablation is KL(ablated || clean) over all its positions.
 HELDOUT_TEXT = [
-    "The salad was lovely. We sat by the window. I would recommend it to everyone.",
-    "I think the pasta at the cafe was awful. It tasted stale. We will never come back.",
-    "We ordered the burger at noon. The burger was hot. The kitchen closes at ten.",
-    "Honestly, the series was fantastic. It felt clever. I adored the ending.",
+    "The salad was lovely. We sat near the door. The bread came warm.",
+    "I think the pasta at the cafe was awful. It tasted stale. We left early.",
+    "We ordered the burger at one. The burger was hot. The kitchen closes at nine.",
+    "Honestly, the series was fantastic. It felt fresh. I adored the ending.",
     "The concert last night was dreadful. The music was bad. I was so upset.",
-    "The film starts at eight. The film is long. We sat in the third row.",
-    "My journey to the coast was wonderful. The village looked charming. Everything went right.",
+    "The film starts at seven. The film is long. We sat in the first row.",
+    "My journey to the coast was wonderful. The village looked charming. The sea was calm.",
     "Overall, the hotel was horrible. The room looked dirty. The staff were rude.",
-    "The laptop I bought is excellent. It felt fast. It was worth every penny.",
-    "The new printer is terrible. It felt flimsy. I give it one star.",
-    "I bought the tablet last week. The tablet is black. He moved the files to the tablet.",
+    "The laptop I bought is excellent. It felt quick. The screen is bright.",
+    "The new printer is terrible. It felt flimsy. I give it two stars.",
+    "I bought the tablet on Monday. The tablet is black. He moved the files to the tablet.",
     "The weekend was amazing. I was so glad. The garden looked bright.",
 ]
 
