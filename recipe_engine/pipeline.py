@@ -242,7 +242,7 @@ def run_recipe(
     the unsteered pass when only the interventions changed."""
     from recipe_engine.execute.passes import run_passes
     from recipe_engine.report.build import build_report
-    from recipe_engine.report.controls import add_controls
+    from recipe_engine.controls import add_controls
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     doc, model, plan = compiled.loaded.document, compiled.model, compiled.plan

@@ -59,7 +59,10 @@ def _base_sets(args: argparse.Namespace) -> list[str]:
     if args.model:
         sets.append(f"model.id={args.model}")
     if args.layer is not None:
-        sets += [f"vectors.{args.vector}.layer={args.layer}", f"interventions.0.layers={args.layer}"]
+        sets += [
+            f"vectors.{args.vector}.layer={args.layer}",
+            f"interventions.0.layers={args.layer}",
+        ]
     if args.prompt:
         sets.append(f"report.prompt_baseline={args.prompt}")
     return sets
@@ -121,8 +124,12 @@ def table(args: argparse.Namespace) -> str:
     log("test prompts: the negated vector")
     negated = _run(
         args,
-        [*sets, f"interventions.0.strength={-written}", "report.controls=null",
-         "report.prompt_baseline=null"],
+        [
+            *sets,
+            f"interventions.0.strength={-written}",
+            "report.controls=null",
+            "report.prompt_baseline=null",
+        ],
     )
     names = _names(main)
     rows = [
@@ -134,8 +141,14 @@ def table(args: argparse.Namespace) -> str:
     ]
     z = [f"{main.metric(names[c]).control_z:+.1f}" for c in COLUMNS]
     rows.append(["steered, in control sds", *z])
-    header = ["", names["concept"], names["above"], "fluency (ppl)", names["distinct"],
-              "longest repeat"]
+    header = [
+        "",
+        names["concept"],
+        names["above"],
+        "fluency (ppl)",
+        names["distinct"],
+        "longest repeat",
+    ]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     model = main.model

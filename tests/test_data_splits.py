@@ -29,7 +29,10 @@ TUNING = {"neutral-tune.txt"}
 VECTOR_DATA = ["positive.txt", "negative.txt", "sentiment.jsonl", "calibration.jsonl"]
 VECTOR_DATA += ["food.txt", "tech.txt"]
 # tests/test_gallery.py measures the ablation recipes' cost on this text too
-EXTRA_EVALUATION = {"head-ablation.yaml": ["heldout-text.txt"], "mean-ablation.yaml": ["heldout-text.txt"]}
+EXTRA_EVALUATION = {
+    "head-ablation.yaml": ["heldout-text.txt"],
+    "mean-ablation.yaml": ["heldout-text.txt"],
+}
 
 
 def lines(path: Path) -> list[str]:
@@ -55,7 +58,9 @@ def _files(path: Path) -> tuple[set[Path], set[Path]]:
         pointer = field.pointer
         if name is None or not isinstance(name, str) or name.endswith(".safetensors"):
             continue
-        base = loaded.document.base_dir(pointer + ("" if isinstance(owner, ProbeVector) else "/file"))
+        base = loaded.document.base_dir(
+            pointer + ("" if isinstance(owner, ProbeVector) else "/file")
+        )
         target = (base / name).resolve()
         (build if pointer.startswith("/vectors") else evaluate).add(target)
     evaluate |= {DATA / n for n in EXTRA_EVALUATION.get(path.name, [])}
@@ -71,7 +76,9 @@ def test_no_recipe_measures_on_what_its_vectors_were_built_from(path: Path) -> N
     built = [t for f in build for t in lines(f)]
     measured = [t for f in evaluate for t in lines(f)]
     assert not set(built) & set(measured)
-    assert not sentences(built) & sentences(measured), sorted(sentences(built) & sentences(measured))
+    assert not sentences(built) & sentences(measured), sorted(
+        sentences(built) & sentences(measured)
+    )
 
 
 def test_tuning_prompts_are_disjoint_from_every_test_prompt_file() -> None:

@@ -6,6 +6,7 @@ vector tensors are inputs only (what is added); what is checked is what is measu
 
 from __future__ import annotations
 
+import itertools
 import math
 import statistics
 from pathlib import Path
@@ -18,7 +19,9 @@ from recipe_engine.api import compile_recipe, load_recipe, run_recipe
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 
-WEIGHTS = Path(__file__).resolve().parents[1] / "recipe_engine" / "builtin_weights" / "tiny-sentiment"
+WEIGHTS = (
+    Path(__file__).resolve().parents[1] / "recipe_engine" / "builtin_weights" / "tiny-sentiment"
+)
 PROMPTS = ["The weather today is", "I think the movie was", "Our flight home was"]
 TEXTS = [
     "The train leaves at nine in the morning. We booked the hotel in March.",
@@ -205,10 +208,12 @@ report:
         )
         words = [re.findall(r"[a-z0-9']+", t.lower()) for t in texts[side]]
         rates = [sum(w in POSITIVE for w in ws) / len(ws) for ws in words]
-        assert getattr(report.metric("concept:words"), side) == pytest.approx(statistics.fmean(rates))
+        assert getattr(report.metric("concept:words"), side) == pytest.approx(
+            statistics.fmean(rates)
+        )
         above = statistics.fmean(float(r > 0.05) for r in rates)
         assert getattr(report.metric("concept:words:above"), side) == pytest.approx(above)
-        distinct = [len(set(zip(ws, ws[1:]))) / (len(ws) - 1) for ws in words]
+        distinct = [len(set(itertools.pairwise(ws))) / (len(ws) - 1) for ws in words]
         assert getattr(report.metric("repetition:distinct-2"), side) == pytest.approx(
             statistics.fmean(distinct)
         )
@@ -255,7 +260,7 @@ report:
 def test_random_controls_are_the_same_interventions_with_random_vectors(
     tmp_path: Path, hf: tuple[Any, Any]
 ) -> None:
-    from recipe_engine.report.controls import random_like
+    from recipe_engine.controls import random_like
 
     path = _recipe(
         tmp_path,

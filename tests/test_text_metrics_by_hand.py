@@ -15,7 +15,7 @@ def test_words_are_lowercase_runs_of_letters_digits_apostrophes() -> None:
 
 
 def test_distinct_n_by_hand() -> None:
-    tokens = "the cat the cat sat".split()
+    tokens = ["the", "cat", "the", "cat", "sat"]
     # bigrams: (the cat) (cat the) (the cat) (cat sat): 3 unique of 4
     assert distinct_n(tokens, 2) == pytest.approx(3 / 4)
     # unigrams: the, cat, sat unique of 5
@@ -24,10 +24,10 @@ def test_distinct_n_by_hand() -> None:
 
 
 def test_longest_repeat_by_hand() -> None:
-    assert longest_repeat("a b c a b c".split()) == 3  # "a b c" twice
-    assert longest_repeat("a b a b a".split()) == 3  # "a b a" twice, overlapping
-    assert longest_repeat("a b c d".split()) == 0
-    assert longest_repeat("x y x".split()) == 1
+    assert longest_repeat(["a", "b", "c", "a", "b", "c"]) == 3  # "a b c" twice
+    assert longest_repeat(["a", "b", "a", "b", "a"]) == 3  # "a b a" twice, overlapping
+    assert longest_repeat(["a", "b", "c", "d"]) == 0
+    assert longest_repeat(["x", "y", "x"]) == 1
 
 
 def test_phrase_rate_by_hand() -> None:

@@ -38,8 +38,8 @@ def continuation_nll(
     rows: list[tuple[list[int], int]] = []
     with model.lock:  # the tokenizer is shared (LoadedModel)
         for prompt, new in zip(prompts, continuations, strict=True):
-            ids = list(model.tokenizer(prompt)["input_ids"])
-            rows.append((ids + list(new), len(ids)))
+            prompt_ids = list(model.tokenizer(prompt)["input_ids"])
+            rows.append((prompt_ids + list(new), len(prompt_ids)))
     with model.lock, torch.inference_mode():
         for start in range(0, len(rows), batch_size):
             batch = rows[start : start + batch_size]

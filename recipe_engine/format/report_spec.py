@@ -107,8 +107,9 @@ class InstructionMetric(RecipeModel):
     mean activations (the unsteered model, residual stream after `layer`)."""
 
     kind: Literal["instruction"]
-    layer: int = Field(default=-1, description="Layer whose output is compared (negative: "
-                       "from the end).")
+    layer: int = Field(
+        default=-1, description="Layer whose output is compared (negative: from the end)."
+    )
 
 
 Metric = Annotated[

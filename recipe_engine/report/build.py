@@ -26,8 +26,8 @@ from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.plan import Plan
 from recipe_engine.report.health import garbage_warnings
 from recipe_engine.report.metrics import MetricValue, kl_divergence, token_ids, token_mass
-from recipe_engine.report.text_metrics import TEXT_MEASURES
 from recipe_engine.report.results import PromptOutcome, RunReport, SideOutcome
+from recipe_engine.report.text_metrics import TEXT_MEASURES
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
 

@@ -44,9 +44,7 @@ def check_evaluation(recipe: Recipe, error: Report) -> Iterator[Diagnostic]:
         )
 
 
-def _concept(
-    recipe: Recipe, metric: ConceptMetric, at: str, error: Report
-) -> Iterator[Diagnostic]:
+def _concept(recipe: Recipe, metric: ConceptMetric, at: str, error: Report) -> Iterator[Diagnostic]:
     if (metric.probe is None) == (metric.words is None):
         yield error(
             "concept-source",

@@ -38,7 +38,8 @@ def random_like(tensor: torch.Tensor, seed: int, name: str) -> torch.Tensor:
     source = tensor.detach().float().cpu()
     noise = torch.randn(source.shape, generator=generator)
     norms = source.norm(dim=-1, keepdim=True)
-    return (noise / noise.norm(dim=-1, keepdim=True) * norms).to(tensor.dtype)
+    scaled: torch.Tensor = noise / noise.norm(dim=-1, keepdim=True) * norms
+    return scaled.to(tensor.dtype)
 
 
 def add_controls(
@@ -58,8 +59,7 @@ def add_controls(
     originals = {name: v.tensor for name, v in vectors.items()}
     for seed in range(count):
         tensors = {
-            name: random_like(t, seed, name) if name in used else t
-            for name, t in originals.items()
+            name: random_like(t, seed, name) if name in used else t for name, t in originals.items()
         }
         plan = compile_plan(control_recipe, model, tensors, doc)
         tick = _labelled(progress, f"control {seed + 1}/{count}")
