@@ -25,7 +25,7 @@ from recipe_engine.training import prompts as P
 from tests.conftest import RECIPES
 
 DATA = RECIPES / "data"
-TUNING = {"neutral-tune.txt"}
+TUNING = {"neutral-tune.txt", "context-tune.txt"}
 VECTOR_DATA = ["positive.txt", "negative.txt", "sentiment.jsonl", "calibration.jsonl"]
 VECTOR_DATA += ["food.txt", "tech.txt"]
 # tests/test_gallery.py measures the ablation recipes' cost on this text too
