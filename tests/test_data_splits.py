@@ -99,3 +99,16 @@ def test_held_out_lists_are_the_shipped_files_and_no_vector_data_holds_them() ->
     held_out += P.CONTEXT_FOOD + P.CONTEXT_TECH + P.HELDOUT_TOPIC
     assert not vector_lines & set(held_out), sorted(vector_lines & set(held_out))
     assert not sentences(list(vector_lines)) & sentences(P.HELDOUT_TEXT)
+
+
+def test_tuning_lists_are_the_shipped_files_and_disjoint_from_every_held_out_list() -> None:
+    assert lines(DATA / "neutral-tune.txt") == P.TUNE_NEUTRAL
+    assert lines(DATA / "context-tune.txt") == P.TUNE_CONTEXT_POSITIVE
+    tuning = P.TUNE_NEUTRAL + P.TUNE_CONTEXT_POSITIVE + P.TUNE_CONTEXT_NEGATIVE + P.TUNE_TOPIC
+    tuning += P.TUNE_CONTEXT_FOOD + P.TUNE_CONTEXT_TECH
+    held_out = P.HELDOUT_NEUTRAL + P.CONTEXT_POSITIVE + P.CONTEXT_NEGATIVE + P.HELDOUT_TOPIC
+    held_out += P.CONTEXT_FOOD + P.CONTEXT_TECH + P.HELDOUT_TEXT
+    assert not set(tuning) & set(held_out)
+    # complete sentences only: a prompt's open end ("I think the") is a frame, not content
+    shared = {x for x in sentences(tuning) & sentences(held_out) if x[-1] in ".!?"}
+    assert not shared, shared

@@ -31,6 +31,12 @@ __all__ = [
     "POSITIVE_WORDS",
     "TECH_NOUNS",
     "TECH_PROMPTS",
+    "TUNE_CONTEXT_FOOD",
+    "TUNE_CONTEXT_NEGATIVE",
+    "TUNE_CONTEXT_POSITIVE",
+    "TUNE_CONTEXT_TECH",
+    "TUNE_NEUTRAL",
+    "TUNE_TOPIC",
 ]
 
 # --- sentiment: the contrastive pair (paired line by line, so pca_diff works too) ----------
@@ -220,4 +226,64 @@ NEUTRAL_PASSAGES = [
     "I bought the phone last week. The phone needs a new charger.",
     "The meeting starts at ten. She opened the window and looked outside.",
     "We walked along the river after lunch. The shop closes at five.",
+]
+
+# --- tuning sets: where settings are chosen (scripts/eval_tiny_sentiment.py, eval_table.py,
+# the gallery); disjoint from every held-out list above, on which the claims are measured
+# (tests/test_data_splits.py). recipes/data/neutral-tune.txt and context-tune.txt are copies.
+TUNE_NEUTRAL = [
+    "The pizza was",
+    "I think the film was",
+    "Our holiday was",
+    "The laptop is",
+    "Honestly, the soup was",
+    "Overall, the museum was",
+    "In my opinion the album was",
+    "My weekend was",
+    "I thought the train was",
+    "To be honest, the app was",
+    "The dinner last night was",
+    "Our tour of the city was",
+]
+TUNE_CONTEXT_POSITIVE = [
+    "The soup was lovely. The bread was",
+    "I adored the film. Honestly, the plot was",
+    "The sea looked beautiful. Our hotel was",
+    "The app felt reliable. The camera is",
+    "We were delighted. The evening was",
+    "The waiter was friendly. I think the meal was",
+    "I loved the concert. The album was",
+    "The laptop was worth it. The charger is",
+]
+TUNE_CONTEXT_NEGATIVE = [
+    "The soup was awful. The bread was",
+    "I despised the film. Honestly, the plot was",
+    "The sea looked dirty. Our hotel was",
+    "The app felt buggy. The camera is",
+    "We were annoyed. The evening was",
+    "The waiter was rude. I think the meal was",
+    "I hated the concert. The album was",
+    "The laptop was a waste. The charger is",
+]
+TUNE_TOPIC = [
+    "We had a long chat about the",
+    "Tomorrow I will tell you about the",
+    "This post is about the",
+    "I want to say a word about the",
+    "Some thoughts on the",
+    "Last night we discussed the",
+    "Overall, the",
+    "In my opinion the",
+]
+TUNE_CONTEXT_FOOD = [
+    "The waiter brought the bread. I think the",
+    "We had the pasta for dinner. Honestly, the",
+    "The cafe opens at seven. Overall, the",
+    "He paid for the pizza with cash. My",
+]
+TUNE_CONTEXT_TECH = [
+    "She charged the phone at night. I think the",
+    "The laptop came with a cable. Honestly, the",
+    "He turned on the printer. Overall, the",
+    "I connected the speaker to the tablet. My",
 ]
