@@ -240,9 +240,9 @@ def run_recipe(
 
     `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
     the unsteered pass when only the interventions changed."""
+    from recipe_engine.controls import add_controls
     from recipe_engine.execute.passes import run_passes
     from recipe_engine.report.build import build_report
-    from recipe_engine.controls import add_controls
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     doc, model, plan = compiled.loaded.document, compiled.model, compiled.plan
