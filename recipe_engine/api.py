@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     )
     from recipe_engine.report.results import RunReport
     from recipe_engine.report.text import render_text
-    from recipe_engine.sweep import SweepResult, run_sweep, write_sweep
+    from recipe_engine.sweep import SweepRanking, SweepResult, run_sweep, write_sweep
     from recipe_engine.validate import ValidationResult, validate_file
     from recipe_engine.validate.sniff import looks_like_recipe
     from recipe_engine.vectors.build import BuiltVector
@@ -59,6 +59,7 @@ __all__ = [
     "LoadedRecipe",
     "Progress",
     "RunReport",
+    "SweepRanking",
     "SweepResult",
     "ValidationResult",
     "VectorFileInfo",
@@ -95,6 +96,7 @@ _WHERE = {
     "run_recipe": "recipe_engine.pipeline",
     "RunReport": "recipe_engine.report.results",
     "render_text": "recipe_engine.report.text",
+    "SweepRanking": "recipe_engine.sweep",
     "SweepResult": "recipe_engine.sweep",
     "run_sweep": "recipe_engine.sweep",
     "write_sweep": "recipe_engine.sweep",
