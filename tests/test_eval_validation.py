@@ -27,6 +27,11 @@ interventions:
             10,
         ),
         (
+            "run: {prompts: [a], backend: vllm}\nreport: {metrics: [{kind: fluency}]}\n",
+            "metric-backend",
+            10,
+        ),
+        (
             "run: {prompts: [a], samples: 3}\n",
             "samples-need-sampling",
             9,

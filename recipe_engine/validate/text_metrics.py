@@ -26,6 +26,14 @@ def check_evaluation(recipe: Recipe, error: Report) -> Iterator[Diagnostic]:
                 "set run.mode: generate (or edit)",
                 at + "/kind",
             )
+        if isinstance(metric, TEXT_METRICS) and run.backend in ("remote", "vllm"):
+            yield error(
+                "metric-backend",
+                f"{metric.kind} judges the continuations with the unsteered model on this "
+                f"machine, which backend {run.backend!r} does not load: use backend local (or "
+                "remote-local), or drop the metric",
+                at + "/kind",
+            )
         if isinstance(metric, ConceptMetric):
             yield from _concept(recipe, metric, at, error)
     if run.samples > 1 and not run.generation.do_sample:
