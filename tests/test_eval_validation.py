@@ -38,6 +38,16 @@ interventions:
         ),
         ("run: {prompts: [a]}\nreport: {metrics: [{kind: concept}]}\n", "concept-source", 10),
         (
+            "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, classifier: j}]}\n",
+            "concept-label",
+            10,
+        ),
+        (
+            "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, classifier: j, label: P}]}\n",
+            "file-not-found",
+            10,
+        ),
+        (
             "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, probe: t}]}\n",
             "unknown-vector",
             10,

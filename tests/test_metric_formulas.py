@@ -287,3 +287,42 @@ report:
     assert len(set(prob.controls)) == 3  # three different directions
     z = (prob.steered - statistics.fmean(expected)) / statistics.stdev(expected)
     assert prob.control_z == pytest.approx(z, rel=1e-3)
+
+
+def test_classifier_concept_matches_plain_transformers(tmp_path: Path, hf: tuple[Any, Any]) -> None:
+    """A sequence-classification folder (a random-weight GPT-2 classifier saved here, with the
+    embedded model's tokenizer) scores each continuation: P(label) by plain transformers."""
+    import shutil
+
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    folder = tmp_path / "judge"
+    config = AutoConfig.from_pretrained(WEIGHTS)
+    config.num_labels = 2
+    config.id2label, config.label2id = {0: "NEG", 1: "POS"}, {"NEG": 0, "POS": 1}
+    config.pad_token_id = 0
+    torch.manual_seed(0)
+    AutoModelForSequenceClassification.from_config(config).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        shutil.copy(WEIGHTS / name, folder / name)
+    path = _recipe(
+        tmp_path,
+        f"""
+run: {{mode: generate, prompts: {PROMPTS}, generation: {{max_new_tokens: 6}}}}
+report:
+  metrics: [{{kind: concept, name: judge, classifier: judge, label: POS}}]
+""",
+    )
+    report = run_recipe(load_recipe(path))
+    judge = AutoModelForSequenceClassification.from_pretrained(folder, dtype=torch.float32).eval()
+    _, tok = hf
+    for side in ("baseline", "steered"):
+        texts = [getattr(p, side).continuation for p in report.prompts]
+        with torch.no_grad():
+            probs = [
+                float(judge(**tok(t, return_tensors="pt")).logits[0].softmax(-1)[1]) for t in texts
+            ]
+        value = report.metric("concept:judge")
+        assert getattr(value, side) == pytest.approx(statistics.fmean(probs), rel=1e-5)
+        above = statistics.fmean(float(p > 0.5) for p in probs)
+        assert getattr(report.metric("concept:judge:above"), side) == pytest.approx(above)

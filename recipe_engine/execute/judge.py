@@ -3,6 +3,7 @@ metrics read on generated text (report/text_metrics.py computes the numbers from
 
     nll        per continuation: mean negative log-likelihood of its tokens given its prompt,
                under the unsteered model (the fluency metric's input)
+    classifier per continuation: a sequence-classification model's probability of a label
     mean_acts  per continuation: the unsteered model's activations at a layer and site,
                averaged over the continuation's tokens read on its own (concept probes, and
                the instruction metric's answer similarity)
@@ -13,12 +14,16 @@ and after the same original prompt, so the numbers compare continuations, not pr
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import ConceptMetric, FluencyMetric, InstructionMetric
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -101,8 +106,44 @@ class Judged:
 
     texts: list[str]  # decoded continuations
     nll: list[float] = field(default_factory=list)  # fluency: per continuation
-    probe: dict[int, list[float]] = field(default_factory=dict)  # concept metric -> scores
+    # concept metric (probe or classifier) -> score per continuation
+    probe: dict[int, list[float]] = field(default_factory=dict)
     answers: dict[int, torch.Tensor] = field(default_factory=dict)  # instruction -> [N, width]
+
+
+@functools.lru_cache(maxsize=4)
+def _classifier(folder: Path) -> tuple[Any, Any]:
+    """A sequence-classification model folder, loaded once per process (on the CPU, in
+    float32): offline, safetensors only, never with code of its own (validation checked the
+    folder)."""
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    options: dict[str, Any] = {"local_files_only": True, "trust_remote_code": False}
+    # float32 whatever the checkpoint's dtype: one judge forward per text, on the CPU
+    model = AutoModelForSequenceClassification.from_pretrained(
+        folder, use_safetensors=True, dtype=torch.float32, **options
+    )
+    return model.eval(), AutoTokenizer.from_pretrained(folder, **options)
+
+
+def classifier_scores(folder: Path, label: str, texts: Sequence[str]) -> list[float]:
+    """Per text: the classifier's probability of `label`; NaN for an empty text. One text per
+    forward pass, so no padding convention of the classifier's can matter."""
+    model, tokenizer = _classifier(folder)
+    names = {str(v): int(k) for k, v in model.config.id2label.items()}
+    if label not in names:
+        raise EnvironmentFailure(
+            f"classifier {folder}: no label {label!r} (its labels: {', '.join(names)})"
+        )
+    out = []
+    with torch.inference_mode():
+        for text in texts:
+            if not text.strip():
+                out.append(math.nan)
+                continue
+            logits = model(**tokenizer(text, return_tensors="pt")).logits[0].float()
+            out.append(float(logits.softmax(-1)[names[label]]))
+    return out
 
 
 def judge_side(
@@ -111,6 +152,7 @@ def judge_side(
     vectors: Mapping[str, torch.Tensor],
     prompts: Sequence[str],
     generated: Sequence[list[int]],
+    classifiers: Mapping[int, Path] | None = None,
 ) -> Judged:
     """What the text metrics of `recipe` need of one side's continuations."""
     size = recipe.run.batch_size
@@ -120,6 +162,9 @@ def judge_side(
     for index, metric in enumerate(recipe.report.metrics):
         if isinstance(metric, FluencyMetric) and not judged.nll:
             judged.nll = continuation_nll(model, prompts, generated, size)
+        elif isinstance(metric, ConceptMetric) and metric.classifier is not None:
+            folder = (classifiers or {})[index]
+            judged.probe[index] = classifier_scores(folder, metric.label or "", texts)
         elif isinstance(metric, ConceptMetric) and metric.probe is not None:
             spec = recipe.vectors[metric.probe]
             vector = vectors[metric.probe].float().cpu()

@@ -28,11 +28,13 @@ from recipe_engine.execute.runner import (
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import (
     TEXT_METRICS,
+    ConceptMetric,
     KLBaselineMetric,
     PerplexityMetric,
     TokenProbMetric,
 )
 from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.load.paths import resolve_reference
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.sources import resolve_prompts
@@ -184,6 +186,11 @@ def run_passes(
         prompted = [f"{instruction} {p}" for p in prompts]
         passes.sides["prompting"] = run_pass(recipe, model, Plan(), prompted, progress, "prompting")
     _text_passes(recipe, model, plan, doc, passes)
+    classifiers = {
+        index: resolve_reference(m.classifier, doc.base_dir(f"/report/metrics/{index}/classifier"))
+        for index, m in enumerate(recipe.report.metrics)
+        if isinstance(m, ConceptMetric) and m.classifier is not None
+    }
     if any(isinstance(m, TEXT_METRICS) for m in recipe.report.metrics):
         for side, result in passes.sides.items():
             if side == "baseline" and judged_baseline is not None:
@@ -192,7 +199,7 @@ def run_passes(
             if progress:
                 progress(f"judging {side}", 0, 1)
             passes.judged[side] = judge_side(
-                recipe, model, vectors or {}, prompts, result.generated
+                recipe, model, vectors or {}, prompts, result.generated, classifiers
             )
             if progress:
                 progress(f"judging {side}", 1, 1)

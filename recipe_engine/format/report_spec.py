@@ -80,10 +80,21 @@ class ConceptMetric(RecipeModel):
     words: TokenList | None = Field(
         default=None, description="Words or phrases (case-insensitive, whole words)."
     )
+    classifier: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A transformers sequence-classification model folder (relative to the "
+        "recipe; safetensors, loaded offline, never with remote code): the score is the "
+        "probability of `label`.",
+    )
+    label: str | None = Field(
+        default=None, min_length=1, description="The classifier's label (its id2label name)."
+    )
     threshold: float | None = Field(
         default=None,
         description="A continuation carries the concept when its score is above this. Default: "
-        "0 for words (at least one), the unsteered continuations' mean score for a probe.",
+        "0 for words (at least one), 0.5 for a classifier, the unsteered continuations' mean "
+        "score for a probe.",
     )
 
 

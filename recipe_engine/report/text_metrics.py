@@ -5,6 +5,7 @@ continuations, and the numbers are computed here:
     concept:NAME        mean score per continuation. words: (phrase occurrences) / (words);
                         probe: mean over the continuation's tokens of h . v/|v|, h the unsteered
                         model's activation at the vector's layer and site
+                        classifier: the folder's probability of `label`
     concept:NAME:above  fraction of continuations whose score is above the threshold
     fluency             exp(mean over continuations of mean token NLL given the prompt), under
                         the unsteered model: a perplexity (lower is more fluent)
@@ -117,6 +118,9 @@ def _concept(metric: ConceptMetric, index: int, passes: RunPasses) -> list[Metri
         phrases = list(metric.words)
         scores = {s: [phrase_rate(words(t), phrases) for t in j.texts] for s, j in judged.items()}
         default = 0.0
+    elif metric.classifier is not None:
+        scores = {side: j.probe[index] for side, j in judged.items()}
+        default = 0.5
     else:
         scores = {side: j.probe[index] for side, j in judged.items()}
         default = _mean(scores["baseline"]) if "baseline" in scores else 0.0
@@ -126,7 +130,11 @@ def _concept(metric: ConceptMetric, index: int, passes: RunPasses) -> list[Metri
         for side, values in scores.items()
     }
     name = f"concept:{metric.name}"
-    source = {"probe": metric.probe} if metric.probe else {"words": metric.words}
+    source: dict[str, Any] = {"words": metric.words}
+    if metric.probe:
+        source = {"probe": metric.probe}
+    elif metric.classifier:
+        source = {"classifier": metric.classifier, "label": metric.label}
     return [
         _value(name, "concept", scores, samples, source),
         _value(f"{name}:above", "concept", above, samples, {"threshold": round(threshold, 6)}),

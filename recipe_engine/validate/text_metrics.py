@@ -53,13 +53,22 @@ def check_evaluation(recipe: Recipe, error: Report) -> Iterator[Diagnostic]:
 
 
 def _concept(recipe: Recipe, metric: ConceptMetric, at: str, error: Report) -> Iterator[Diagnostic]:
-    if (metric.probe is None) == (metric.words is None):
+    sources = [metric.probe, metric.words, metric.classifier]
+    if sum(source is not None for source in sources) != 1:
         yield error(
             "concept-source",
-            "a concept metric needs exactly one of `probe: VECTOR` or `words: [...]`",
+            "a concept metric needs exactly one of `probe: VECTOR`, `words: [...]` or "
+            "`classifier: FOLDER`",
             at,
         )
         return
+    if (metric.classifier is None) != (metric.label is None):
+        yield error(
+            "concept-label",
+            "`classifier:` and `label:` go together: name the label whose probability scores "
+            "the concept (one of the classifier's config.json id2label names)",
+            at,
+        )
     if metric.probe is None:
         return
     spec = recipe.vectors.get(metric.probe)
