@@ -135,3 +135,16 @@ def test_shared_vector_file_steers_like_the_recipe_that_built_it() -> None:
         " wonderful" in (p.steered.continuation or "") or " great" in (p.steered.continuation or "")
         for p in report.prompts
     )
+
+
+def test_sentiment_eval_judges_continuations_against_prompting_and_controls() -> None:
+    """The README's evaluation table (embedded model): numbers the table shows."""
+    report = _run("sentiment-eval.yaml")
+    words = report.metric("concept:positive_words:above")
+    assert words.baseline == 0.0 and words.steered == 1.0 and words.prompting == 1.0
+    probe = report.metric("concept:sentiment")
+    assert len(probe.controls) == 8
+    assert (probe.control_z or 0) > 10  # far outside the random-control band
+    assert probe.steered == pytest.approx(16.766, abs=1e-3)
+    repetition = report.metric("repetition:distinct-2")
+    assert repetition.steered < repetition.baseline  # the cost: steered text repeats itself
