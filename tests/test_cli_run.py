@@ -240,9 +240,13 @@ def test_run_json_shape(path: Path, json_reports: dict[str, dict[str, Any]]) -> 
 
     prompts = expected_prompts(path)
     assert [p["prompt"] for p in report["prompts"]] == prompts
+    prompting = recipe.report.prompt_baseline is not None  # a third side, its own key
     for outcome in report["prompts"]:
-        assert set(outcome) == {"prompt", "baseline", "steered"}
+        sides = {"prompt", "baseline", "steered"} | ({"prompting"} if prompting else set())
+        assert set(outcome) == sides
         _check_side(outcome["steered"], recipe.run.mode, recipe.report.top_tokens)
+        if prompting:
+            _check_side(outcome["prompting"], recipe.run.mode, recipe.report.top_tokens)
         if recipe.run.compare_baseline:
             assert outcome["baseline"] is not None
             _check_side(outcome["baseline"], recipe.run.mode, recipe.report.top_tokens)
