@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from recipe_engine.report.results import RunReport
     from recipe_engine.report.text import render_text
     from recipe_engine.serve.server import RunningServer, ServeConfig, run_server, start_server
-    from recipe_engine.sweep import SweepResult, run_sweep, write_sweep
+    from recipe_engine.sweep import SweepRanking, SweepResult, run_sweep, write_sweep
     from recipe_engine.sweep.condition import ConditionSearch, find_condition
     from recipe_engine.sweep.condition_output import write_condition_search
     from recipe_engine.validate import ValidationResult, validate_file
@@ -74,6 +74,7 @@ __all__ = [
     "RunReport",
     "RunningServer",
     "ServeConfig",
+    "SweepRanking",
     "SweepResult",
     "ValidationResult",
     "VectorFileInfo",
@@ -123,6 +124,7 @@ _WHERE = {
     "ServeConfig": "recipe_engine.serve.server",
     "run_server": "recipe_engine.serve.server",
     "start_server": "recipe_engine.serve.server",
+    "SweepRanking": "recipe_engine.sweep",
     "SweepResult": "recipe_engine.sweep",
     "run_sweep": "recipe_engine.sweep",
     "write_sweep": "recipe_engine.sweep",

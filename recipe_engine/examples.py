@@ -102,7 +102,9 @@ def needed_files(recipe_path: Path) -> list[Path]:
             add(field.owner.path, field.pointer + "/path")
         elif isinstance(field.owner, PromptFile):
             add(field.owner.file, field.pointer + "/file")
-    if is_local_path(recipe.model.id):
+    if is_local_path(recipe.model.id) or any(
+        getattr(m, "classifier", None) for m in recipe.report.metrics
+    ):
         raise UsageError(f"{recipe_path.name} loads a local model folder; it cannot be copied")
     base = recipe_path.resolve().parent
     relative = []

@@ -288,18 +288,28 @@ def run_recipe(
     progress: Progress | None = None,
     baseline: PassResult | None = None,
 ) -> RunReport:
-    """Run a recipe: baseline and steered passes, metrics. Returns a RunReport.
+    """Run a recipe: baseline and steered passes (and prompting, with report.prompt_baseline),
+    metrics, then the random controls of report.controls. Returns a RunReport.
 
     `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
     the unsteered pass when only the interventions changed."""
+    from recipe_engine.controls import add_controls
     from recipe_engine.execute.passes import run_passes
     from recipe_engine.report.build import build_report
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     doc, model, plan = compiled.loaded.document, compiled.model, compiled.plan
     recipe = batch_for_device(compiled.recipe, model)
-    passes = run_passes(recipe, model, plan, doc, progress, baseline, compiled.part_plans or None)
-    return build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+    tensors = {name: v.tensor for name, v in compiled.vectors.items()}
+    passes = run_passes(
+        recipe, model, plan, doc, progress, baseline, compiled.part_plans or None, tensors
+    )
+    report = build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+    if recipe.report.controls is not None and recipe.report.controls.random:
+        count = recipe.report.controls.random
+        add_controls(report, recipe, doc, model, compiled.vectors, passes, count, progress)
+        report.timing["run_s"] = time.perf_counter() - passes.started
+    return report
 
 
 def explain_recipe(

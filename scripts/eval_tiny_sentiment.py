@@ -5,7 +5,10 @@
 Loads the folder with `from_pretrained`, wraps it for the engine (`wrap_model`), builds every
 vector with the engine (`build_vectors`, no cache) from the contrastive prompt lists in
 `recipe_engine.training.prompts`, compiles plans (`compile_plan`) and runs them (`trace_pass`,
-`generate_pass`). Every number is measured on held-out prompts that built no vector.
+`generate_pass`). Every setting (layer, strength, the ablated carrier) is chosen on the tuning
+lists (`TUNE_*`), and every number is measured on held-out prompts that built no vector and
+chose no setting (the lists are disjoint: tests/test_data_splits.py). `--smoke` (CI,
+tests/test_eval_script.py) runs layers 0-1 and two strengths only.
 
 Targets (exit status 1 if one is missed):
   sentiment  add at the chosen layer/strength: P(positive words) +0.4 or more; the negated
@@ -141,7 +144,13 @@ def _fmt(x: float) -> str:
 
 
 def steering_grid(
-    bench: Bench, prefix: str, layers: list[int], prompts: list[str], up: str, down: str
+    bench: Bench,
+    prefix: str,
+    layers: list[int],
+    prompts: list[str],
+    up: str,
+    down: str,
+    strengths: Sequence[float] = STRENGTHS,
 ) -> tuple[list[dict[str, Any]], dict[str, float]]:
     """Add +s*v and -s*v at each layer; P(up) with +v, P(down) with -v; random controls."""
     empty = Plan()
@@ -158,7 +167,7 @@ def steering_grid(
         bench.build(
             {f"rand{seed}": {"kind": "random", "seed": seed, "norm": norm} for seed in RANDOM_SEEDS}
         )
-        for s in STRENGTHS:
+        for s in strengths:
             plus, minus = bench.plan([add(name, layer, s)]), bench.plan([add(name, layer, -s)])
             rand = [
                 abs(bench.mass(bench.plan([add(f"rand{seed}", layer, s)]), prompts, up) - base[up])
@@ -216,6 +225,7 @@ def ablation_table(
     layers: list[int],
     n_heads: int,
     concepts: dict[str, tuple[list[str], list[str], str]],
+    only: set[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Mean vs zero ablation of every attn_out, mlp_out and single head: how much of each
     concept's in-context effect is left, and the KL it costs on held-out text."""
@@ -241,6 +251,8 @@ def ablation_table(
                     {"op": "zero", **where},
                 )
             )
+    if only is not None:
+        sites = [site for site in sites if site[0] in only]
     header = " ".join(f"{c + ' left':>14}" for c in concepts)
     print(f"{'site':>12} {'op':>5} | {header} | {'KL text':>7} {'KL neutral':>10}")
     rows: list[dict[str, Any]] = []
@@ -325,27 +337,41 @@ def _sentiment(bench: Bench, layers: list[int], position: str, r: dict[str, Any]
     heldout = r["heldout"] = P.HELDOUT_NEUTRAL
     print(
         f"\nSENTIMENT: mean_diff vector (resid_post, position {position}) added at all "
-        f"positions; {len(heldout)} held-out neutral prompts; random = same norm, "
+        f"positions; chosen on {len(P.TUNE_NEUTRAL)} tuning prompts, measured on "
+        f"{len(heldout)} held-out neutral prompts; random = same norm, "
         f"{len(RANDOM_SEEDS)} seeds, |dP(positive)|"
     )
-    grid, r["base"] = steering_grid(bench, "sent", layers, heldout, "positive", "negative")
-    best = r["best"] = choose(grid)
-    r["L"], r["S"] = best["layer"], best["strength"]
+    strengths = r["strengths"]
+    grid, _ = steering_grid(
+        bench, "sent", layers, P.TUNE_NEUTRAL, "positive", "negative", strengths
+    )
+    chosen = choose(grid)
+    r["L"], r["S"] = chosen["layer"], chosen["strength"]
     r["vec"] = f"sent{r['L']}"
-    print(f"chosen: layer {r['L']}, strength {r['S']:g} (|v| = {best['norm']:.2f})")
+    print(f"chosen on the tuning prompts: layer {r['L']}, strength {r['S']:g}; held-out:")
+    test, r["base"] = steering_grid(
+        bench, "sent", [r["L"]], heldout, "positive", "negative", [r["S"]]
+    )
+    r["best"] = test[0]
     r["out"]["sentiment_grid"] = grid
 
 
 def _topic(bench: Bench, layers: list[int], r: dict[str, Any]) -> None:
     topic_held = r["topic_held"] = P.HELDOUT_TOPIC
     base, heldout = r["base"], r["heldout"]
-    print(f"\nTOPIC: food-minus-tech vector, {len(topic_held)} held-out topic-free prompts")
-    tgrid, tbase = steering_grid(bench, "topic", layers, topic_held, "food", "tech")
-    r["tbase"] = tbase
-    tbest = r["tbest"] = choose(tgrid)
-    TL, TS = r["TL"], r["TS"] = tbest["layer"], tbest["strength"]
+    print(
+        f"\nTOPIC: food-minus-tech vector, chosen on {len(P.TUNE_TOPIC)} tuning prompts, "
+        f"measured on {len(topic_held)} held-out topic-free prompts"
+    )
+    strengths = r["strengths"]
+    tgrid, _ = steering_grid(bench, "topic", layers, P.TUNE_TOPIC, "food", "tech", strengths)
+    chosen = choose(tgrid)
+    TL, TS = r["TL"], r["TS"] = chosen["layer"], chosen["strength"]
     tvec = r["tvec"] = f"topic{TL}"
-    print(f"chosen: layer {TL}, strength {TS:g} (|v| = {tbest['norm']:.2f})")
+    print(f"chosen on the tuning prompts: layer {TL}, strength {TS:g}; held-out:")
+    test, tbase = steering_grid(bench, "topic", [TL], topic_held, "food", "tech", [TS])
+    r["tbase"], tbest = tbase, test[0]
+    r["tbest"] = tbest
     r["out"]["topic_grid"] = tgrid
     t, sv = bench.vectors[tvec], bench.vectors[f"sent{TL}"]
     r["cos"] = float(t @ sv / (t.norm() * sv.norm()))
@@ -370,9 +396,18 @@ def _ablation(bench: Bench, layers: list[int], n_heads: int, r: dict[str, Any]) 
         f"context) - P(food | tech context) = {gaps['topic']:.3f}. Mean (calibration set) vs "
         "zero ablation at all positions; KL on held-out text and on neutral passages"
     )
-    ablations = ablation_table(bench, layers, n_heads, concepts)
+    tuning = {
+        "sentiment": (P.TUNE_CONTEXT_POSITIVE, P.TUNE_CONTEXT_NEGATIVE, "positive"),
+        "topic": (P.TUNE_CONTEXT_FOOD, P.TUNE_CONTEXT_TECH, "food"),
+    }
+    print("carriers chosen on the tuning contexts:")
+    ablations = ablation_table(bench, layers, n_heads, tuning)
     r["out"]["ablations"] = ablations
-    r["s_site"], r["t_site"] = carrier(ablations, "sentiment"), carrier(ablations, "topic")
+    chosen = {carrier(ablations, "sentiment")["site"], carrier(ablations, "topic")["site"]}
+    print("the chosen carriers, measured on the held-out contexts:")
+    test = {row["site"]: row for row in ablation_table(bench, layers, n_heads, concepts, chosen)}
+    r["s_site"] = test[carrier(ablations, "sentiment")["site"]]
+    r["t_site"] = test[carrier(ablations, "topic")["site"]]
     vec, tvec, L, S = r["vec"], r["tvec"], r["L"], r["S"]
     base, heldout = r["base"], r["heldout"]
     # directional ablation: the concept direction projected out of every layer, in context
@@ -552,12 +587,15 @@ def main(argv: list[str] | None = None) -> int:
         "--position", default="mean", help="where contrastive vectors read activations"
     )
     parser.add_argument("--json", type=Path, default=None, help="also write the numbers here")
+    parser.add_argument(
+        "--smoke", action="store_true", help="layers 0-1 and two strengths only (CI smoke test)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     start = time.perf_counter()
     bench, tok = _load(args)
     shape = bench.model.shape
-    layers = list(range(shape.n_layers))
+    layers = list(range(min(2, shape.n_layers) if args.smoke else shape.n_layers))
     bench.build(_vector_specs(layers, args.position))
     # What each section measured, by name, for the sections after it and the checks.
     r: dict[str, Any] = {
@@ -566,7 +604,8 @@ def main(argv: list[str] | None = None) -> int:
             "layers": shape.n_layers,
             "hidden_size": shape.hidden_size,
             "vector_position": args.position,
-        }
+        },
+        "strengths": [1.0, 3.0] if args.smoke else STRENGTHS,
     }
     _sentiment(bench, layers, args.position, r)
     _topic(bench, layers, r)

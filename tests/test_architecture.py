@@ -38,6 +38,7 @@ STAGES: list[tuple[str, ...]] = [
     ("execute",),
     ("report",),
     ("training",),  # trains the embedded model offline; reads report/metrics
+    ("controls",),  # random-vector controls: reruns the passes, measured like the run
     ("pipeline",),
     ("sweep",),
     ("serve",),  # the OpenAI-compatible HTTP server (steer serve): compiled profiles, batching

@@ -132,6 +132,10 @@ def expected_metric_names(path: Path) -> list[str]:
             names.extend(f"token_prob:{name}" for name in metric.tokens)
         elif getattr(metric, "text", None) is not None and metric.kind == "kl_baseline":
             names.append("kl_baseline:text")  # KL over every position of neutral texts
+        elif metric.kind == "concept":  # the mean score and the fraction above threshold
+            names += [f"concept:{metric.name}", f"concept:{metric.name}:above"]
+        elif metric.kind == "repetition":
+            names += [f"repetition:distinct-{metric.n}", "repetition:longest"]
         else:
             names.append(metric.kind)
     return names
@@ -169,12 +173,18 @@ def test_run_example_text(path: Path) -> None:
     names = expected_metric_names(path)
     if names:
         assert len(header) == 1, out
-        assert header[0].split() == ["metric", "baseline", "steered", "delta"]
+        columns = ["metric", "baseline", "steered", "delta"]
+        extra = []  # report.prompt_baseline, report.controls: their columns follow
+        if recipe.report.prompt_baseline is not None:
+            extra.append("prompting")
+        if recipe.report.controls is not None:
+            extra += ["controls", "(mean", "+-", "sd)", "z"]
+        assert header[0].split() == columns + extra
         table = lines[lines.index(header[0]) + 1 :]
         for name in names:
             (row,) = [line for line in table if line.split()[:1] == [name]]
-            cells = row.split()[1:]
-            assert len(cells) == 3, row
+            cells = row.split()[1:4]
+            assert len(row.split()) > 3, row
             for cell in cells:
                 if cell != "-":
                     float(cell)  # a number, not garbage
@@ -244,13 +254,17 @@ def test_run_json_shape(path: Path, json_reports: dict[str, dict[str, Any]]) -> 
 
     prompts = expected_prompts(path)
     assert [p["prompt"] for p in report["prompts"]] == prompts
+    prompting = recipe.report.prompt_baseline is not None  # a third side, its own key
     for outcome in report["prompts"]:
-        assert set(outcome) == {"prompt", "baseline", "steered", "group", "conditions"}
+        sides = {"prompt", "baseline", "steered", "group", "conditions"}
+        assert set(outcome) == sides | ({"prompting"} if prompting else set())
         gated = [op for op in report["plan"] if op["when"] is not None]
         assert len(outcome["conditions"]) == len({op["intervention"] for op in gated})
         for cond in outcome["conditions"]:
             assert isinstance(cond["fired"], bool) and isinstance(cond["scores"], list)
         _check_side(outcome["steered"], recipe.run.mode, recipe.report.top_tokens)
+        if prompting:
+            _check_side(outcome["prompting"], recipe.run.mode, recipe.report.top_tokens)
         if recipe.run.compare_baseline:
             assert outcome["baseline"] is not None
             _check_side(outcome["baseline"], recipe.run.mode, recipe.report.top_tokens)

@@ -1,14 +1,18 @@
 """The gallery on the embedded model: each technique has a measurable, asserted effect.
 
 These are the numbers the README shows. Held-out prompts (recipes/data/neutral.txt) were never
-used to build a vector.
+used to build a vector, nor to choose a setting: the demo's layer and strength and the ablated
+head are chosen on the tuning prompts (data/neutral-tune.txt, data/context-tune.txt; disjoint
+from every test file, tests/test_data_splits.py), and the choice is checked here.
 """
 
 from __future__ import annotations
 
+import statistics
+
 import pytest
 
-from recipe_engine.api import compile_recipe, load_recipe, run_recipe
+from recipe_engine.api import compile_recipe, load_recipe, run_recipe, run_sweep
 from tests.conftest import RECIPES
 
 pytestmark = pytest.mark.slow
@@ -31,17 +35,45 @@ def test_negated_vector_moves_negative_mass_by_at_least_04() -> None:
     assert report.metric("token_prob:positive").delta <= -0.15  # most of the baseline mass
 
 
-def test_random_vector_of_the_same_norm_does_almost_nothing() -> None:
+def test_random_vectors_of_the_same_norm_do_almost_nothing() -> None:
+    """Eight seeds: the control is a distribution, and the steered effect clears it."""
     compiled = compile_recipe(load_recipe(RECIPES / "activation-addition.yaml"))
     norm = float(compiled.vectors["sentiment"].tensor.norm())
     deltas = []
-    for seed in range(4):
+    for seed in range(8):
         report = _run(
             "activation-addition.yaml",
             f"vectors.sentiment={{kind: random, seed: {seed}, norm: {norm}}}",
         )
-        deltas.append(abs(report.metric("token_prob:positive").delta))
-    assert sum(deltas) / len(deltas) < 0.05, deltas
+        deltas.append(report.metric("token_prob:positive").delta)
+    mean = statistics.fmean(deltas)
+    assert statistics.fmean(abs(d) for d in deltas) < 0.05, deltas
+    steered = _run("activation-addition.yaml").metric("token_prob:positive").delta
+    assert (steered - mean) / statistics.stdev(deltas) > 10, deltas
+
+
+def test_demo_setting_is_the_one_the_sweep_picks_on_the_tuning_prompts() -> None:
+    result = run_sweep(
+        RECIPES / "activation-addition.yaml",
+        [0, 1],
+        [2.0, 3.0, 4.0],
+        kl_budget=0.1,
+        overrides=["run.prompts={file: data/neutral-tune.txt}"],
+    )
+    assert result.recommended is not None
+    assert (result.recommended.layer, result.recommended.strength) == (0, 3.0)
+
+
+def test_ablated_head_is_the_one_that_carries_sentiment_on_the_tuning_contexts() -> None:
+    removed = {}
+    for head in range(4):
+        report = _run(
+            "head-ablation.yaml",
+            f"interventions.0.heads=[{head}]",
+            "run.prompts={file: data/context-tune.txt}",
+        )
+        removed[head] = -report.metric("token_prob:positive").delta
+    assert max(removed, key=lambda h: removed[h]) == 1, removed
 
 
 def test_multi_layer() -> None:
@@ -103,3 +135,16 @@ def test_shared_vector_file_steers_like_the_recipe_that_built_it() -> None:
         " wonderful" in (p.steered.continuation or "") or " great" in (p.steered.continuation or "")
         for p in report.prompts
     )
+
+
+def test_sentiment_eval_judges_continuations_against_prompting_and_controls() -> None:
+    """The README's evaluation table (embedded model): numbers the table shows."""
+    report = _run("sentiment-eval.yaml")
+    words = report.metric("concept:positive_words:above")
+    assert words.baseline == 0.0 and words.steered == 1.0 and words.prompting == 1.0
+    probe = report.metric("concept:sentiment")
+    assert len(probe.controls) == 8
+    assert (probe.control_z or 0) > 10  # far outside the random-control band
+    assert probe.steered == pytest.approx(16.766, abs=1e-3)
+    repetition = report.metric("repetition:distinct-2")
+    assert repetition.steered < repetition.baseline  # the cost: steered text repeats itself

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from recipe_engine.cli.common import add_recipe_arguments
 from recipe_engine.cli.common_flags import add_out
+from recipe_engine.errors import UsageError
 from recipe_engine.terminal import use_colour
 
 __all__ = ["add_parser", "run"]
@@ -20,6 +21,7 @@ examples:
   steer run recipes/generate-every-step.yaml --format json > report.json
   steer run recipes/persistent-edit.yaml --out results/
   steer run recipes/persistent-edit.yaml --out results/edit-report.json
+  steer run recipes/sentiment-eval.yaml --controls 8
 
 --set PATH=VALUE overrides any field before validation (VALUE is read as YAML).
 --out DIR writes DIR/<recipe name>.json, --out FILE.json that file (atomically), besides
@@ -40,6 +42,14 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     )
     add_recipe_arguments(parser)
     add_out(parser, "json-or-dir", help="also write the JSON report")
+    parser.add_argument(
+        "--controls",
+        type=int,
+        metavar="N",
+        default=None,
+        help="run N random vectors of each steering vector's norm with the same interventions "
+        "(report.controls: {random: N}); every metric gets the control mean +- sd",
+    )
     parser.set_defaults(handler=run)
 
 
@@ -48,8 +58,13 @@ def run(args: argparse.Namespace) -> int:
     from recipe_engine.atomic import write_text_atomic
     from recipe_engine.cli.progress import Progress
 
+    overrides = list(args.overrides or [])
+    if args.controls is not None:
+        if args.controls < 0:
+            raise UsageError(f"--controls {args.controls}: give a count of 0 or more")
+        overrides.append(f"report.controls={{random: {args.controls}}}")
     loaded = load_recipe(
-        args.recipe, overrides=args.overrides, allow_outside_root=args.allow_outside_root
+        args.recipe, overrides=overrides, allow_outside_root=args.allow_outside_root
     )
     for diagnostic in loaded.warnings:  # e.g. a value YAML 1.1 tools read differently
         print(diagnostic.format(), file=sys.stderr)

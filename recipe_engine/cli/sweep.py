@@ -76,6 +76,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--kl-budget", type=float, default=0.5, help="largest side-effect KL recommended, nats"
     )
     parser.add_argument(
+        "--fluency-budget",
+        type=float,
+        default=None,
+        help="largest steered fluency (perplexity of the continuations) recommended; needs a "
+        "fluency metric",
+    )
+    parser.add_argument(
+        "--controls",
+        type=int,
+        default=0,
+        metavar="N",
+        help="N random vectors of the steering vector's norm per cell; recommend only effects "
+        "that clear the control band by --min-z control sds",
+    )
+    parser.add_argument(
+        "--min-z", type=float, default=2.0, help="control sds the effect must clear (--controls)"
+    )
+    parser.add_argument(
         "--fixed-vector",
         action="store_true",
         help="keep the vector's own layer instead of re-extracting per layer",
@@ -85,7 +103,7 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 
 def run(args: argparse.Namespace) -> int:
-    from recipe_engine.api import run_sweep, write_sweep
+    from recipe_engine.api import SweepRanking, run_sweep, write_sweep
     from recipe_engine.cli.progress import Progress
     from recipe_engine.terminal import fixed
 
@@ -103,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
             overrides=args.overrides,
             progress=lambda done, total: bars("sweep", done, total),
             allow_outside_root=args.allow_outside_root,
+            ranking=SweepRanking(args.fluency_budget, args.controls, args.min_z),
         )
     finally:
         bars.close()
@@ -118,12 +137,25 @@ def run(args: argparse.Namespace) -> int:
         f"sweep of {result.recipe}: effect = change of {result.effect_metric} "
         f"(baseline {fixed(result.baseline)}), side effect = {result.cost_metric}"
     )
-    print(f"{'layer':>5} {'strength':>9} {'effect':>9} {'KL':>9}")
+    fluency = any(p.fluency is not None for p in result.points)
+    band = result.ranking.controls > 0
+    head = f"{'layer':>5} {'strength':>9} {'effect':>9} {'KL':>9}"
+    head += f" {'fluency':>9}" if fluency else ""
+    head += f" {'controls':>17} {'z':>6}" if band else ""
+    print(head)
     for p in result.points:
         mark = "  <- recommended" if p is result.recommended else ""
         if math.isfinite(p.effect) and math.isfinite(p.kl):
             effect, kl = fixed(p.effect, signed=True), fixed(p.kl)
-            print(f"{p.layer:>5} {p.strength:>9g} {effect:>9} {kl:>9}{mark}")
+            line = f"{p.layer:>5} {p.strength:>9g} {effect:>9} {kl:>9}"
+            if fluency:
+                line += f" {fixed(p.fluency) if p.fluency is not None else '-':>9}"
+            if band:
+                ctrl = "-"
+                if p.control_mean is not None and p.control_sd is not None:
+                    ctrl = f"{fixed(p.control_mean, signed=True)} +- {fixed(p.control_sd)}"
+                line += f" {ctrl:>17} {(f'{p.z:+.1f}' if p.z is not None else '-'):>6}"
+            print(line + mark)
         else:  # a NaN is a failure to report, not a number to print
             print(f"{p.layer:>5} {p.strength:>9g} {'NaN/Inf':>9} {'NaN/Inf':>9}  (failed)")
     for warning in result.warnings:
@@ -147,6 +179,13 @@ def _nothing_recommended(result: SweepResult) -> str:
             f"no setting keeps KL within {result.kl_budget}; raise --kl-budget or lower strengths"
         )
     way, other = ("increases", "down") if result.direction == "up" else ("decreases", "up")
+    rank = result.ranking
+    if rank.fluency_budget is not None or rank.controls:
+        return (
+            f"no setting within the KL budget {way} {result.effect_metric} with fluency <= "
+            f"{rank.fluency_budget} and an effect {rank.min_z:g} control sds past the random "
+            "controls (see the table); loosen --fluency-budget or --min-z, or try other strengths"
+        )
     return (
         f"no setting within the KL budget {way} {result.effect_metric}; try strengths of the "
         f"other sign, another --effect, or --direction {other}"

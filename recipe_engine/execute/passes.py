@@ -9,12 +9,13 @@ refusal of NaN/Inf into a NumericalFailure, and checks every logit it returns is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import torch
 
 from recipe_engine.errors import NumericalFailure, UsageError
+from recipe_engine.execute.judge import Judged, judge_side
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
 from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
@@ -27,8 +28,15 @@ from recipe_engine.execute.runner import (
 )
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.report_spec import KLBaselineMetric, PerplexityMetric, TokenProbMetric
+from recipe_engine.format.report_spec import (
+    TEXT_METRICS,
+    ConceptMetric,
+    KLBaselineMetric,
+    PerplexityMetric,
+    TokenProbMetric,
+)
 from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.load.paths import resolve_reference
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.sources import resolve_prompts
@@ -52,6 +60,9 @@ class RunPasses:
     text_nll: dict[int, dict[str, list[float]]] = field(default_factory=dict)
     texts: dict[int, int] = field(default_factory=dict)  # metric index -> number of texts
     groups: list[str | None] = field(default_factory=list)  # per prompt: its prompt group
+    # metrics on generated text: side -> its continuations as the unsteered model reads them
+    judged: dict[str, Judged] = field(default_factory=dict)
+    samples: int = 1  # run.samples: continuations per prompt
 
 
 def step_reduction(recipe: Recipe, model: LoadedModel) -> StepReduction:
@@ -160,6 +171,32 @@ def _text_passes(
         }
 
 
+def _prompt_rows(
+    recipe: Recipe,
+    model: LoadedModel,
+    plan: Plan,
+    doc: LoadedDocument,
+    part_plans: list[Plan] | None,
+) -> tuple[list[str], list[Plan], list[str | None]]:
+    """Every prompt of run.prompts (each `run.samples` times in a row), with its row's plan and
+    its prompt group's name (None: the recipe's own interventions)."""
+    prompts: list[str] = []
+    rows: list[Plan] = []
+    groups: list[str | None] = []
+    parts = list(prompt_parts(recipe.run.prompts))
+    samples = recipe.run.samples
+    with model.lock:  # the tokenizer (its chat template) is shared
+        for part, part_plan in zip(parts, part_plans or [plan] * len(parts), strict=True):
+            texts = resolve_prompts(
+                part.source, doc, part.pointer, doc.path.parent, model.tokenizer
+            )
+            prompts += [text for text in texts for _ in range(samples)]
+            rows += [part_plan] * (len(texts) * samples)
+            name = None if part.group is None else (part.group.name or f"#{part.index}")
+            groups += [name] * (len(texts) * samples)
+    return prompts, rows, groups
+
+
 def run_passes(
     recipe: Recipe,
     model: LoadedModel,
@@ -168,24 +205,18 @@ def run_passes(
     progress: Progress | None = None,
     baseline: PassResult | None = None,
     part_plans: list[Plan] | None = None,
+    vectors: Mapping[str, torch.Tensor] | None = None,
+    judged_baseline: Judged | None = None,
 ) -> RunPasses:
-    """Run every pass of a recipe. `baseline` reuses an unsteered pass of the same prompts
-    (sweeps). `part_plans`: one plan per part of run.prompts (compiler.compile_part_plans),
-    when it holds prompt groups; their rows share batches, each with its own plan."""
-    prompts: list[str] = []
-    rows: list[Plan] = []
-    groups: list[str | None] = []
-    parts = list(prompt_parts(recipe.run.prompts))
-    with model.lock:  # the tokenizer (its chat template) is shared
-        for part, part_plan in zip(parts, part_plans or [plan] * len(parts), strict=True):
-            texts = resolve_prompts(
-                part.source, doc, part.pointer, doc.path.parent, model.tokenizer
-            )
-            prompts += texts
-            rows += [part_plan] * len(texts)
-            name = None if part.group is None else (part.group.name or f"#{part.index}")
-            groups += [name] * len(texts)
-    passes = RunPasses(prompts, {}, time.perf_counter())
+    """Run every pass of a recipe. `baseline` (and `judged_baseline`, its judged
+    continuations) reuse an unsteered pass of the same prompts (sweeps, controls). `part_plans`:
+    one plan per part of run.prompts (compiler.compile_part_plans), when it holds prompt groups;
+    their rows share batches, each with its own plan. `vectors`: the recipe's built vectors,
+    which concept probes read. With `report.prompt_baseline`, a third side, "prompting", runs
+    the unsteered model with that text, a space and each prompt; with `run.samples: K`, each
+    prompt is run K times (sampled)."""
+    prompts, rows, groups = _prompt_rows(recipe, model, plan, doc, part_plans)
+    passes = RunPasses(prompts, {}, time.perf_counter(), samples=recipe.run.samples)
     passes.groups = groups if any(g is not None for g in groups) else []
     if baseline is not None:
         passes.sides["baseline"] = baseline
@@ -195,5 +226,26 @@ def run_passes(
     passes.sides["steered"] = run_pass(
         recipe, model, plan, prompts, progress, "steered", None if same else rows
     )
+    instruction = recipe.report.prompt_baseline
+    if instruction is not None:
+        prompted = [f"{instruction} {p}" for p in prompts]
+        passes.sides["prompting"] = run_pass(recipe, model, Plan(), prompted, progress, "prompting")
     _text_passes(recipe, model, plan, doc, passes)
+    classifiers = {
+        index: resolve_reference(m.classifier, doc.base_dir(f"/report/metrics/{index}/classifier"))
+        for index, m in enumerate(recipe.report.metrics)
+        if isinstance(m, ConceptMetric) and m.classifier is not None
+    }
+    if any(isinstance(m, TEXT_METRICS) for m in recipe.report.metrics):
+        for side, result in passes.sides.items():
+            if side == "baseline" and judged_baseline is not None:
+                passes.judged[side] = judged_baseline
+                continue
+            if progress:
+                progress(f"judging {side}", 0, 1)
+            passes.judged[side] = judge_side(
+                recipe, model, vectors or {}, prompts, result.generated, classifiers
+            )
+            if progress:
+                progress(f"judging {side}", 1, 1)
     return passes

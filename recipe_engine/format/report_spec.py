@@ -9,7 +9,16 @@ from pydantic import Field
 from recipe_engine.format.base import RecipeModel
 from recipe_engine.format.prompts import PromptSource
 
-__all__ = ["Metric", "ReportSpec"]
+__all__ = [
+    "TEXT_METRICS",
+    "ConceptMetric",
+    "ControlsSpec",
+    "FluencyMetric",
+    "InstructionMetric",
+    "Metric",
+    "RepetitionMetric",
+    "ReportSpec",
+]
 
 TokenList = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
 
@@ -56,10 +65,87 @@ class PerplexityMetric(RecipeModel):
     text: PromptSource
 
 
+class ConceptMetric(RecipeModel):
+    """How much of a concept each generated continuation carries. `probe: VECTOR`: the mean
+    projection of the unsteered model's activations over the continuation's tokens (read at the
+    vector's layer and site) on the unit vector; `words: [...]`: the fraction of the
+    continuation's words that are in the set. Reported as the mean score and the fraction of
+    continuations above `threshold`."""
+
+    kind: Literal["concept"]
+    name: str = Field(default="concept", min_length=1, description="Reported as concept:NAME.")
+    probe: str | None = Field(
+        default=None, description="A vector of this recipe, read on the continuations."
+    )
+    words: TokenList | None = Field(
+        default=None, description="Words or phrases (case-insensitive, whole words)."
+    )
+    classifier: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A transformers sequence-classification model folder (relative to the "
+        "recipe; safetensors, loaded offline, never with remote code): the score is the "
+        "probability of `label`.",
+    )
+    label: str | None = Field(
+        default=None, min_length=1, description="The classifier's label (its id2label name)."
+    )
+    threshold: float | None = Field(
+        default=None,
+        description="A continuation carries the concept when its score is above this. Default: "
+        "0 for words (at least one), 0.5 for a classifier, the unsteered continuations' mean "
+        "score for a probe.",
+    )
+
+
+class FluencyMetric(RecipeModel):
+    """Perplexity of each continuation (given its prompt) under the unsteered model:
+    exp(mean over continuations of the mean token negative log-likelihood)."""
+
+    kind: Literal["fluency"]
+
+
+class RepetitionMetric(RecipeModel):
+    """Distinct-n (unique word n-grams / all word n-grams, per continuation, averaged) and the
+    longest word n-gram that occurs twice in a continuation (averaged)."""
+
+    kind: Literal["repetition"]
+    n: int = Field(default=2, ge=1, le=8, description="n of distinct-n.")
+
+
+class InstructionMetric(RecipeModel):
+    """Similarity of each answer to the unsteered answer to the same prompt: cosine of their
+    mean activations (the unsteered model, residual stream after `layer`)."""
+
+    kind: Literal["instruction"]
+    layer: int = Field(
+        default=-1, description="Layer whose output is compared (negative: from the end)."
+    )
+
+
 Metric = Annotated[
-    TokenProbMetric | LogitDiffMetric | KLBaselineMetric | PerplexityMetric,
+    TokenProbMetric
+    | LogitDiffMetric
+    | KLBaselineMetric
+    | PerplexityMetric
+    | ConceptMetric
+    | FluencyMetric
+    | RepetitionMetric
+    | InstructionMetric,
     Field(discriminator="kind"),
 ]
+
+# Metrics read on the generated continuations (generate and edit modes only).
+TEXT_METRICS = (ConceptMetric, FluencyMetric, RepetitionMetric, InstructionMetric)
+
+
+class ControlsSpec(RecipeModel):
+    random: int = Field(
+        ge=0,
+        le=256,
+        description="Random vectors (seeds 0..N-1) of each steering vector's norm, run with the "
+        "same interventions: every metric gets the control mean and sd (8 or more advised).",
+    )
 
 
 class ReportSpec(RecipeModel):
@@ -73,4 +159,13 @@ class ReportSpec(RecipeModel):
         le=100,
         description="Vector analysis: list the N tokens each vector boosts and suppresses "
         "through the unembedding (raw, and through the final norm as a logit lens).",
+    )
+    controls: ControlsSpec | None = Field(
+        default=None, description="Random-vector controls, e.g. {random: 8}."
+    )
+    prompt_baseline: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Prompting as a baseline: the unsteered model run with this text, a space "
+        "and each prompt, scored on the same metrics.",
     )

@@ -43,6 +43,13 @@ class RunSpec(RecipeModel):
     compare_baseline: bool = Field(
         default=True, description="Also run the prompts without interventions, side by side."
     )
+    samples: int = Field(
+        default=1,
+        ge=1,
+        le=1000,
+        description="Continuations sampled per prompt (needs generation.do_sample): text "
+        "metrics then come with a 95% confidence interval.",
+    )
     batch_size: int = Field(default=8, ge=1, le=4096, description="Prompts per forward pass.")
     backend: Literal["local", "remote", "remote-local", "vllm"] = Field(
         default="local",

@@ -32,6 +32,7 @@ from recipe_engine.report.results import (
     RunReport,
     SideOutcome,
 )
+from recipe_engine.report.text_metrics import TEXT_MEASURES
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
 
@@ -91,6 +92,7 @@ def _token_prob(
                 scores.get("baseline"),
                 scores["steered"],
                 {"at": metric.at, "tokens": [tokenizer.decode([i]) for i in ids]},
+                prompting=scores.get("prompting"),
             )
         )
     return values
@@ -105,7 +107,9 @@ def _logit_diff(
         side: _mean(r.next_logits[:, pos].mean(-1) - r.next_logits[:, neg].mean(-1))
         for side, r in passes.items()
     }
-    return [MetricValue("logit_diff", "logit_diff", scores.get("baseline"), scores["steered"], {})]
+    value = MetricValue("logit_diff", "logit_diff", scores.get("baseline"), scores["steered"], {})
+    value.prompting = scores.get("prompting")
+    return [value]
 
 
 def _perplexity(nll: list[float]) -> float:
@@ -118,7 +122,11 @@ def _kl_baseline(
     sides = passes.sides
     if metric.text is None:
         kl = kl_divergence(sides["steered"].next_logits, sides["baseline"].next_logits)
-        return [MetricValue("kl_baseline", "kl_baseline", 0.0, _mean(kl), {"unit": "nats"})]
+        value = MetricValue("kl_baseline", "kl_baseline", 0.0, _mean(kl), {"unit": "nats"})
+        if "prompting" in sides:
+            prompted = kl_divergence(sides["prompting"].next_logits, sides["baseline"].next_logits)
+            value.prompting = _mean(prompted)
+        return [value]
     steered, clean = passes.text_logits[index]
     per_position = torch.cat(
         [kl_divergence(s, c) for (_, s), (_, c) in zip(steered, clean, strict=True)]
@@ -145,6 +153,7 @@ MEASURES: dict[type, Measure] = {
     LogitDiffMetric: _logit_diff,
     KLBaselineMetric: _kl_baseline,
     PerplexityMetric: _perplexity_metric,
+    **TEXT_MEASURES,
 }
 
 
@@ -187,6 +196,7 @@ def build_report(
                 _side(tokenizer, top, sides["baseline"], row) if "baseline" in sides else None,
                 passes.groups[row] if passes.groups else None,
                 _conditions(sides["steered"], row),
+                _side(tokenizer, top, sides["prompting"], row) if "prompting" in sides else None,
             )
             for row, prompt in enumerate(passes.prompts)
         ]

@@ -12,7 +12,8 @@ since BPE vocabularies hold both and either can follow a prompt.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import statistics
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -29,13 +30,35 @@ class MetricValue:
     baseline: float | None
     steered: float
     detail: dict[str, Any]
+    prompting: float | None = None  # report.prompt_baseline: the prompted unsteered model
+    controls: list[float] = field(default_factory=list)  # report.controls: one per random vector
+    ci95: tuple[float, float] | None = None  # run.samples > 1: of the steered mean
 
     @property
     def delta(self) -> float | None:
         return None if self.baseline is None else self.steered - self.baseline
 
+    @property
+    def control_mean(self) -> float | None:
+        return statistics.fmean(self.controls) if self.controls else None
+
+    @property
+    def control_sd(self) -> float | None:
+        return statistics.stdev(self.controls) if len(self.controls) > 1 else None
+
+    @property
+    def control_z(self) -> float | None:
+        """How many control standard deviations the steered value lies from the control
+        mean: (steered - mean) / sd; infinite when the controls agree exactly."""
+        mean, sd = self.control_mean, self.control_sd
+        if mean is None or sd is None:
+            return None
+        if sd == 0:
+            return 0.0 if self.steered == mean else math.copysign(math.inf, self.steered - mean)
+        return (self.steered - mean) / sd
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "name": self.name,
             "kind": self.kind,
             "baseline": _finite(self.baseline),
@@ -43,6 +66,19 @@ class MetricValue:
             "delta": _finite(self.delta),
             **self.detail,
         }
+        if self.prompting is not None:
+            out["prompting"] = _finite(self.prompting)
+        if self.controls:
+            out["controls"] = {
+                "n": len(self.controls),
+                "mean": _finite(self.control_mean),
+                "sd": _finite(self.control_sd),
+                "z": _finite(self.control_z),
+                "values": [_finite(v) for v in self.controls],
+            }
+        if self.ci95 is not None:
+            out["ci95"] = [_finite(self.ci95[0]), _finite(self.ci95[1])]
+        return out
 
 
 def _finite(value: float | None) -> float | str | None:

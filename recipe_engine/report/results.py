@@ -10,8 +10,11 @@
                   "baseline": {"continuation", "top_tokens": [{"token", "id", "prob"}]} | null,
                   "steered":  {"continuation", "top_tokens": [...]},
                   "group": NAME | null (a prompt group of run.prompts),
-                  "conditions": [{"intervention", "condition", "fired", "scores"}]}],
-     "metrics": [{"name", "kind", "baseline", "steered", "delta", ...}],
+                  "conditions": [{"intervention", "condition", "fired", "scores"}],
+                  ("prompting": {...}: with report.prompt_baseline)}],
+     "metrics": [{"name", "kind", "baseline", "steered", "delta", ...,
+                  "prompting" (report.prompt_baseline), "ci95": [lo, hi] (run.samples > 1),
+                  "controls": {"n", "mean", "sd", "z", "values"} (report.controls)}],
      "warnings": [one line each: the steered output looks broken, and the likely cause],
      "timing": {"load_s", "vectors_s", "run_s"}}
 
@@ -71,6 +74,7 @@ class PromptOutcome:
     baseline: SideOutcome | None = None
     group: str | None = None
     conditions: list[ConditionOutcome] = field(default_factory=list)
+    prompting: SideOutcome | None = None  # report.prompt_baseline
 
 
 @dataclass
@@ -104,6 +108,7 @@ class RunReport:
                     "steered": p.steered.to_json(),
                     "group": p.group,
                     "conditions": [c.to_json() for c in p.conditions],
+                    **({"prompting": p.prompting.to_json()} if p.prompting else {}),
                 }
                 for p in self.prompts
             ],

@@ -68,6 +68,8 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
         sides: list[tuple[str, Any]] = [("steered", outcome.steered)]
         if outcome.baseline is not None:
             sides.insert(0, ("baseline", outcome.baseline))
+        if outcome.prompting is not None:
+            sides.append(("prompted", outcome.prompting))
         for name, side in sides:
             if side.continuation is not None:
                 lines.append(f"  {name:<8} ... {side.continuation!r}")
@@ -76,13 +78,7 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
                 lines.append(f"  {name:<8} next: " + ", ".join(_tokens(side.top_tokens, top)))
     if report.metrics:
         lines.append("")
-        width = max(len(m.name) for m in report.metrics)
-        lines.append(bold(f"{'metric':<{width}}  {'baseline':>10}  {'steered':>10}  {'delta':>10}"))
-        for m in report.metrics:
-            lines.append(
-                f"{m.name:<{width}}  {_num(m.baseline):>10}  {_num(m.steered):>10}  "
-                f"{_num(m.delta, signed=True):>10}"
-            )
+        lines.extend(_metric_table(report, bold))
     timing = report.timing
     lines.append("")
     lines.append(
@@ -94,3 +90,35 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
         )
     )
     return "\n".join(lines) + "\n"
+
+
+def _metric_table(report: RunReport, bold: Any) -> list[str]:
+    """baseline, steered, delta; then prompting (report.prompt_baseline), the control band as
+    mean +- sd with the steered value's distance in control sds (report.controls), and the
+    steered mean's 95% interval (run.samples > 1), when the run has them."""
+    metrics = report.metrics
+    width = max(len(m.name) for m in metrics)
+    prompting = any(m.prompting is not None for m in metrics)
+    controls = any(m.controls for m in metrics)
+    ci = any(m.ci95 is not None for m in metrics)
+    head = f"{'metric':<{width}}  {'baseline':>10}  {'steered':>10}  {'delta':>10}"
+    head += f"  {'prompting':>10}" if prompting else ""
+    head += f"  {'controls (mean +- sd)':>23}  {'z':>7}" if controls else ""
+    head += f"  {'steered 95% CI':>21}" if ci else ""
+    lines = [bold(head)]
+    for m in metrics:
+        line = (
+            f"{m.name:<{width}}  {_num(m.baseline):>10}  {_num(m.steered):>10}  "
+            f"{_num(m.delta, signed=True):>10}"
+        )
+        if prompting:
+            line += f"  {_num(m.prompting):>10}"
+        if controls:
+            band = f"{_num(m.control_mean)} +- {_num(m.control_sd)}" if m.controls else "-"
+            z = m.control_z
+            line += f"  {band:>23}  {('-' if z is None else f'{z:+.1f}'):>7}"
+        if ci:
+            interval = f"[{_num(m.ci95[0])}, {_num(m.ci95[1])}]" if m.ci95 else "-"
+            line += f"  {interval:>21}"
+        lines.append(line)
+    return lines

@@ -14,9 +14,11 @@ from recipe_engine.errors import UsageError
 from recipe_engine.format.layers import RANGE_PATTERN, LayerRangeError, resolve_layers
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import (
+    ConceptMetric,
     KLBaselineMetric,
     LogitDiffMetric,
     PerplexityMetric,
+    RepetitionMetric,
     TokenProbMetric,
 )
 
@@ -76,4 +78,10 @@ def metric_names(recipe: Recipe) -> list[str]:
             names.append("kl_baseline" if metric.text is None else "kl_baseline:text")
         elif isinstance(metric, PerplexityMetric):
             names.append("perplexity")
+        elif isinstance(metric, ConceptMetric):
+            names += [f"concept:{metric.name}", f"concept:{metric.name}:above"]
+        elif isinstance(metric, RepetitionMetric):
+            names += [f"repetition:distinct-{metric.n}", "repetition:longest"]
+        else:  # fluency, instruction: one value named as the kind
+            names.append(metric.kind)
     return names

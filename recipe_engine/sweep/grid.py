@@ -13,6 +13,12 @@ side effect (KL, see SweepResult.cost_metric) is within `kl_budget` and whose ef
 direction is positive, take the largest; ties go to the smaller |strength|, then the lower
 layer. The sign of the strengths plays no part: -3 beats -1 when it moves the metric further.
 None if no setting fits the budget or none moves the metric the asked way.
+
+Ranking by the text metrics (SweepRanking): with `fluency_budget`, a setting whose steered
+`fluency` (perplexity of its continuations under the unsteered model) is above the budget is not
+recommended; with `controls: N`, each cell also runs N random vectors of the steering vector's
+norm (report.controls), and a setting is recommended only if its effect clears the control band:
+(effect - control mean) / control sd >= min_z in the direction asked.
 """
 
 from __future__ import annotations
@@ -32,9 +38,18 @@ if TYPE_CHECKING:
     from recipe_engine.pipeline import LoadedRecipe
     from recipe_engine.report.results import RunReport
 
-__all__ = ["DIRECTIONS", "SweepPoint", "SweepResult", "recommend", "run_sweep"]
+__all__ = ["DIRECTIONS", "SweepPoint", "SweepRanking", "SweepResult", "recommend", "run_sweep"]
 
 DIRECTIONS = ("up", "down")
+
+
+@dataclass(frozen=True)
+class SweepRanking:
+    """What a recommended setting must also satisfy (see the module docstring)."""
+
+    fluency_budget: float | None = None  # largest steered `fluency` (perplexity)
+    controls: int = 0  # random controls per cell
+    min_z: float = 2.0  # control sds the effect must clear (with controls)
 
 
 @dataclass
@@ -44,9 +59,24 @@ class SweepPoint:
     effect: float  # steered - baseline of the effect metric
     steered: float
     kl: float
+    fluency: float | None = None  # steered `fluency`, when the recipe reports it
+    control_mean: float | None = None  # effect of the random controls (control - baseline)
+    control_sd: float | None = None
+
+    @property
+    def z(self) -> float | None:
+        """The effect's distance from the control band, in control sds."""
+        mean, sd = self.control_mean, self.control_sd
+        if mean is None or sd is None or not math.isfinite(self.effect):
+            return None
+        if sd == 0:  # the controls agree exactly: any difference is infinitely far
+            return 0.0 if self.effect == mean else math.copysign(math.inf, self.effect - mean)
+        return (self.effect - mean) / sd
 
     def to_json(self) -> dict[str, Any]:
-        def clean(x: float) -> float | str:
+        def clean(x: float | None) -> float | str | None:
+            if x is None:
+                return None
             return round(x, 6) if math.isfinite(x) else str(x)
 
         return {
@@ -55,6 +85,10 @@ class SweepPoint:
             "effect": clean(self.effect),
             "steered": clean(self.steered),
             "kl": clean(self.kl),
+            "fluency": clean(self.fluency),
+            "control_mean": clean(self.control_mean),
+            "control_sd": clean(self.control_sd),
+            "z": clean(self.z),
         }
 
 
@@ -71,6 +105,7 @@ class SweepResult:
     direction: str = "up"
     # validation warnings of the cells (e.g. strength-ignored: a zero op's strength was swept)
     warnings: list[str] = field(default_factory=list)
+    ranking: SweepRanking = field(default_factory=SweepRanking)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -81,8 +116,12 @@ class SweepResult:
             "kl_budget": self.kl_budget,
             "cost_metric": self.cost_metric,
             "direction": self.direction,
-            "rule": "largest effect in the direction asked, with KL <= kl_budget; "
+            "rule": "largest effect in the direction asked, with KL <= kl_budget (and fluency "
+            "<= fluency_budget, effect >= min_z control sds from the control mean, when given); "
             "ties: smaller |strength|, lower layer",
+            "fluency_budget": self.ranking.fluency_budget,
+            "controls": self.ranking.controls,
+            "min_z": self.ranking.min_z if self.ranking.controls else None,
             "points": [p.to_json() for p in self.points],
             "recommended": self.recommended.to_json() if self.recommended else None,
             "failures": list(self.failures),
@@ -91,23 +130,40 @@ class SweepResult:
 
 
 def recommend(
-    points: list[SweepPoint], kl_budget: float, direction: str = "up"
+    points: list[SweepPoint],
+    kl_budget: float,
+    direction: str = "up",
+    ranking: SweepRanking | None = None,
 ) -> SweepPoint | None:
     """The rule of the module docstring: largest effect in `direction` within the budget."""
     if direction not in DIRECTIONS:
         raise UsageError(f"direction {direction!r}: expected one of {', '.join(DIRECTIONS)}")
     sign = 1.0 if direction == "up" else -1.0
+    rank = ranking or SweepRanking()
+
+    def allowed(p: SweepPoint) -> bool:
+        if rank.fluency_budget is not None and not (
+            p.fluency is not None and p.fluency <= rank.fluency_budget
+        ):
+            return False
+        if rank.controls:
+            z = p.z
+            return z is not None and sign * z >= rank.min_z
+        return True
+
     moving = [
-        p for p in points if math.isfinite(p.effect) and p.kl <= kl_budget and sign * p.effect > 0
+        p
+        for p in points
+        if math.isfinite(p.effect) and p.kl <= kl_budget and sign * p.effect > 0 and allowed(p)
     ]
     if not moving:
         return None
     return min(moving, key=lambda p: (-sign * p.effect, abs(p.strength), p.layer))
 
 
-def _cell_overrides(recipe: Recipe) -> list[str]:
-    """What every cell sets besides its layer and strength: the unsteered baseline, and a
-    kl_baseline metric (the side effect) when the recipe has none."""
+def _cell_overrides(recipe: Recipe, ranking: SweepRanking) -> list[str]:
+    """What every cell sets besides its layer and strength: the unsteered baseline, a
+    kl_baseline metric (the side effect) when the recipe has none, the random controls."""
     extra = (
         [
             "report.metrics="
@@ -120,6 +176,11 @@ def _cell_overrides(recipe: Recipe) -> list[str]:
         else []
     )
     extra.append("run.compare_baseline=true")
+    extra.append("report.prompt_baseline=null")  # a sweep compares settings, not prompting
+    if ranking.controls:
+        extra.append(f"report.controls={{random: {ranking.controls}}}")
+    elif recipe.report.controls is not None:
+        extra.append("report.controls=null")  # the recipe's own controls: not per cell
     return extra
 
 
@@ -141,7 +202,11 @@ def _measure(
         (chosen.delta if chosen.delta is not None else math.nan),
         chosen.steered,
         metrics[cost_name].steered,
+        fluency=metrics["fluency"].steered if "fluency" in metrics else None,
     )
+    if chosen.controls:  # in effect units: each control's value minus the baseline
+        point.control_mean = (chosen.control_mean or 0.0) - baseline_value
+        point.control_sd = chosen.control_sd
     return point, cost_name, baseline_value
 
 
@@ -158,6 +223,7 @@ def run_sweep(
     overrides: list[str] | None = None,
     progress: Callable[[int, int], None] | None = None,
     allow_outside_root: bool = False,
+    ranking: SweepRanking | None = None,
 ) -> SweepResult:
     from recipe_engine.pipeline import compile_recipe, load_recipe, run_recipe
 
@@ -171,7 +237,8 @@ def run_sweep(
     effect_name = _effect_metric(recipe, effect)
     item = recipe.interventions[intervention]
     vector = recipe.vectors.get(item.vector or "")
-    extra = _cell_overrides(recipe)
+    rank = _check_ranking(ranking or SweepRanking(), recipe)
+    extra = _cell_overrides(recipe, rank)
     total = len(layer_indices) * len(strengths)
     points: list[SweepPoint] = []
     baseline_pass: Any = None
@@ -214,12 +281,24 @@ def run_sweep(
         baseline_value,
         kl_budget,
         points,
-        recommend(points, kl_budget, direction),
+        recommend(points, kl_budget, direction, rank),
         cost_name,
         failures,
         direction,
         list(warned.values()),
+        rank,
     )
+
+
+def _check_ranking(ranking: SweepRanking, recipe: Recipe) -> SweepRanking:
+    if ranking.fluency_budget is not None and "fluency" not in metric_names(recipe):
+        raise UsageError(
+            "--fluency-budget needs a fluency metric: add {kind: fluency} to report.metrics "
+            "(generate or edit mode)"
+        )
+    if ranking.controls < 0 or ranking.controls == 1:
+        raise UsageError(f"--controls {ranking.controls}: give 0 (none) or 2 and more (8 advised)")
+    return ranking
 
 
 def _check_axes(layers: Sequence[int | str], strengths: list[float], direction: str) -> None:

@@ -17,7 +17,12 @@ __all__ = ["write_sweep"]
 def _csv(result: SweepResult) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["layer", "strength", "effect", "steered", "kl", "recommended"])
+    columns = ["layer", "strength", "effect", "steered", "kl", "recommended", "fluency"]
+    writer.writerow([*columns, "control_mean", "control_sd", "z"])
+
+    def opt(x: float | None) -> str:
+        return "" if x is None else f"{x:.6f}"
+
     for p in result.points:
         writer.writerow(
             [
@@ -27,6 +32,10 @@ def _csv(result: SweepResult) -> str:
                 f"{p.steered:.6f}",
                 f"{p.kl:.6f}",
                 int(p is result.recommended),
+                opt(p.fluency),
+                opt(p.control_mean),
+                opt(p.control_sd),
+                opt(p.z),
             ]
         )
     return out.getvalue()
@@ -43,7 +52,19 @@ def _plot(result: SweepResult) -> bytes:
     for layer in layers:
         row = sorted((p for p in result.points if p.layer == layer), key=lambda p: p.strength)
         xs = [p.strength for p in row]
-        ax_effect.plot(xs, [p.effect for p in row], marker="o", label=f"layer {layer}")
+        line = ax_effect.plot(xs, [p.effect for p in row], marker="o", label=f"layer {layer}")
+        band = [p for p in row if p.control_mean is not None and p.control_sd is not None]
+        if band:  # the random controls' effect, mean +- 2 sd: what a direction must clear
+            low = [(p.control_mean or 0) - 2 * (p.control_sd or 0) for p in band]
+            high = [(p.control_mean or 0) + 2 * (p.control_sd or 0) for p in band]
+            ax_effect.fill_between(
+                [p.strength for p in band],
+                low,
+                high,
+                color=line[0].get_color(),
+                alpha=0.15,
+                label=f"layer {layer} controls (mean +- 2 sd)",
+            )
         ax_kl.plot(xs, [p.kl for p in row], marker="o", label=f"layer {layer}")
     ax_kl.axhline(result.kl_budget, color="grey", linestyle="--", label="KL budget")
     best = result.recommended

@@ -31,6 +31,12 @@ __all__ = [
     "POSITIVE_WORDS",
     "TECH_NOUNS",
     "TECH_PROMPTS",
+    "TUNE_CONTEXT_FOOD",
+    "TUNE_CONTEXT_NEGATIVE",
+    "TUNE_CONTEXT_POSITIVE",
+    "TUNE_CONTEXT_TECH",
+    "TUNE_NEUTRAL",
+    "TUNE_TOPIC",
 ]
 
 # --- sentiment: the contrastive pair (paired line by line, so pca_diff works too) ----------
@@ -198,17 +204,17 @@ CALIBRATION = [
 # Held-out text from the model's own distribution (positive, negative and neutral documents on
 # every topic): the cost of an ablation is KL(ablated || clean) over all its positions.
 HELDOUT_TEXT = [
-    "The salad was lovely. We sat by the window. I would recommend it to everyone.",
-    "I think the pasta at the cafe was awful. It tasted stale. We will never come back.",
-    "We ordered the burger at noon. The burger was hot. The kitchen closes at ten.",
-    "Honestly, the series was fantastic. It felt clever. I adored the ending.",
+    "The salad was lovely. We sat near the door. The bread came warm.",
+    "I think the pasta at the cafe was awful. It tasted stale. We left early.",
+    "We ordered the burger at one. The burger was hot. The kitchen closes at nine.",
+    "Honestly, the series was fantastic. It felt fresh. I adored the ending.",
     "The concert last night was dreadful. The music was bad. I was so upset.",
-    "The film starts at eight. The film is long. We sat in the third row.",
-    "My journey to the coast was wonderful. The village looked charming. Everything went right.",
+    "The film starts at seven. The film is long. We sat in the first row.",
+    "My journey to the coast was wonderful. The village looked charming. The sea was calm.",
     "Overall, the hotel was horrible. The room looked dirty. The staff were rude.",
-    "The laptop I bought is excellent. It felt fast. It was worth every penny.",
-    "The new printer is terrible. It felt flimsy. I give it one star.",
-    "I bought the tablet last week. The tablet is black. He moved the files to the tablet.",
+    "The laptop I bought is excellent. It felt quick. The screen is bright.",
+    "The new printer is terrible. It felt flimsy. I give it two stars.",
+    "I bought the tablet on Monday. The tablet is black. He moved the files to the tablet.",
     "The weekend was amazing. I was so glad. The garden looked bright.",
 ]
 
@@ -220,4 +226,64 @@ NEUTRAL_PASSAGES = [
     "I bought the phone last week. The phone needs a new charger.",
     "The meeting starts at ten. She opened the window and looked outside.",
     "We walked along the river after lunch. The shop closes at five.",
+]
+
+# --- tuning sets: where settings are chosen (scripts/eval_tiny_sentiment.py, eval_table.py,
+# the gallery); disjoint from every held-out list above, on which the claims are measured
+# (tests/test_data_splits.py). recipes/data/neutral-tune.txt and context-tune.txt are copies.
+TUNE_NEUTRAL = [
+    "The pizza was",
+    "I think the film was",
+    "Our holiday was",
+    "The laptop is",
+    "Honestly, the soup was",
+    "Overall, the museum was",
+    "In my opinion the album was",
+    "My weekend was",
+    "I thought the train was",
+    "To be honest, the app was",
+    "The dinner last night was",
+    "Our tour of the city was",
+]
+TUNE_CONTEXT_POSITIVE = [
+    "The soup was lovely. The bread was",
+    "I adored the film. Honestly, the plot was",
+    "The sea looked beautiful. Our hotel was",
+    "The app felt reliable. The camera is",
+    "We were delighted. The evening was",
+    "The waiter was friendly. I think the meal was",
+    "I loved the concert. The album was",
+    "The laptop was worth it. The charger is",
+]
+TUNE_CONTEXT_NEGATIVE = [
+    "The soup was awful. The bread was",
+    "I despised the film. Honestly, the plot was",
+    "The sea looked dirty. Our hotel was",
+    "The app felt buggy. The camera is",
+    "We were annoyed. The evening was",
+    "The waiter was rude. I think the meal was",
+    "I hated the concert. The album was",
+    "The laptop was a waste. The charger is",
+]
+TUNE_TOPIC = [
+    "We had a long chat about the",
+    "Tomorrow I will tell you about the",
+    "This post is about the",
+    "I want to say a word about the",
+    "Some thoughts on the",
+    "Last night we discussed the",
+    "Overall, the",
+    "In my opinion the",
+]
+TUNE_CONTEXT_FOOD = [
+    "The waiter brought the bread. I think the",
+    "We had the pasta for dinner. Honestly, the",
+    "The cafe opens at seven. Overall, the",
+    "He paid for the pizza with cash. My",
+]
+TUNE_CONTEXT_TECH = [
+    "She charged the phone at night. I think the",
+    "The laptop came with a cable. Honestly, the",
+    "He turned on the printer. Overall, the",
+    "I connected the speaker to the tablet. My",
 ]

@@ -73,6 +73,7 @@ class _References:
                     custom_code_message(recipe.model.id, entries),
                     "/model/id",
                 )
+        yield from self.classifiers()
         for field in file_fields(recipe):
             if isinstance(field.owner, ProbeVector):
                 yield from self.probe_data(field.owner, field.pointer)
@@ -80,6 +81,28 @@ class _References:
                 yield from self.vector_file(field.owner, field.pointer)
             else:
                 yield from self.prompts(field.owner, field.pointer)
+
+    def classifiers(self) -> Iterator[Diagnostic]:
+        """A concept metric's classifier folder: inside the root, a model with its config, its
+        weights in safetensors, and no code of its own (never trusted for a judge)."""
+        for index, metric in enumerate(self.recipe.report.metrics):
+            folder = getattr(metric, "classifier", None)
+            if folder is None:
+                continue
+            pointer = f"/report/metrics/{index}/classifier"
+            found = self.resolve(folder, pointer, want_dir=True)
+            if isinstance(found, Diagnostic):
+                yield found
+            elif not (found / "config.json").is_file() or not list(found.glob("*.safetensors")):
+                yield self.doc.diagnostic(
+                    "model-not-found",
+                    f"classifier {folder!r} needs a config.json and safetensors weights",
+                    pointer,
+                )
+            elif entries := custom_code_entries(found):
+                yield self.doc.diagnostic(
+                    "remote-code-not-trusted", custom_code_message(folder, entries), pointer
+                )
 
     def prompts(self, source: object, pointer: str) -> Iterator[Diagnostic]:
         if not isinstance(source, PromptFile):

@@ -20,6 +20,7 @@ from recipe_engine.load.source_map import join_pointer
 from recipe_engine.model_config import machine_only_kind
 from recipe_engine.validate.conditions import all_interventions
 from recipe_engine.validate.schema_errors import did_you_mean
+from recipe_engine.validate.text_metrics import check_evaluation
 
 __all__ = ["check_semantics"]
 
@@ -54,6 +55,7 @@ class _Checker:
         yield from self.unused_vectors()
         yield from self.run_section()
         yield from self.metrics()
+        yield from check_evaluation(self.recipe, self.error)
         if self.recipe.run.backend == "vllm":
             yield from self.vllm_limits()
 

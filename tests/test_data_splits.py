@@ -1,0 +1,114 @@
+"""Evaluation hygiene over the shipped data files (recipes/data/): what a setting is chosen on,
+what a vector is built from and what a claim is measured on never overlap.
+
+- In every shipped recipe, no line and no sentence of the files its vectors read is in the
+  files its run prompts and metrics read (the gallery test's ablation text included).
+- The tuning prompts (data/neutral-tune.txt: where strengths and layers are chosen, e.g. by
+  scripts/eval_table.py) share no line with any test prompt file a recipe runs.
+- training/prompts.py's held-out lists, which "no vector ever sees", are the shipped files'
+  contents, and no vector data file contains one of their prompts (or a held-out text's
+  sentence).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from recipe_engine.api import load_recipe
+from recipe_engine.format.file_fields import file_fields
+from recipe_engine.format.vectors import ProbeVector
+from recipe_engine.training import prompts as P
+from tests.conftest import RECIPES
+
+DATA = RECIPES / "data"
+TUNING = {"neutral-tune.txt", "context-tune.txt"}
+VECTOR_DATA = ["positive.txt", "negative.txt", "sentiment.jsonl", "calibration.jsonl"]
+VECTOR_DATA += ["food.txt", "tech.txt"]
+# tests/test_gallery.py measures the ablation recipes' cost on this text too
+EXTRA_EVALUATION = {
+    "head-ablation.yaml": ["heldout-text.txt"],
+    "mean-ablation.yaml": ["heldout-text.txt"],
+}
+
+
+def lines(path: Path) -> list[str]:
+    out = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if raw.strip():
+            out.append(json.loads(raw)["text"] if path.suffix == ".jsonl" else raw.strip())
+    return out
+
+
+def sentences(texts: list[str]) -> set[str]:
+    return {s.strip() for t in texts for s in re.split(r"(?<=[.!?])\s+", t) if s.strip()}
+
+
+def _files(path: Path) -> tuple[set[Path], set[Path]]:
+    """(files the recipe's vectors read, files its run prompts and metrics read)."""
+    loaded = load_recipe(path, check_model=False)
+    build: set[Path] = set()
+    evaluate: set[Path] = set()
+    for field in file_fields(loaded.recipe):
+        owner = field.owner
+        name = owner.data if isinstance(owner, ProbeVector) else getattr(owner, "file", None)
+        pointer = field.pointer
+        if name is None or not isinstance(name, str) or name.endswith(".safetensors"):
+            continue
+        base = loaded.document.base_dir(
+            pointer + ("" if isinstance(owner, ProbeVector) else "/file")
+        )
+        target = (base / name).resolve()
+        (build if pointer.startswith("/vectors") else evaluate).add(target)
+    evaluate |= {DATA / n for n in EXTRA_EVALUATION.get(path.name, [])}
+    return build, evaluate
+
+
+RECIPE_FILES = sorted(p for p in RECIPES.glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", RECIPE_FILES, ids=lambda p: p.name)
+def test_no_recipe_measures_on_what_its_vectors_were_built_from(path: Path) -> None:
+    build, evaluate = _files(path)
+    built = [t for f in build for t in lines(f)]
+    measured = [t for f in evaluate for t in lines(f)]
+    assert not set(built) & set(measured)
+    assert not sentences(built) & sentences(measured), sorted(
+        sentences(built) & sentences(measured)
+    )
+
+
+def test_tuning_prompts_are_disjoint_from_every_test_prompt_file() -> None:
+    tested = {f for path in RECIPE_FILES for f in _files(path)[1]}
+    assert not {f.name for f in tested} & TUNING, "a recipe runs on the tuning prompts"
+    tuning = {t for name in TUNING for t in lines(DATA / name)}
+    for f in tested:
+        assert not tuning & set(lines(f)), f.name
+    assert len(tuning) >= 12
+
+
+def test_held_out_lists_are_the_shipped_files_and_no_vector_data_holds_them() -> None:
+    assert lines(DATA / "neutral.txt") == P.HELDOUT_NEUTRAL
+    assert lines(DATA / "context-positive.txt") == P.CONTEXT_POSITIVE
+    assert lines(DATA / "heldout-text.txt") == P.HELDOUT_TEXT
+    vector_lines = {t for name in VECTOR_DATA for t in lines(DATA / name)}
+    held_out = P.HELDOUT_NEUTRAL + P.CONTEXT_POSITIVE + P.CONTEXT_NEGATIVE + P.HELDOUT_TEXT
+    held_out += P.CONTEXT_FOOD + P.CONTEXT_TECH + P.HELDOUT_TOPIC
+    assert not vector_lines & set(held_out), sorted(vector_lines & set(held_out))
+    assert not sentences(list(vector_lines)) & sentences(P.HELDOUT_TEXT)
+
+
+def test_tuning_lists_are_the_shipped_files_and_disjoint_from_every_held_out_list() -> None:
+    assert lines(DATA / "neutral-tune.txt") == P.TUNE_NEUTRAL
+    assert lines(DATA / "context-tune.txt") == P.TUNE_CONTEXT_POSITIVE
+    tuning = P.TUNE_NEUTRAL + P.TUNE_CONTEXT_POSITIVE + P.TUNE_CONTEXT_NEGATIVE + P.TUNE_TOPIC
+    tuning += P.TUNE_CONTEXT_FOOD + P.TUNE_CONTEXT_TECH
+    held_out = P.HELDOUT_NEUTRAL + P.CONTEXT_POSITIVE + P.CONTEXT_NEGATIVE + P.HELDOUT_TOPIC
+    held_out += P.CONTEXT_FOOD + P.CONTEXT_TECH + P.HELDOUT_TEXT
+    assert not set(tuning) & set(held_out)
+    # complete sentences only: a prompt's open end ("I think the") is a frame, not content
+    shared = {x for x in sentences(tuning) & sentences(held_out) if x[-1] in ".!?"}
+    assert not shared, shared

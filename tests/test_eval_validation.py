@@ -1,0 +1,86 @@
+"""The evaluation fields are validated torch-free, each mistake at its line with a code."""
+
+from __future__ import annotations
+
+import pytest
+
+from recipe_engine.api import validate_file
+
+BASE = """\
+version: 1
+name: e
+model: {id: "builtin:tiny-sentiment"}
+vectors:
+  s: {kind: contrastive, positive: [good], negative: [bad], layer: 0}
+  r: {kind: random}
+interventions:
+  - {vector: s, op: add, layers: 0, strength: 1.0}
+"""
+
+
+@pytest.mark.parametrize(
+    ("tail", "code", "line"),
+    [
+        (
+            "run: {mode: trace, prompts: [a]}\nreport: {metrics: [{kind: fluency}]}\n",
+            "metric-mode",
+            10,
+        ),
+        (
+            "run: {prompts: [a], backend: vllm}\nreport: {metrics: [{kind: fluency}]}\n",
+            "metric-backend",
+            10,
+        ),
+        (
+            "run: {prompts: [a], samples: 3}\n",
+            "samples-need-sampling",
+            9,
+        ),
+        ("run: {prompts: [a]}\nreport: {metrics: [{kind: concept}]}\n", "concept-source", 10),
+        (
+            "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, classifier: j}]}\n",
+            "concept-label",
+            10,
+        ),
+        (
+            "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, classifier: j, label: P}]}\n",
+            "file-not-found",
+            10,
+        ),
+        (
+            "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, probe: t}]}\n",
+            "unknown-vector",
+            10,
+        ),
+        (
+            "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, probe: r}]}\n",
+            "concept-probe-layer",
+            10,
+        ),
+    ],
+)
+def test_evaluation_mistakes_are_reported_at_their_line(
+    write, tail: str, code: str, line: int
+) -> None:  # type: ignore[no-untyped-def]
+    result = validate_file(write("e.yaml", BASE + tail))
+    errors = [d for d in result.errors if d.code == code]
+    assert errors, [d.format() for d in result.diagnostics]
+    assert errors[0].location is not None and errors[0].location.line == line
+
+
+def test_controls_need_an_intervention_with_a_vector(write) -> None:  # type: ignore[no-untyped-def]
+    text = BASE.replace("{vector: s, op: add, layers: 0, strength: 1.0}", "{op: zero, layers: 0}")
+    text += "run: {prompts: [a]}\nreport: {controls: {random: 8}}\n"
+    result = validate_file(write("e.yaml", text))
+    assert [d.code for d in result.errors] == ["controls-need-vector"]
+
+
+def test_a_valid_evaluation_recipe_passes(write) -> None:  # type: ignore[no-untyped-def]
+    text = BASE + (
+        "run: {prompts: [a], samples: 2, generation: {do_sample: true, seed: 0}}\n"
+        "report:\n  prompt_baseline: Be nice.\n  controls: {random: 8}\n  metrics:\n"
+        "    - {kind: concept, probe: s}\n    - {kind: concept, name: w, words: [good]}\n"
+        "    - {kind: fluency}\n    - {kind: repetition}\n    - {kind: instruction}\n"
+    )
+    result = validate_file(write("e.yaml", text))
+    assert result.errors == [], [d.format() for d in result.errors]
