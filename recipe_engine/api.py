@@ -11,6 +11,7 @@ holds it to that), so whatever a command does, a program can do too.
     explain       explain_recipe (a JSON object)
     vectors       build_vectors_file; inspect_vectors -> VectorFileInfo
     sweep         run_sweep -> SweepResult; write_sweep
+    export        export_recipe (hf folder, gguf control vector)
     schema        render_schema                                           (torch-free)
     examples      list_examples -> [Example]; copy_example                (torch-free)
 
@@ -31,6 +32,7 @@ from recipe_engine.model_config import BACKENDS
 
 if TYPE_CHECKING:
     from recipe_engine.examples import Example, copy_example, list_examples
+    from recipe_engine.export import EXPORT_FORMATS, export_recipe
     from recipe_engine.format.schema_export import render_schema
     from recipe_engine.load.paths import display_path
     from recipe_engine.pipeline import (
@@ -53,6 +55,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "EXPORT_FORMATS",
     "BuiltVector",
     "CompiledRecipe",
     "Example",
@@ -67,6 +70,7 @@ __all__ = [
     "copy_example",
     "display_path",
     "explain_recipe",
+    "export_recipe",
     "inspect_vectors",
     "list_examples",
     "load_recipe",
@@ -84,6 +88,8 @@ _WHERE = {
     "copy_example": "recipe_engine.examples",
     "list_examples": "recipe_engine.examples",
     "display_path": "recipe_engine.load.paths",
+    "EXPORT_FORMATS": "recipe_engine.export",
+    "export_recipe": "recipe_engine.export",
     "render_schema": "recipe_engine.format.schema_export",
     "CompiledRecipe": "recipe_engine.pipeline",
     "LoadedRecipe": "recipe_engine.pipeline",

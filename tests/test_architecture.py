@@ -40,6 +40,7 @@ STAGES: list[tuple[str, ...]] = [
     ("training",),  # trains the embedded model offline; reads report/metrics
     ("pipeline",),
     ("sweep",),
+    ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector
     ("api",),
     ("cli", "__main__"),
 ]

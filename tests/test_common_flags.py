@@ -21,8 +21,8 @@ RECIPE = str(RECIPES / "activation-addition.yaml")
 # The table of the README's CLI section, restated here as the reference the parser is held to.
 RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "vectors build")
 NO_CACHE_COMMANDS = ("run", "explain", "sweep", "vectors build")
-OUT_COMMANDS = ("run", "sweep", "vectors build", "schema")
-ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "schema", "ls", "cp")
+OUT_COMMANDS = ("run", "sweep", "vectors build", "schema", "export")
+ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "schema", "ls", "cp", "export")
 
 
 def _subparser(words: str) -> argparse.ArgumentParser:

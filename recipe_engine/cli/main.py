@@ -13,7 +13,7 @@ import traceback
 from collections.abc import Sequence
 
 from recipe_engine.atomic import hold_sigint
-from recipe_engine.cli import examples, explain, run, schema, sweep, validate, vectors
+from recipe_engine.cli import examples, explain, export, run, schema, sweep, validate, vectors
 from recipe_engine.cli.common_flags import (
     HelpFormatter,
     add_debug,
@@ -27,7 +27,7 @@ from recipe_engine.version import FORMAT_VERSION, __version__
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMANDS = (validate, run, explain, vectors, sweep, schema, examples)
+SUBCOMMANDS = (validate, run, explain, vectors, sweep, export, schema, examples)
 
 # Limits on the files a recipe names, set in the environment (like STEER_CACHE_DIR) so that every
 # command, and the Python API, honour them alike. Added to the help of each command that reads
@@ -122,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # initialisation can swallow the KeyboardInterrupt (the command then runs to the end) or abort
 # the process (pybind11 error_already_set -> std::terminate, a core dump). Held, the Ctrl-C lands
 # right after the import (a second or two), where `main` handles it like any other.
-TORCH_COMMANDS = ("run", "explain", "vectors", "sweep")
+TORCH_COMMANDS = ("run", "explain", "vectors", "sweep", "export")
 
 
 def _model_command(args: argparse.Namespace) -> str | None:

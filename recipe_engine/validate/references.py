@@ -18,6 +18,7 @@ from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import is_dir, is_file, is_inside, resolve_reference, unusable_name
 from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_lines, iter_prompts
+from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
 from recipe_engine.model_config import custom_code_entries, custom_code_message, is_local_path
 
@@ -167,7 +168,7 @@ class _References:
             yield found
             return
         try:
-            tensors, _ = read_header(found)
+            tensors, _ = read_gguf_header(found) if is_gguf(found) else read_header(found)
         except SafetensorsError as exc:
             yield self.doc.diagnostic("not-safetensors", f"{spec.path}: {exc}", at + "/path")
             return
