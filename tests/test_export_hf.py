@@ -73,8 +73,10 @@ def reference(jobs: dict[str, list[str]], tmp: Path) -> dict[str, list[dict[str,
     return rows
 
 
-def engine_and_export(recipe: Path, out: Path) -> tuple[list[str], Any]:
-    loaded = load_recipe(recipe, overrides=GENERATE)
+def engine_and_export(
+    recipe: Path, out: Path, overrides: list[str] | None = None
+) -> tuple[list[str], Any]:
+    loaded = load_recipe(recipe, overrides=GENERATE if overrides is None else overrides)
     compiled = compile_recipe(loaded)
     steered = run_recipe(compiled).passes["steered"]
     export_recipe(compiled, "hf", out)
@@ -117,3 +119,67 @@ def test_every_bakeable_gallery_recipe_matches_plain_transformers(tmp_path: Path
     rows = reference(jobs, tmp_path)
     for folder, steered in engine.items():
         assert_matches(steered, rows[folder])
+
+
+def _byte_tokenizer() -> Any:
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {symbol: i for i, symbol in enumerate(alphabet)} | {"<eos>": len(alphabet)}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", pad_token="<eos>")
+
+
+LLAMA_RECIPE = """\
+version: 1
+name: llama-bake
+model: {id: ./llama, dtype: float32}
+vectors:
+  push: {kind: random, seed: 1, norm: 4.0}
+  ablate: {kind: random, seed: 2, norm: 1.0}
+interventions:
+  - {vector: push, op: add, layers: 1, site: resid_post, strength: 1.5}
+  - {vector: push, op: add, layers: 0, site: attn_out, strength: -0.7}
+  - {vector: ablate, op: project_out, layers: all, site: attn_out}
+  - {vector: ablate, op: project_out, layers: all, site: mlp_out}
+  - {vector: ablate, op: project_out, layers: 0, site: resid_pre}
+  - {op: zero, site: heads, heads: [1], layers: 2}
+run: {mode: generate, prompts: [hello world, the cat sat], generation: {max_new_tokens: 6}}
+report: {metrics: []}
+"""
+
+
+def test_llama_bias_switches_and_directional_ablation(tmp_path: Path) -> None:
+    """A Llama has no output biases: the export turns on attention_bias and mlp_bias (every
+    other new bias zero), orthogonalizes every writer and the embedding, and unties the
+    embedding from the unembedding it changes."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        num_hidden_layers=3,
+        hidden_size=64,
+        intermediate_size=128,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        vocab_size=257,
+        tie_word_embeddings=True,
+        pad_token_id=256,
+        eos_token_id=256,
+        bos_token_id=256,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        LlamaForCausalLM(config).save_pretrained(tmp_path / "llama")
+    _byte_tokenizer().save_pretrained(tmp_path / "llama")
+    recipe = tmp_path / "bake.yaml"
+    recipe.write_text(LLAMA_RECIPE)
+    prompts, steered = engine_and_export(recipe, tmp_path / "baked", [])
+    baked = json.loads((tmp_path / "baked" / "config.json").read_text())
+    assert baked["attention_bias"] is True and baked["mlp_bias"] is True
+    assert baked["tie_word_embeddings"] is False
+    rows = reference({str(tmp_path / "baked"): prompts}, tmp_path)
+    assert_matches(steered, rows[str(tmp_path / "baked")])
