@@ -41,7 +41,9 @@ def test_layout_values_and_round_trip(tmp_path: Path) -> None:
     export_recipe(compiled, "gguf-control-vector", out)
 
     reader = gguf.GGUFReader(str(out))
-    fields = {name: f.contents() for name, f in reader.fields.items() if not name.startswith("GGUF.")}
+    fields = {
+        name: f.contents() for name, f in reader.fields.items() if not name.startswith("GGUF.")
+    }
     assert fields["general.architecture"] == "controlvector"
     assert fields["controlvector.model_hint"] == "gpt2"
     assert fields["controlvector.layer_count"] == 2
@@ -55,7 +57,7 @@ def test_layout_values_and_round_trip(tmp_path: Path) -> None:
     back = tmp_path / "back.yaml"
     back.write_text(
         "version: 1\nname: back\n"
-        f"model: {{id: builtin:tiny-sentiment, dtype: float32}}\n"
+        "model: {id: builtin:tiny-sentiment, dtype: float32}\n"
         "vectors:\n  d1: {kind: file, path: cv.gguf, key: direction.1}\n"
         "interventions: [{vector: d1, op: add, layers: 1}]\n"
         "run: {mode: trace, prompts: [hi]}\n"
@@ -66,11 +68,15 @@ def test_layout_values_and_round_trip(tmp_path: Path) -> None:
 
 
 def test_ops_llama_cpp_cannot_apply_are_refused_at_their_line(tmp_path: Path) -> None:
-    body = RECIPE.replace("{{1: 1.0, 3: 0.5}}", "0").replace("layers: 3, strength", "layers: 2, positions: last, strength")
+    body = RECIPE.replace("{{1: 1.0, 3: 0.5}}", "0").replace(
+        "layers: 3, strength", "layers: 2, positions: last, strength"
+    )
     with pytest.raises(RecipeError) as caught:
         loaded = load_recipe(_recipe(tmp_path, body), allow_outside_root=True)
         export_recipe(loaded, "gguf-control-vector", tmp_path / "x.gguf")
     lines = [d.format() for d in caught.value.diagnostics]
-    assert any(":5:" in line and "/interventions/0/layers" in line and "block 0" in line for line in lines)
+    assert any(
+        ":5:" in line and "/interventions/0/layers" in line and "block 0" in line for line in lines
+    )
     assert any(":6:" in line and "/interventions/1/positions" in line for line in lines)
     assert not (tmp_path / "x.gguf").exists()

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 import torch
 
 from recipe_engine.errors import RecipeError
@@ -50,13 +49,13 @@ for folder, prompts in jobs.items():
         ids = tok(prompt, return_tensors="pt").input_ids
         with torch.no_grad():
             logits = model(ids).logits[0, -1].tolist()
-            new = model.generate(ids, max_new_tokens=%d, do_sample=False,
+            new = model.generate(ids, max_new_tokens=NEW_TOKENS, do_sample=False,
                                  pad_token_id=tok.pad_token_id or 0)[0, ids.shape[1]:].tolist()
         rows.append({"logits": logits, "greedy": new})
     out[folder] = rows
 banned = [m for m in sys.modules if m.startswith(("nnsight", "recipe_engine"))]
 json.dump({"rows": out, "banned": banned}, open(sys.argv[2], "w"))
-""" % NEW_TOKENS
+""".replace("NEW_TOKENS", str(NEW_TOKENS))
 
 
 def reference(jobs: dict[str, list[str]], tmp: Path) -> dict[str, list[dict[str, Any]]]:

@@ -18,6 +18,7 @@ plus resid_pre of layer 0: every writer and the embedding orthogonalized against
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from transformers.pytorch_utils import Conv1D
@@ -79,14 +80,14 @@ def affine_of(op: PlanOp, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     return rows.T.contiguous(), c
 
 
-def _linear_view(module: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _linear_view(module: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(W [out, in], b [out] or None) of a Linear or a GPT-2 Conv1D, in float64."""
     weight = module.weight.detach().double()
     bias = module.bias.detach().double() if getattr(module, "bias", None) is not None else None
     return (weight.T if isinstance(module, Conv1D) else weight), bias
 
 
-def _store(module: torch.nn.Module, weight: torch.Tensor, bias: torch.Tensor) -> None:
+def _store(module: Any, weight: torch.Tensor, bias: torch.Tensor) -> None:
     """Write W [out, in] and b back in the module's own layout and dtype; a module without a
     bias must have been given one (hf.py enables the config's switch first)."""
     dtype = module.weight.dtype
@@ -113,7 +114,7 @@ def _fold_input(module: torch.nn.Module, a: torch.Tensor, c: torch.Tensor) -> No
 
 def _fold_embedding(model: torch.nn.Module, layout: FamilyLayout, op: PlanOp, width: int) -> None:
     a, c = affine_of(op, width)
-    tables = [model.get_submodule(path) for path in layout.embeddings]
+    tables: list[Any] = [model.get_submodule(path) for path in layout.embeddings]
     if bool(c.abs().max() > 0) and len(tables) < 2:
         raise NotFoldable(
             f"a translation of the stream entering block 0 needs a position table; "
@@ -168,7 +169,8 @@ def fold_op(model: torch.nn.Module, layout: FamilyLayout, blocks: str, op: PlanO
         site, layer = "resid_post", layer - 1
     block = model.get_submodule(f"{blocks}.{layer}")
     if site == "resid_pre":
-        width = model.get_submodule(layout.embeddings[0]).weight.shape[1]
+        table: Any = model.get_submodule(layout.embeddings[0])
+        width = table.weight.shape[1]
         _fold_embedding(model, layout, op, int(width))
         return
     if site == "heads":

@@ -75,20 +75,33 @@ def export_control_vector(compiled: CompiledRecipe, out: Path) -> dict[str, Any]
             problems.append(_refusal(compiled, op.index, "op", f"llama.cpp only adds ({op.op})"))
         elif op.site != "resid_post" or op.layer is None:
             problems.append(
-                _refusal(compiled, op.index, "site", "llama.cpp adds at block outputs only "
-                         "(site: resid_post)")
+                _refusal(
+                    compiled,
+                    op.index,
+                    "site",
+                    "llama.cpp adds at block outputs only (site: resid_post)",
+                )
             )
         elif op.positions != ALL_POSITIONS:
             problems.append(
-                _refusal(compiled, op.index, "positions", "llama.cpp adds on every token "
-                         "(positions: all)")
+                _refusal(
+                    compiled,
+                    op.index,
+                    "positions",
+                    "llama.cpp adds on every token (positions: all)",
+                )
             )
         elif op.vector is None or op.vector.dim() != 1:
             problems.append(_refusal(compiled, op.index, "vector", "a per-position vector"))
         elif op.layer == 0:
             problems.append(
-                _refusal(compiled, op.index, "layers", "llama.cpp never steers block 0 "
-                         "(common_control_vector_load_one refuses direction.0)")
+                _refusal(
+                    compiled,
+                    op.index,
+                    "layers",
+                    "llama.cpp never steers block 0 "
+                    "(common_control_vector_load_one refuses direction.0)",
+                )
             )
         else:
             term = op.strength * op.vector.detach().float().cpu()
@@ -96,11 +109,22 @@ def export_control_vector(compiled: CompiledRecipe, out: Path) -> dict[str, Any]
     if problems:
         raise RecipeError(problems)
     if not directions:
-        raise RecipeError([compiled.loaded.document.diagnostic(
-            "cannot-export", "cannot write a control vector: no add at resid_post", "/interventions"
-        )])
+        raise RecipeError(
+            [
+                compiled.loaded.document.diagnostic(
+                    "cannot-export",
+                    "cannot write a control vector: no add at resid_post",
+                    "/interventions",
+                )
+            ]
+        )
     family = str(getattr(compiled.model.hf.config, "model_type", "") or "")
     hint = _LLAMA_CPP_ARCH.get(family, family)
     write_control_vector(out, directions, hint)
-    return {"format": "gguf-control-vector", "out": str(out), "layers": sorted(directions),
-            "model_hint": hint, "recipe": compiled.recipe.name}
+    return {
+        "format": "gguf-control-vector",
+        "out": str(out),
+        "layers": sorted(directions),
+        "model_hint": hint,
+        "recipe": compiled.recipe.name,
+    }

@@ -56,7 +56,9 @@ def _writer_kind(op: PlanOp) -> str:
     return "attn" if op.site in ("attn_out", "heads") else "mlp"
 
 
-def _switches_needed(model: torch.nn.Module, layout: FamilyLayout, blocks: str, ops: list[PlanOp]) -> set[str]:
+def _switches_needed(
+    model: torch.nn.Module, layout: FamilyLayout, blocks: str, ops: list[PlanOp]
+) -> set[str]:
     """Writers that must hold a translation but have no bias."""
     needed: set[str] = set()
     for op in ops:
@@ -73,9 +75,7 @@ def _switches_needed(model: torch.nn.Module, layout: FamilyLayout, blocks: str, 
     return needed
 
 
-def _rebuild(
-    model: torch.nn.Module, switches: set[str], untie: bool, layout: FamilyLayout, blocks: str
-) -> torch.nn.Module:
+def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, blocks: str) -> Any:
     """A fresh model with the bias switches on (new biases zero) and, if the embedding changes
     while tied to the unembedding, an untied copy of the unembedding."""
     from transformers import AutoModelForCausalLM
@@ -92,7 +92,7 @@ def _rebuild(
     if untie:
         config.tie_word_embeddings = False
     dtype = next(model.parameters()).dtype
-    fresh = AutoModelForCausalLM.from_config(config, dtype=dtype)
+    fresh: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
     state = model.state_dict()
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     if unexpected:
@@ -102,7 +102,7 @@ def _rebuild(
         for name in missing:
             if name.endswith(".bias"):
                 params[name].zero_()
-            elif name == "lm_head.weight" or untie and name.endswith("lm_head.weight"):
+            elif name == "lm_head.weight" or (untie and name.endswith("lm_head.weight")):
                 params[name].copy_(model.get_output_embeddings().weight)
             else:
                 raise RuntimeError(f"rebuilt model lacks weights for {name}")
@@ -126,7 +126,9 @@ def _provenance(compiled: CompiledRecipe) -> dict[str, Any]:
     from recipe_engine.pipeline import _recipe_sha256
 
     loaded = compiled.loaded
-    vectors = {n: json.loads(json.dumps(v.provenance, default=str)) for n, v in compiled.vectors.items()}
+    vectors = {
+        n: json.loads(json.dumps(v.provenance, default=str)) for n, v in compiled.vectors.items()
+    }
     return {
         "engine": "recipe-engine",
         "engine_version": __version__,
@@ -168,7 +170,9 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
     try:
         layout = layout_for(model.adapter.family)
     except NotFoldable as exc:
-        raise RecipeError([doc.diagnostic("cannot-bake", f"cannot bake: {exc}", "/model/id")]) from None
+        raise RecipeError(
+            [doc.diagnostic("cannot-bake", f"cannot bake: {exc}", "/model/id")]
+        ) from None
     problems = refusals(compiled, layout)
     if problems:
         raise RecipeError(problems)
@@ -178,7 +182,7 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
     try:
         switches = _switches_needed(model.hf, layout, blocks, ops)
         with model.lock:
-            baked = _rebuild(model.hf, switches, untie, layout, blocks)
+            baked: Any = _rebuild(model.hf, switches, untie, layout, blocks)
         for op in ops:
             fold_op(baked, layout, blocks, op)
     except NotFoldable as exc:
@@ -193,5 +197,11 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
             model.tokenizer.save_pretrained(folder)
 
     _write_folder_atomic(out, write)
-    return {"format": "hf", "out": str(out), "bias_switches": sorted(switches), "untied": untie,
-            "ops": len(ops), **{k: provenance[k] for k in ("recipe", "recipe_sha256")}}
+    return {
+        "format": "hf",
+        "out": str(out),
+        "bias_switches": sorted(switches),
+        "untied": untie,
+        "ops": len(ops),
+        **{k: provenance[k] for k in ("recipe", "recipe_sha256")},
+    }

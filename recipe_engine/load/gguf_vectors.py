@@ -32,7 +32,8 @@ def _reader(path: Path) -> Any:  # gguf ships no type information
         import gguf
     except ImportError:
         raise SafetensorsError(
-            "reading a GGUF control vector needs the gguf package: pip install 'recipe-engine[gguf]'"
+            "reading a GGUF control vector needs the gguf package: "
+            "pip install 'recipe-engine[gguf]'"
         ) from None
     with open(path, "rb") as handle:
         if handle.read(4) != _MAGIC:

@@ -14,9 +14,9 @@ from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import FileVector, RandomVector
+from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
-from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.safetensors_header import SafetensorsError, read_header
 from recipe_engine.load.source_map import join_pointer
 from recipe_engine.model_config import (

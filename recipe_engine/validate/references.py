@@ -14,11 +14,11 @@ from recipe_engine.format.file_fields import file_fields
 from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import FileVector, ProbeVector
+from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import is_dir, is_file, is_inside, resolve_reference, unusable_name
 from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_lines, iter_prompts
-from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
 from recipe_engine.model_config import custom_code_entries, custom_code_message, is_local_path
 
