@@ -100,6 +100,8 @@ def needed_files(recipe_path: Path) -> list[Path]:
             add(field.owner.data, field.pointer)
         elif isinstance(field.owner, FileVector):
             add(field.owner.path, field.pointer + "/path")
+            if field.owner.kind == "sae_feature":  # sae-lens: cfg.json names the hook point
+                add(str(Path(field.owner.path).parent / "cfg.json"), field.pointer + "/path")
         elif isinstance(field.owner, PromptFile):
             add(field.owner.file, field.pointer + "/file")
     if is_local_path(recipe.model.id):

@@ -28,7 +28,7 @@ from recipe_engine.format.vectors import (
     ProbeVector,
     RandomVector,
 )
-from recipe_engine.load.gguf_vectors import is_gguf, layer_of, read_gguf_vectors
+from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_vectors
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.prompt_files import iter_lines
@@ -37,6 +37,7 @@ from recipe_engine.resolve.context import PromptTooLong
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
 from recipe_engine.vectors.extraction import extraction_batch_size, iter_activations
+from recipe_engine.vectors.file_kinds import file_vector
 from recipe_engine.vectors.probe import train_probe
 from recipe_engine.vectors.sources import PromptSourceRef, file_sha256, resolve_prompts
 
@@ -92,7 +93,7 @@ class _Builder:
         self.progress = progress
         self.base = doc.path.parent if doc is not None else Path.cwd()
         self.built: dict[str, BuiltVector] = {}
-        self.file_layers: dict[str, int | None] = {}  # a GGUF direction.N: block N
+        self.file_paths: dict[str, Path] = {}  # vector pointer -> the file it was read from
         self.batch_size = extraction_batch_size(recipe.run.batch_size, model.device)
 
     def source(self, value: Any, pointer: str) -> PromptSourceRef:
@@ -210,9 +211,7 @@ class _Builder:
         if isinstance(spec, FileVector):
             provenance.update(path=spec.path, key=spec.key)
             tensor = self.load_file(spec, at)
-            if self.file_layers.get(at) is not None:
-                provenance.update(layer=self.file_layers[at], site="resid_post", source="gguf")
-            return tensor
+            return file_vector(spec, tensor, self.file_paths[at], provenance)
         if isinstance(spec, ExprVector):
             provenance.update(expr=spec.expr, orthogonalize_against=spec.orthogonalize_against)
             return self.expression(name, spec)
@@ -249,7 +248,7 @@ class _Builder:
         from safetensors.torch import load_file
 
         folder = self.doc.base_dir(at + "/path") if self.doc is not None else self.base
-        path = resolve_reference(spec.path, folder)
+        path = self.file_paths[at] = resolve_reference(spec.path, folder)
         if is_gguf(path):
             return self.load_gguf(spec, path, at)
         try:
@@ -264,8 +263,7 @@ class _Builder:
         return tensors[key]
 
     def load_gguf(self, spec: FileVector, path: Path, at: str) -> torch.Tensor:
-        """A llama.cpp control vector: `direction.N` steers the output of block N, so the
-        vector's provenance says layer N, site resid_post (load/gguf_vectors.py)."""
+        """A llama.cpp control vector (load/gguf_vectors.py); file_vector fills in its layer."""
         try:
             arrays = read_gguf_vectors(path)
         except (SafetensorsError, OSError) as exc:
@@ -275,7 +273,6 @@ class _Builder:
             raise self.error(
                 "vector-key-missing", f"{spec.path} has no tensor {key!r}", at + "/key"
             )
-        self.file_layers[at] = layer_of(key)
         return torch.from_numpy(arrays[key].copy())
 
     def contrastive(
