@@ -84,12 +84,15 @@ def engine_and_export(
     return list(prompts), steered
 
 
-def assert_matches(steered: Any, rows: list[dict[str, Any]]) -> None:
+def assert_matches(steered: Any, rows: list[dict[str, Any]]) -> float:
+    worst = 0.0
     for index, row in enumerate(rows):
         ours = steered.next_logits[index].float()
         theirs = torch.tensor(row["logits"])
-        assert float((ours - theirs).abs().max()) <= 1e-4
+        worst = max(worst, float((ours - theirs).abs().max()))
+        assert worst <= 1e-4
         assert row["greedy"][: len(steered.generated[index])] == steered.generated[index]
+    return worst
 
 
 GALLERY = sorted(p for p in (REPO / "recipes").glob("*.yaml"))
@@ -117,7 +120,8 @@ def test_every_bakeable_gallery_recipe_matches_plain_transformers(tmp_path: Path
     assert len(jobs) >= 8  # every gallery recipe but the refused ones
     rows = reference(jobs, tmp_path)
     for folder, steered in engine.items():
-        assert_matches(steered, rows[folder])
+        worst = assert_matches(steered, rows[folder])
+        print(f"{Path(folder).name}: max |logit difference| {worst:.2e}")
 
 
 def _byte_tokenizer() -> Any:
@@ -181,4 +185,20 @@ def test_llama_bias_switches_and_directional_ablation(tmp_path: Path) -> None:
     assert baked["attention_bias"] is True and baked["mlp_bias"] is True
     assert baked["tie_word_embeddings"] is False
     rows = reference({str(tmp_path / "baked"): prompts}, tmp_path)
-    assert_matches(steered, rows[str(tmp_path / "baked")])
+    worst = assert_matches(steered, rows[str(tmp_path / "baked")])
+    print(f"llama: max |logit difference| {worst:.2e}")
+
+
+def test_cli_checks_out_against_format_before_any_work(tmp_path: Path) -> None:
+    from recipe_engine.cli.main import main
+
+    recipe = str(REPO / "recipes" / "activation-addition.yaml")
+    assert main(["export", recipe, "--format", "hf", "--out", str(tmp_path / "x.gguf")]) == 2
+    assert main(["export", recipe, "--format", "gguf-control-vector", "--out", str(tmp_path)]) == 2
+
+
+def test_cli_formats_are_the_stages() -> None:
+    from recipe_engine.cli.export import FORMATS
+    from recipe_engine.export import EXPORT_FORMATS
+
+    assert FORMATS == EXPORT_FORMATS

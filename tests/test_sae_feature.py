@@ -110,7 +110,8 @@ def test_steering_with_a_feature_raises_its_top_tokens(tmp_path: Path) -> None:
     before = torch.softmax(passes["baseline"].next_logits.float(), -1)[:, top].sum(-1)
     after = torch.softmax(passes["steered"].next_logits.float(), -1)[:, top].sum(-1)
     print(
-        f"feature {feature}: top-5 token mass {float(before.mean()):.4f} -> {float(after.mean()):.4f}"
+        f"feature {feature}: top-5 token mass {float(before.mean()):.4f} -> "
+        f"{float(after.mean()):.4f}"
     )
     assert bool((after > before).all())
     assert float(after.mean()) > 3 * float(before.mean())  # measured: 4.7x

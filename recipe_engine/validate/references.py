@@ -216,7 +216,6 @@ class _References:
                     at + "/sha256",
                 )
 
-
     def sae_feature(
         self, spec: SaeFeatureVector, found: Path, shape: tuple[int, ...], at: str
     ) -> Iterator[Diagnostic]:
