@@ -12,6 +12,7 @@ holds it to that), so whatever a command does, a program can do too.
     vectors       build_vectors_file; inspect_vectors -> VectorFileInfo
     sweep         run_sweep -> SweepResult; write_sweep
     serve         ServeConfig -> run_server (foreground); start_server -> RunningServer (thread)
+    export        export_recipe (hf folder, gguf control vector)
     schema        render_schema                                           (torch-free)
     examples      list_examples -> [Example]; copy_example                (torch-free)
     rows          run_rows(model, [Row(prompt, plan)]) -> [RowResult]: rows with their own plans
@@ -37,6 +38,7 @@ if TYPE_CHECKING:
     from recipe_engine.examples import Example, copy_example, list_examples
     from recipe_engine.execute.batch import Row, RowResult, run_rows
     from recipe_engine.execute.gates import GateOutcome
+    from recipe_engine.export import EXPORT_FORMATS, export_recipe
     from recipe_engine.format.schema_export import render_schema
     from recipe_engine.load.paths import display_path
     from recipe_engine.pipeline import (
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "BACKENDS",
+    "EXPORT_FORMATS",
     "BuiltVector",
     "CompiledRecipe",
     "ConditionSearch",
@@ -83,6 +86,7 @@ __all__ = [
     "copy_example",
     "display_path",
     "explain_recipe",
+    "export_recipe",
     "find_condition",
     "inspect_vectors",
     "list_examples",
@@ -109,6 +113,8 @@ _WHERE = {
     "RowResult": "recipe_engine.execute.batch",
     "run_rows": "recipe_engine.execute.batch",
     "GateOutcome": "recipe_engine.execute.gates",
+    "EXPORT_FORMATS": "recipe_engine.export",
+    "export_recipe": "recipe_engine.export",
     "render_schema": "recipe_engine.format.schema_export",
     "CompiledRecipe": "recipe_engine.pipeline",
     "LoadedRecipe": "recipe_engine.pipeline",

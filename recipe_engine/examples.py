@@ -85,7 +85,7 @@ def needed_files(recipe_path: Path) -> list[Path]:
     relative to the recipe's folder, each below that folder."""
     from recipe_engine.format.file_fields import file_fields
     from recipe_engine.format.prompts import PromptFile
-    from recipe_engine.format.vectors import FileVector, ProbeVector
+    from recipe_engine.format.vectors import FileVector, ProbeVector, SaeFeatureVector
     from recipe_engine.load.paths import resolve_reference
     from recipe_engine.model_config import is_local_path
 
@@ -100,6 +100,8 @@ def needed_files(recipe_path: Path) -> list[Path]:
             add(field.owner.data, field.pointer)
         elif isinstance(field.owner, FileVector):
             add(field.owner.path, field.pointer + "/path")
+            if isinstance(field.owner, SaeFeatureVector):  # sae-lens: cfg.json names the hook
+                add(str(Path(field.owner.path).parent / "cfg.json"), field.pointer + "/path")
         elif isinstance(field.owner, PromptFile):
             add(field.owner.file, field.pointer + "/file")
     if is_local_path(recipe.model.id) or any(

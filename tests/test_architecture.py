@@ -41,6 +41,7 @@ STAGES: list[tuple[str, ...]] = [
     ("controls",),  # random-vector controls: reruns the passes, measured like the run
     ("pipeline",),
     ("sweep",),
+    ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector
     ("serve",),  # the OpenAI-compatible HTTP server (steer serve): compiled profiles, batching
     ("api",),
     ("cli", "__main__"),

@@ -21,8 +21,8 @@ RECIPE = str(RECIPES / "activation-addition.yaml")
 # The table of the README's CLI section, restated here as the reference the parser is held to.
 RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "condition", "vectors build")
 NO_CACHE_COMMANDS = ("run", "explain", "sweep", "condition", "vectors build")
-OUT_COMMANDS = ("run", "sweep", "condition", "vectors build", "schema")
-ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "serve", "schema", "ls", "cp")
+OUT_COMMANDS = ("run", "sweep", "condition", "vectors build", "schema", "export")
+ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "serve", "schema", "ls", "cp", "export")
 
 
 def _subparser(words: str) -> argparse.ArgumentParser:

@@ -41,6 +41,7 @@ def _texts(record: dict[str, object]) -> list[str]:
         return [str(m["content"]) for m in record["messages"]]  # type: ignore[attr-defined]
     return [str(record["text"])]
 
+
 # Topic data drawn from the embedded model's closed corpus grammar (scripts/make_topic_data.py:
 # a neutral frame sentence, then "The NOUN was"): every food prompt ends on one of a handful of
 # "The NOUN was" sentences, so sentence-level disjointness from the condition vector's texts is

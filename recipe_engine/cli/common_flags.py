@@ -2,7 +2,7 @@
 
     --set PATH=VALUE      validate run explain sweep vectors-build: override a field
     --format FORMAT       the same and vectors-inspect: text | json (validate: | github)
-    --out PATH            run sweep vectors-build schema: what OUT_KINDS says for each
+    --out PATH            run sweep vectors-build schema export: what OUT_KINDS says for each
     --allow-outside-root  validate run explain sweep vectors-build: files outside the repo
     --backend BACKEND     validate run explain sweep vectors-build: --set run.backend=BACKEND
     --no-cache            run explain sweep vectors-build: STEER_NO_CACHE=1 for the command
@@ -48,6 +48,7 @@ OUT_KINDS = {
     "json-or-dir": "a file ending in .json, or else a directory that gets <recipe name>.json",
     ".safetensors": "a file ending in .safetensors",
     "file-or-stdout": "a file, or - for standard output",
+    "export": "a directory (--format hf) or a file ending in .gguf (gguf-control-vector)",
 }
 
 
@@ -192,6 +193,11 @@ def _check_out(raw: str, kind: str) -> None:
                 raise UsageError(f"--out {raw}: is a directory; a .json --out names the file")
         elif out.exists() and not out.is_dir():
             raise UsageError(f"--out {raw}: is a file; give a directory, or a path ending in .json")
+    elif kind == "export":
+        if out.suffix == ".gguf" and out.is_dir():
+            raise UsageError(f"--out {raw}: is a directory; a .gguf --out names the file")
+        if out.suffix != ".gguf" and out.exists() and not out.is_dir():
+            raise UsageError(f"--out {raw}: is a file; --format hf writes a directory")
     elif kind == "file-or-stdout":
         if raw != "-" and out.is_dir():
             raise UsageError(f"--out {raw}: is a directory; give a file path, or - for stdout")

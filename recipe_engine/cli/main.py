@@ -17,6 +17,7 @@ from recipe_engine.cli import (
     condition,
     examples,
     explain,
+    export,
     run,
     schema,
     serve,
@@ -37,7 +38,18 @@ from recipe_engine.version import FORMAT_VERSION, __version__
 
 __all__ = ["build_parser", "main"]
 
-SUBCOMMANDS = (validate, run, explain, vectors, sweep, condition, serve, schema, examples)
+SUBCOMMANDS = (
+    validate,
+    run,
+    explain,
+    vectors,
+    sweep,
+    condition,
+    export,
+    serve,
+    schema,
+    examples,
+)
 
 # Limits on the files a recipe names, set in the environment (like STEER_CACHE_DIR) so that every
 # command, and the Python API, honour them alike. Added to the help of each command that reads
@@ -132,7 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # initialisation can swallow the KeyboardInterrupt (the command then runs to the end) or abort
 # the process (pybind11 error_already_set -> std::terminate, a core dump). Held, the Ctrl-C lands
 # right after the import (a second or two), where `main` handles it like any other.
-TORCH_COMMANDS = ("run", "explain", "vectors", "sweep", "condition", "serve")
+TORCH_COMMANDS = ("run", "explain", "vectors", "sweep", "condition", "export", "serve")
 
 
 def _model_command(args: argparse.Namespace) -> str | None:

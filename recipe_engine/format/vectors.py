@@ -19,6 +19,7 @@ __all__ = [
     "MeanActivationVector",
     "ProbeVector",
     "RandomVector",
+    "SaeFeatureVector",
     "VectorSpec",
 ]
 
@@ -104,6 +105,15 @@ class FileVector(_VectorBase):
     )
 
 
+class SaeFeatureVector(FileVector):
+    """One feature of a sparse autoencoder in sae-lens's layout: row `feature` of W_dec in
+    `path` (sae_weights.safetensors, with cfg.json beside it naming the hook point)."""
+
+    kind: Literal["sae_feature"]  # type: ignore[assignment]
+    key: str | None = Field(default="W_dec", min_length=1, description="The decoder matrix.")
+    feature: int = Field(ge=0, description="The feature: a row of the decoder matrix.")
+
+
 class ActivationVector(_VectorBase):
     """The activation of one prompt at a site (for patching or as a direction)."""
 
@@ -161,6 +171,7 @@ VectorSpec = Annotated[
     ContrastiveVector
     | ProbeVector
     | FileVector
+    | SaeFeatureVector
     | ActivationVector
     | MeanActivationVector
     | RandomVector
@@ -172,6 +183,7 @@ VECTOR_KINDS = (
     "contrastive",
     "probe",
     "file",
+    "sae_feature",
     "activation",
     "mean_activation",
     "random",

@@ -14,6 +14,7 @@ from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import FileVector, RandomVector
+from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.safetensors_header import SafetensorsError, read_header
@@ -154,7 +155,7 @@ class _ModelChecks:
     def file_width(self, name: str, spec: FileVector, at: str) -> Iterator[Diagnostic]:
         path = resolve_reference(spec.path, self.doc.base_dir(at + "/path"))
         try:
-            tensors, _ = read_header(path)
+            tensors, _ = read_gguf_header(path) if is_gguf(path) else read_header(path)
         except (OSError, SafetensorsError):
             return  # already reported by the reference checks
         key = (

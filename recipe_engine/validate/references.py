@@ -13,11 +13,13 @@ from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.file_fields import file_fields
 from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.vectors import FileVector, ProbeVector
+from recipe_engine.format.vectors import FileVector, ProbeVector, SaeFeatureVector
+from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import is_dir, is_file, is_inside, resolve_reference, unusable_name
 from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_lines, iter_prompts
+from recipe_engine.load.sae_lens import SaeLayoutError, read_sae_config
 from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
 from recipe_engine.model_config import custom_code_entries, custom_code_message, is_local_path
 
@@ -190,7 +192,7 @@ class _References:
             yield found
             return
         try:
-            tensors, _ = read_header(found)
+            tensors, _ = read_gguf_header(found) if is_gguf(found) else read_header(found)
         except SafetensorsError as exc:
             yield self.doc.diagnostic("not-safetensors", f"{spec.path}: {exc}", at + "/path")
             return
@@ -225,6 +227,8 @@ class _References:
                 "expected [hidden] or [positions, hidden]: reshape it before saving",
                 at,
             )
+        if isinstance(spec, SaeFeatureVector):
+            yield from self.sae_feature(spec, found, info.shape, at)
         if spec.sha256 is not None:
             actual = file_sha256(found)
             if actual != spec.sha256:
@@ -234,6 +238,22 @@ class _References:
                     "file changed since the recipe was written",
                     at + "/sha256",
                 )
+
+    def sae_feature(
+        self, spec: SaeFeatureVector, found: Path, shape: tuple[int, ...], at: str
+    ) -> Iterator[Diagnostic]:
+        """sae-lens layout: cfg.json beside the weights names the hook; the feature is a row."""
+        try:
+            read_sae_config(found)
+        except SaeLayoutError as exc:
+            yield self.doc.diagnostic("sae-layout", f"{spec.path}: {exc}", at + "/path")
+        if len(shape) == 2 and spec.feature >= shape[0]:
+            yield self.doc.diagnostic(
+                "sae-feature-range",
+                f"feature {spec.feature} out of range ({spec.path} has {shape[0]} features: "
+                f"0..{shape[0] - 1})",
+                at + "/feature",
+            )
 
 
 def check_references(

@@ -30,14 +30,17 @@ from recipe_engine.format.vectors import (
     ProbeVector,
     RandomVector,
 )
+from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_vectors
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
 from recipe_engine.load.prompt_files import iter_lines
+from recipe_engine.load.safetensors_header import SafetensorsError
 from recipe_engine.resolve.context import PromptTooLong
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.validate.conditions import all_interventions
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
 from recipe_engine.vectors.extraction import extraction_batch_size, iter_activations
+from recipe_engine.vectors.file_kinds import file_vector
 from recipe_engine.vectors.probe import train_probe
 from recipe_engine.vectors.sources import PromptSourceRef, file_sha256, resolve_prompts
 
@@ -93,6 +96,7 @@ class _Builder:
         self.progress = progress
         self.base = doc.path.parent if doc is not None else Path.cwd()
         self.built: dict[str, BuiltVector] = {}
+        self.file_paths: dict[str, Path] = {}  # vector pointer -> the file it was read from
         self.batch_size = extraction_batch_size(recipe.run.batch_size, model.device)
 
     def source(self, value: Any, pointer: str) -> PromptSourceRef:
@@ -209,7 +213,8 @@ class _Builder:
             return tensor / tensor.norm() * spec.norm
         if isinstance(spec, FileVector):
             provenance.update(path=spec.path, key=spec.key)
-            return self.load_file(spec, at)
+            tensor = self.load_file(spec, at)
+            return file_vector(spec, tensor, self.file_paths[at], provenance)
         if isinstance(spec, ExprVector):
             provenance.update(expr=spec.expr, orthogonalize_against=spec.orthogonalize_against)
             return self.expression(name, spec)
@@ -247,7 +252,9 @@ class _Builder:
         from safetensors.torch import load_file
 
         folder = self.doc.base_dir(at + "/path") if self.doc is not None else self.base
-        path = resolve_reference(spec.path, folder)
+        path = self.file_paths[at] = resolve_reference(spec.path, folder)
+        if is_gguf(path):
+            return self.load_gguf(spec, path, at)
         try:
             tensors = load_file(str(path))
         except (SafetensorError, OSError) as exc:
@@ -258,6 +265,19 @@ class _Builder:
                 "vector-key-missing", f"{spec.path} has no tensor {key!r}", at + "/key"
             )
         return tensors[key]
+
+    def load_gguf(self, spec: FileVector, path: Path, at: str) -> torch.Tensor:
+        """A llama.cpp control vector (load/gguf_vectors.py); file_vector fills in its layer."""
+        try:
+            arrays = read_gguf_vectors(path)
+        except (SafetensorsError, OSError) as exc:
+            raise self.error("not-safetensors", f"{spec.path}: {exc}", at + "/path") from None
+        key = spec.key if spec.key is not None else next(iter(arrays))
+        if key not in arrays:
+            raise self.error(
+                "vector-key-missing", f"{spec.path} has no tensor {key!r}", at + "/key"
+            )
+        return torch.from_numpy(arrays[key].copy())
 
     def contrastive(
         self, name: str, spec: ContrastiveVector, at: str, provenance: dict[str, Any]

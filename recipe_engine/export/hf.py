@@ -1,0 +1,207 @@
+"""`steer export --format hf`: a transformers model folder with the recipe baked into its weights.
+
+Plain `AutoModelForCausalLM.from_pretrained(DIR)` computes the steered model: no engine, no
+nnsight. Translations need biases; a family whose writers have none gets its config's switch
+turned on (Llama: attention_bias, mlp_bias), with every bias the switch adds set to zero, so
+nothing but the folded ops changes. A family whose config has no such switch is refused.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from recipe_engine.atomic import hold_sigint
+from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.errors import RecipeError
+from recipe_engine.export.fold import FamilyLayout, NotFoldable, affine_of, fold_op, layout_for
+from recipe_engine.plan import PlanOp
+
+if TYPE_CHECKING:
+    from recipe_engine.pipeline import CompiledRecipe
+
+__all__ = ["export_hf", "refusals"]
+
+# The config switch that gives a writer a bias, by writer (transformers' Llama-like configs).
+_BIAS_SWITCH = {"attn": "attention_bias", "mlp": "mlp_bias"}
+
+
+def refusals(compiled: CompiledRecipe, layout: FamilyLayout) -> list[Diagnostic]:
+    """One diagnostic per op that cannot be baked, at its intervention in the recipe."""
+    from recipe_engine.export.fold import check_foldable
+
+    doc, found = compiled.loaded.document, []
+    seen: set[int] = set()
+    for op in compiled.plan.ops:
+        try:
+            check_foldable(op, layout)
+        except NotFoldable as exc:
+            if op.index not in seen:
+                seen.add(op.index)
+                pointer = f"/interventions/{op.index}/{exc.field}"
+                if doc.locate(pointer) is None:
+                    pointer = f"/interventions/{op.index}"
+                found.append(doc.diagnostic("cannot-bake", f"cannot bake: {exc}", pointer))
+    return found
+
+
+def _writer_kind(op: PlanOp) -> str:
+    return "attn" if op.site in ("attn_out", "heads") else "mlp"
+
+
+def _switches_needed(
+    model: torch.nn.Module, layout: FamilyLayout, blocks: str, ops: list[PlanOp]
+) -> set[str]:
+    """Writers that must hold a translation but have no bias."""
+    needed: set[str] = set()
+    for op in ops:
+        if op.site == "resid_pre" and op.layer == 0:
+            continue  # the embedding: fold.py says whether it can take a translation
+        kind = _writer_kind(op)
+        path = layout.attn_writer if kind == "attn" else layout.mlp_writer
+        writer = model.get_submodule(f"{blocks}.0.{path}")
+        if getattr(writer, "bias", None) is not None:
+            continue
+        width = 1 if op.vector is None else int(op.vector.shape[-1])
+        if bool(affine_of(op, width)[1].abs().max() > 0):
+            needed.add(kind)
+    return needed
+
+
+def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, blocks: str) -> Any:
+    """A fresh model with the bias switches on (new biases zero) and, if the embedding changes
+    while tied to the unembedding, an untied copy of the unembedding."""
+    from transformers import AutoModelForCausalLM
+
+    config = copy.deepcopy(model.config)
+    for kind in sorted(switches):
+        if not hasattr(config, _BIAS_SWITCH[kind]):
+            raise NotFoldable(
+                f"{type(config).__name__} has no {_BIAS_SWITCH[kind]} switch, so the {kind} "
+                "output projection cannot hold the translation",
+                field="vector",
+            )
+        setattr(config, _BIAS_SWITCH[kind], True)
+    if untie:
+        config.tie_word_embeddings = False
+    dtype = next(model.parameters()).dtype
+    fresh: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
+    state = model.state_dict()
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    if unexpected:
+        raise RuntimeError(f"rebuilt model rejects weights {unexpected[:3]}")
+    params = dict(fresh.named_parameters())
+    with torch.no_grad():
+        for name in missing:
+            if name.endswith(".bias"):
+                params[name].zero_()
+            elif name == "lm_head.weight" or (untie and name.endswith("lm_head.weight")):
+                params[name].copy_(model.get_output_embeddings().weight)
+            else:
+                raise RuntimeError(f"rebuilt model lacks weights for {name}")
+        out = fresh.get_output_embeddings()
+        if untie and out is not None:
+            out.weight.copy_(model.get_output_embeddings().weight)
+    for kind in switches:
+        path = layout.attn_writer if kind == "attn" else layout.mlp_writer
+        if getattr(fresh.get_submodule(f"{blocks}.0.{path}"), "bias", None) is None:
+            raise NotFoldable(
+                f"{type(fresh).__name__}'s {path} takes no bias even with "
+                f"{_BIAS_SWITCH[kind]}: true",
+                field="vector",
+            )
+    fresh.eval()
+    return fresh
+
+
+def _provenance(compiled: CompiledRecipe) -> dict[str, Any]:
+    from recipe_engine import __version__
+    from recipe_engine.pipeline import _recipe_sha256
+
+    loaded = compiled.loaded
+    vectors = {
+        n: json.loads(json.dumps(v.provenance, default=str)) for n, v in compiled.vectors.items()
+    }
+    return {
+        "engine": "recipe-engine",
+        "engine_version": __version__,
+        "recipe": compiled.recipe.name,
+        "recipe_sha256": _recipe_sha256(list(loaded.document.file_paths.values())),
+        "model": compiled.recipe.model.id,
+        "vectors": vectors,
+        "plan": json.loads(json.dumps(compiled.plan.describe(), default=str)),
+    }
+
+
+def _write_folder_atomic(out: Path, write: Any) -> None:
+    """Build the folder beside `out`, then swap it in: a reader sees the old folder or the
+    new one. `write(path)` fills the staging folder."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    old: Path | None = None
+    try:
+        write(stage)
+        with hold_sigint():
+            if out.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
+                os.replace(out, old / out.name)
+            os.replace(stage, out)
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        if old is not None and not out.exists():
+            os.replace(old / out.name, out)
+        raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
+    """Bake the plan into a copy of the model and write it (with the tokenizer) to `out`.
+    Raises RecipeError, at the recipe's lines, when any op cannot be baked."""
+    model, doc = compiled.model, compiled.loaded.document
+    try:
+        layout = layout_for(model.adapter.family)
+    except NotFoldable as exc:
+        raise RecipeError(
+            [doc.diagnostic("cannot-bake", f"cannot bake: {exc}", "/model/id")]
+        ) from None
+    problems = refusals(compiled, layout)
+    if problems:
+        raise RecipeError(problems)
+    blocks, ops = model.adapter.blocks, compiled.plan.ops
+    touches_embedding = any(op.site == "resid_pre" and op.layer == 0 for op in ops)
+    untie = touches_embedding and bool(getattr(model.hf.config, "tie_word_embeddings", False))
+    try:
+        switches = _switches_needed(model.hf, layout, blocks, ops)
+        with model.lock:
+            baked: Any = _rebuild(model.hf, switches, untie, layout, blocks)
+        for op in ops:
+            fold_op(baked, layout, blocks, op)
+    except NotFoldable as exc:
+        pointer = f"/interventions/{ops[0].index}" if ops else "/interventions"
+        raise RecipeError([doc.diagnostic("cannot-bake", f"cannot bake: {exc}", pointer)]) from None
+    provenance = _provenance(compiled)
+    baked.config.steering_export = provenance
+
+    def write(folder: Path) -> None:
+        baked.save_pretrained(folder)
+        with model.lock:
+            model.tokenizer.save_pretrained(folder)
+
+    _write_folder_atomic(out, write)
+    return {
+        "format": "hf",
+        "out": str(out),
+        "bias_switches": sorted(switches),
+        "untied": untie,
+        "ops": len(ops),
+        **{k: provenance[k] for k in ("recipe", "recipe_sha256")},
+    }
