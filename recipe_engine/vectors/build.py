@@ -38,6 +38,7 @@ from recipe_engine.load.safetensors_header import SafetensorsError
 from recipe_engine.resolve.context import PromptTooLong
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.validate.conditions import all_interventions
+from recipe_engine.vectors.algebra import FUNCTIONS, first_pc, unit
 from recipe_engine.vectors.cache import VectorCache, cache_key, default_cache
 from recipe_engine.vectors.extraction import extraction_batch_size, iter_activations
 from recipe_engine.vectors.file_kinds import file_vector
@@ -55,29 +56,6 @@ class BuiltVector:
     tensor: torch.Tensor  # float32, CPU
     provenance: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / v.norm().clamp_min(1e-12)
-
-
-def _proj(v: torch.Tensor, onto: torch.Tensor) -> torch.Tensor:
-    u = _unit(onto)
-    return (v @ u) * u
-
-
-_FUNCTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    "unit": _unit,
-    "proj": _proj,
-    "reject": lambda v, other: v - _proj(v, other),
-}
-
-
-def _first_pc(data: torch.Tensor, sign_reference: torch.Tensor) -> torch.Tensor:
-    """Unit first principal direction of the rows of `data`, oriented along `sign_reference`."""
-    _, _, vh = torch.linalg.svd(data.double(), full_matrices=False)
-    direction = vh[0].float()
-    return direction if float(direction @ sign_reference) >= 0 else -direction
 
 
 class _Builder:
@@ -163,7 +141,7 @@ class _Builder:
         tensor = self.compute(name, spec, at, provenance)
         tensor = tensor.float().cpu()
         if spec.normalize == "unit":
-            tensor = _unit(tensor)
+            tensor = unit(tensor)
         finite = torch.isfinite(tensor)
         if not bool(finite.all()):
             bad = f"{int((~finite).sum())} of {finite.numel()} values"
@@ -305,12 +283,12 @@ class _Builder:
             return mean_diff
         if spec.method == "pca_diff":
             # First principal component of the paired differences (uncentred, as in RepE).
-            direction = _first_pc(pos - neg, mean_diff)
+            direction = first_pc(pos - neg, mean_diff)
         else:
             # pca_center: centre all activations on the grand mean; the first component of
             # what remains is the axis separating the classes.
             centre = torch.cat([pos, neg]).mean(dim=0)
-            direction = _first_pc(torch.cat([pos, neg]) - centre, mean_diff)
+            direction = first_pc(torch.cat([pos, neg]) - centre, mean_diff)
         # A unit direction scaled by the mean difference's projection on it, so that a given
         # strength moves activations about as far as mean_diff would.
         return direction * (mean_diff @ direction)
@@ -350,7 +328,7 @@ class _Builder:
     def expression(self, name: str, spec: ExprVector) -> torch.Tensor:
         tree = expr_lang.parse(spec.expr)
         env = {name: self.build(name).tensor for name, _ in expr_lang.names_in(tree)}
-        value = expr_lang.evaluate(tree, env, _FUNCTIONS)
+        value = expr_lang.evaluate(tree, env, FUNCTIONS)
         result = torch.as_tensor(value, dtype=torch.float32)
         # Orthonormalize the named vectors first (Gram-Schmidt), then remove the result's
         # component in their span: removing projections one by one is only orthogonal to the
