@@ -18,6 +18,7 @@ package, not next to the recipe. The rule (README, "Real models"):
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
@@ -108,10 +109,9 @@ def model_store_roots() -> list[Path]:
     """The hub cache, $STEER_MODEL_ROOTS, then the user's model-roots file. Relative entries
     are ignored: relative to what would depend on where the engine was started."""
     entries = os.environ.get(ROOTS_ENV, "").split(os.pathsep)
-    try:
+    # no file (the usual case) or an unreadable one: no extra roots
+    with contextlib.suppress(OSError, UnicodeDecodeError):
         entries += roots_config_file().read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        pass  # no file (the usual case) or an unreadable one: no extra roots
     roots = [hub_cache()]
     for entry in entries:
         entry = entry.split("#", 1)[0].strip()

@@ -63,9 +63,7 @@ def test_a_store_from_the_environment_admits_its_models(
     assert gguf.ok and folder.ok and named.ok, (gguf.diagnostics, named.diagnostics)
 
 
-def test_a_store_from_the_user_config_file_admits_its_models(
-    repo_dir: Path, store: Path
-) -> None:
+def test_a_store_from_the_user_config_file_admits_its_models(repo_dir: Path, store: Path) -> None:
     config = store.parent / "config" / "recipe-engine" / "model-roots"
     config.parent.mkdir(parents=True)
     config.write_text(f"# my models\n{store}  # the big disk\n", encoding="utf-8")

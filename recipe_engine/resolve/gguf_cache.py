@@ -113,8 +113,8 @@ def _dequantize(gguf: Path, out: Path) -> None:
         )
     except ImportError as exc:
         raise EnvironmentFailure(
-            f"reading {gguf.name} needs the gguf package: pip install 'recipe-engine[gguf]' "
-            f"({exc})"
+            f"reading {gguf.name} needs the gguf and accelerate packages: pip install "
+            f"'recipe-engine[gguf]' ({exc})"
         ) from None
     except Exception as exc:  # transformers raises many types for one cause: cannot read it
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
