@@ -56,8 +56,8 @@ class _References:
         if not self.allow_outside_root and not inside:
             where = "the repository root" + (" or a model store" if roots else "")
             advice = (
-                "list its folder in $STEER_MODEL_ROOTS or in "
-                f"{roots_config_file()} (README, Real models)"
+                "list its folder as a model store in $STEER_MODEL_ROOTS or in "
+                f"{roots_config_file()} (README, Real models), or pass --allow-outside-root"
                 if roots
                 else "pass --allow-outside-root to permit it"
             )
