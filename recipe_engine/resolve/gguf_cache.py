@@ -84,7 +84,12 @@ def cached_gguf_folder(gguf: Path) -> Path:
             )
             _dequantize(gguf, staging)
             _usual_modes(staging)
-            os.rename(staging, final)
+            try:
+                os.rename(staging, final)
+            except OSError:
+                if not final.is_dir():
+                    raise
+                # without flock, another run finished the same entry first: same content
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return final
