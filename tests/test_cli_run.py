@@ -26,8 +26,12 @@ from recipe_engine.validate import validate_file
 from tests.conftest import RECIPES
 from tests.helpers import run_steer
 
+# The embedded model's examples; the real-model gallery (recipes/real/) loads SmolLM2 and has
+# its own tests (test_real_gallery.py), run once per session, not once per CLI call here.
 EXAMPLES = sorted(
-    p for p in RECIPES.rglob("*.yaml") if not any(part.startswith("_") for part in p.parts)
+    p
+    for p in RECIPES.rglob("*.yaml")
+    if not any(part.startswith("_") or part == "real" for part in p.relative_to(RECIPES).parts)
 )
 MULTI_LAYER = RECIPES / "multi-layer.yaml"
 Write = Callable[[str, str | bytes], Path]  # the `write` fixture of conftest

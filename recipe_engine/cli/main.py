@@ -60,6 +60,10 @@ environment:
   STEER_MAX_PROMPT_LINE_BYTES  longest line (one prompt) of such a file (default 1M)
                                (bytes, or with a K, M or G suffix: STEER_MAX_PROMPT_FILE_BYTES=1G)
   STEER_CACHE_DIR              where extracted vectors are cached (STEER_NO_CACHE=1: none)
+  STEER_MODEL_CACHE            where GGUF models are cached once dequantized
+                               (default ~/.cache/recipe-engine/models)
+  STEER_MODEL_ROOTS            model stores: folders (os.pathsep-separated) whose models a
+                               recipe's model.id may name without --allow-outside-root
 """
 
 

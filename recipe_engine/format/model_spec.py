@@ -31,7 +31,17 @@ class ModelSpec(RecipeModel):
         min_length=1,
         description=(
             "builtin:NAME (shipped with the engine), a hub repo id already in the local cache "
-            "(org/name), or a local folder starting with ./, ../ or / (relative to the recipe)."
+            "(org/name), a local folder or .gguf file starting with ./, ../ or / (relative to "
+            "the recipe), or pkg:DISTRIBUTION/PATH (a .gguf file an installed package ships)."
+        ),
+    )
+    gguf_file: str | None = Field(
+        default=None,
+        min_length=6,
+        pattern=r"^[^/\\]+\.[gG][gG][uU][fF]$",
+        description=(
+            "A GGUF file name inside the folder model.id names (transformers' gguf_file). "
+            "GGUF weights are dequantized once and cached as safetensors (README, Real models)."
         ),
     )
     revision: str | None = Field(

@@ -17,7 +17,13 @@ import torch
 from recipe_engine.builtin_models import builtin_name
 from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
-from recipe_engine.model_config import download_command, is_local_path, shape_from_config
+from recipe_engine.model_config import (
+    ModelUnavailable,
+    download_command,
+    is_local_path,
+    shape_from_config,
+)
+from recipe_engine.model_store import PACKAGE_PREFIX, LocalModel, local_model
 from recipe_engine.resolve.architectures import adapter_for
 from recipe_engine.resolve.loaded_model import LoadedModel
 
@@ -47,9 +53,17 @@ def clear_model_cache() -> None:
 
 def model_identity(spec: ModelSpec, recipe_dir: Path) -> str:
     model_id = spec.id
-    if is_local_path(model_id):
-        model_id = str((recipe_dir / model_id).resolve())
+    local = _local(spec, recipe_dir)
+    if local is not None:
+        model_id = str(local.path.resolve())
     return f"{model_id}@{spec.revision or 'default'}:{spec.dtype}"
+
+
+def _local(spec: ModelSpec, recipe_dir: Path) -> LocalModel | None:
+    try:
+        return local_model(spec.id, spec.gguf_file, recipe_dir)
+    except ModelUnavailable as exc:  # pkg: of a package not installed (validation said so)
+        raise EnvironmentFailure(str(exc)) from None
 
 
 def _device(name: str) -> torch.device:
@@ -87,7 +101,7 @@ def _from_pretrained(spec: ModelSpec, source: str) -> tuple[Any, Any]:
                 f"{spec.id!r} needs its own Python code to load; set model.trust_remote_code: "
                 "true in the recipe if you trust that repository"
             ) from None
-        if is_local_path(spec.id):
+        if is_local_path(spec.id) or spec.id.startswith(PACKAGE_PREFIX):
             raise EnvironmentFailure(
                 f"cannot load the model folder {spec.id!r}: {type(exc).__name__}: {first}. It "
                 "needs config.json, weights (model.safetensors) and tokenizer files, as "
@@ -143,7 +157,12 @@ def _load_uncached(spec: ModelSpec, recipe_dir: Path, device: torch.device) -> L
         if spec.dtype in _DTYPES:
             hf = hf.to(dtype=_DTYPES[spec.dtype])
     else:
-        source = str(recipe_dir / spec.id) if is_local_path(spec.id) else spec.id
+        local = _local(spec, recipe_dir)
+        source = spec.id if local is None else str(local.path)
+        if local is not None and local.gguf:
+            from recipe_engine.resolve.gguf_cache import cached_gguf_folder
+
+            source = str(cached_gguf_folder(local.path))
         hf, tokenizer = _from_pretrained(spec, source)
     return wrap_model(
         hf.to(device=device),

@@ -8,12 +8,15 @@ on. Catching these here means the user sees the recipe line, not nnsight's
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 from recipe_engine.builtin_models import builtin_name
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
+from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.vectors import FileVector, RandomVector
+from recipe_engine.load.gguf_header import GGUFError, read_gguf_metadata, shape_config_from_gguf
 from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
@@ -27,19 +30,32 @@ from recipe_engine.model_config import (
     custom_code_message,
     is_local_path,
     read_model_shape,
+    shape_from_config,
 )
+from recipe_engine.model_store import PACKAGE_PREFIX, local_model
 from recipe_engine.validate.conditions import all_interventions, check_condition_order
 
 __all__ = ["ENVIRONMENT_CODES", "check_against_model"]
 
 # Problems of the machine, not of the recipe: they map to exit code 3.
-ENVIRONMENT_CODES = frozenset({"model-not-cached"})
+ENVIRONMENT_CODES = frozenset({"model-not-cached", "model-not-installed"})
+
+
+def _model_shape(spec: ModelSpec, recipe_dir: Path) -> ModelShape:
+    """From config.json, or from a GGUF file's header (never dequantized here)."""
+    local = local_model(spec.id, spec.gguf_file, recipe_dir)
+    if local is not None and local.gguf:
+        try:
+            return shape_from_config(shape_config_from_gguf(read_gguf_metadata(local.path)))
+        except GGUFError as exc:
+            raise ModelUnavailable("gguf-invalid", f"{local.reference}: {exc}") from None
+    return read_model_shape(spec.id, spec.revision, recipe_dir)
 
 
 def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
     spec = recipe.model
     try:
-        shape = read_model_shape(spec.id, spec.revision, doc.base_dir("/model/id"))
+        shape = _model_shape(spec, doc.base_dir("/model/id"))
     except ModelUnavailable as exc:
         if exc.code == "model-not-cached" and recipe.run.backend == "remote":
             # NDIF holds the weights; the config and tokenizer are fetched when the run
@@ -56,7 +72,12 @@ def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]
         return [doc.diagnostic(exc.code, str(exc), "/model/id")]
     found = list(_ModelChecks(recipe, doc, shape).run())
     found += check_condition_order(recipe, doc, shape.n_layers)
-    if builtin_name(spec.id) is None and not is_local_path(spec.id) and not spec.trust_remote_code:
+    if (
+        builtin_name(spec.id) is None
+        and not is_local_path(spec.id)
+        and not spec.id.startswith(PACKAGE_PREFIX)
+        and not spec.trust_remote_code
+    ):
         # A cached hub model: the reference checks only see local folders, so its custom code
         # (auto_map) is refused here, from its cached JSON (local folders: references.py).
         entries = custom_code_entries(cached_hub_folder(spec.id, spec.revision))

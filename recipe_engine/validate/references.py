@@ -21,7 +21,12 @@ from recipe_engine.load.paths import is_dir, is_file, is_inside, resolve_referen
 from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_lines, iter_prompts
 from recipe_engine.load.sae_lens import SaeLayoutError, read_sae_config
 from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
-from recipe_engine.model_config import custom_code_entries, custom_code_message, is_local_path
+from recipe_engine.model_config import (
+    ModelUnavailable,
+    custom_code_entries,
+    custom_code_message,
+)
+from recipe_engine.model_store import local_model, model_store_roots, roots_config_file
 
 __all__ = ["check_references"]
 
@@ -32,7 +37,16 @@ class _References:
         self.doc = doc
         self.allow_outside_root = allow_outside_root
 
-    def resolve(self, reference: str, pointer: str, *, want_dir: bool = False) -> Path | Diagnostic:
+    def resolve(
+        self,
+        reference: str,
+        pointer: str,
+        *,
+        want_dir: bool = False,
+        roots: tuple[Path, ...] = (),
+    ) -> Path | Diagnostic:
+        """The file (or folder) a recipe names, if it exists inside the repository root or one
+        of `roots` (the model stores, for the model only)."""
         problem = unusable_name(reference)
         if problem is not None:
             what = "folder" if want_dir else "file"
@@ -40,12 +54,19 @@ class _References:
                 "file-not-found", f"{what} {reference!r} cannot exist: {problem}", pointer
             )
         path = resolve_reference(reference, self.doc.base_dir(pointer))
-        if not self.allow_outside_root and not is_inside(path, self.doc.root):
+        inside = any(is_inside(path, root) for root in (self.doc.root, *roots))
+        if not self.allow_outside_root and not inside:
+            where = "the repository root" + (" or a model store" if roots else "")
+            advice = (
+                "list its folder as a model store in $STEER_MODEL_ROOTS or in "
+                f"{roots_config_file()} (README, Real models), or pass --allow-outside-root"
+                if roots
+                else "pass --allow-outside-root to permit it"
+            )
             return self.doc.diagnostic(
                 "path-outside-root",
-                f"{reference!r} resolves outside the repository root ({self.doc.root}); recipes "
-                "may only read files in their own repository (pass --allow-outside-root to "
-                "permit it)",
+                f"{reference!r} resolves outside {where} ({self.doc.root}); recipes may only "
+                f"read files in their own repository: {advice}",
                 pointer,
             )
         exists = is_dir(path) if want_dir else is_file(path)
@@ -57,26 +78,9 @@ class _References:
         return path
 
     def run(self) -> Iterator[Diagnostic]:
-        recipe = self.recipe
-        if is_local_path(recipe.model.id):
-            found = self.resolve(recipe.model.id, "/model/id", want_dir=True)
-            if isinstance(found, Diagnostic):
-                yield found
-            elif not (found / "config.json").is_file():
-                yield self.doc.diagnostic(
-                    "model-not-found", f"{recipe.model.id!r} has no config.json", "/model/id"
-                )
-            elif not recipe.model.trust_remote_code and (entries := custom_code_entries(found)):
-                # Refused here, from the JSON alone: left to transformers, such a folder either
-                # loads with another class than its author meant or, on a terminal, asks on
-                # stdin whether to run the code, which a recipe must never lead to.
-                yield self.doc.diagnostic(
-                    "remote-code-not-trusted",
-                    custom_code_message(recipe.model.id, entries),
-                    "/model/id",
-                )
+        yield from self.model()
         yield from self.classifiers()
-        for field in file_fields(recipe):
+        for field in file_fields(self.recipe):
             if isinstance(field.owner, ProbeVector):
                 yield from self.probe_data(field.owner, field.pointer)
             elif isinstance(field.owner, FileVector):
@@ -105,6 +109,55 @@ class _References:
                 yield self.doc.diagnostic(
                     "remote-code-not-trusted", custom_code_message(folder, entries), pointer
                 )
+
+    def model(self) -> Iterator[Diagnostic]:
+        spec = self.recipe.model
+        at = "/model/gguf_file" if spec.gguf_file else "/model/id"
+        try:
+            local = local_model(spec.id, spec.gguf_file, self.doc.base_dir("/model/id"))
+        except ModelUnavailable as exc:
+            yield self.doc.diagnostic(exc.code, str(exc), "/model/id")
+            return
+        if local is None:
+            if spec.gguf_file:
+                yield self.doc.diagnostic(
+                    "gguf-needs-folder",
+                    "model.gguf_file names a file inside a local folder: model.id must start "
+                    "with ./, ../ or / (or be pkg:DISTRIBUTION/FOLDER)",
+                    at,
+                )
+            return
+        if local.from_package:
+            found: Path | Diagnostic = local.path
+        else:
+            stores = tuple(model_store_roots())
+            found = self.resolve(local.reference, at, want_dir=not local.gguf, roots=stores)
+        if isinstance(found, Diagnostic):
+            yield found
+        elif local.gguf:
+            yield from self.gguf_magic(found, at)
+        elif not (found / "config.json").is_file():
+            yield self.doc.diagnostic("model-not-found", f"{spec.id!r} has no config.json", at)
+        elif not spec.trust_remote_code and (entries := custom_code_entries(found)):
+            # Refused here, from the JSON alone: left to transformers, such a folder either
+            # loads with another class than its author meant or, on a terminal, asks on
+            # stdin whether to run the code, which a recipe must never lead to.
+            yield self.doc.diagnostic(
+                "remote-code-not-trusted", custom_code_message(spec.id, entries), "/model/id"
+            )
+
+    def gguf_magic(self, path: Path, at: str) -> Iterator[Diagnostic]:
+        """A model store lends its files as models only: a .gguf must be one."""
+        try:
+            with path.open("rb") as handle:
+                magic = handle.read(4)
+        except OSError as exc:
+            magic = b""
+            reason = f"cannot be read: {exc.strerror or exc}"
+        else:
+            reason = "is not a GGUF file (it does not start with 'GGUF')"
+        if magic != b"GGUF":
+            yield self.doc.diagnostic("not-gguf", f"{path.name} {reason}", at)
 
     def prompts(self, source: object, pointer: str) -> Iterator[Diagnostic]:
         if not isinstance(source, PromptFile):

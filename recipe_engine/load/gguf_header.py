@@ -1,0 +1,135 @@
+"""The metadata of a GGUF file, read from its header: no dequantizing, no numpy, no torch.
+
+`validate --check-model` needs a model's layer count, width, heads and vocabulary; a GGUF file
+states them as key-value pairs before its tensor data (llama.cpp's gguf.md: magic "GGUF",
+version, tensor count, key-value count, then the pairs). Only those pairs are read; the
+tensors, which are most of the file, are never touched. Every count and length is bounded, so a
+hostile or truncated file gives a GGUFError, never a huge allocation or a hang.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+from typing import BinaryIO
+
+__all__ = ["GGUFError", "read_gguf_metadata", "shape_config_from_gguf"]
+
+_MAGIC = b"GGUF"
+_MAX_KEYS = 100_000
+_MAX_STRING = 16 * 1024 * 1024  # one chat template or token; far above any real one
+_MAX_ARRAY = 10_000_000  # vocabularies are ~50k-260k entries
+# value type -> struct format of a scalar (llama.cpp's gguf_type enum)
+_SCALARS = {
+    0: "<B",
+    1: "<b",
+    2: "<H",
+    3: "<h",
+    4: "<I",
+    5: "<i",
+    6: "<f",
+    7: "<?",
+    10: "<Q",
+    11: "<q",
+    12: "<d",
+}
+_STRING, _ARRAY = 8, 9
+
+
+class GGUFError(Exception):
+    """Not a GGUF file, or one whose header cannot be read."""
+
+
+class _Reader:
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+
+    def take(self, size: int) -> bytes:
+        data = self.handle.read(size)
+        if len(data) != size:
+            raise GGUFError("the file ends inside its header (truncated?)")
+        return data
+
+    def number(self, fmt: str) -> int | float | bool:
+        value: int | float | bool = struct.unpack(fmt, self.take(struct.calcsize(fmt)))[0]
+        return value
+
+    def count(self, limit: int, what: str) -> int:
+        value = int(self.number("<Q"))
+        if value > limit:
+            raise GGUFError(f"the header claims {value} {what} (more than {limit})")
+        return value
+
+    def string(self) -> str:
+        return self.take(self.count(_MAX_STRING, "bytes in a string")).decode("utf-8", "replace")
+
+    def value(self, kind: int, depth: int = 0) -> object:
+        if kind in _SCALARS:
+            return self.number(_SCALARS[kind])
+        if kind == _STRING:
+            return self.string()
+        if kind == _ARRAY and depth == 0:
+            item_kind = int(self.number("<I"))
+            length = self.count(_MAX_ARRAY, "array items")
+            if item_kind in _SCALARS:  # skipped in one read: only the length is ever needed
+                self.take(length * struct.calcsize(_SCALARS[item_kind]))
+                return _Array(length)
+            for _ in range(length):
+                self.value(item_kind, depth + 1)
+            return _Array(length)
+        raise GGUFError(f"unknown value type {kind} in the header")
+
+
+class _Array:
+    """An array value: its length only (token lists are read past, not kept)."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+
+def read_gguf_metadata(path: Path) -> dict[str, object]:
+    """The key-value pairs of a GGUF header; arrays become their lengths (int)."""
+    try:
+        with path.open("rb") as handle:
+            reader = _Reader(handle)
+            if reader.take(4) != _MAGIC:
+                raise GGUFError("not a GGUF file (it does not start with 'GGUF')")
+            version = int(reader.number("<I"))
+            if version not in (2, 3):
+                raise GGUFError(f"GGUF version {version} is not supported (2 and 3 are)")
+            reader.count(1 << 32, "tensors")
+            pairs = reader.count(_MAX_KEYS, "metadata keys")
+            found: dict[str, object] = {}
+            for _ in range(pairs):
+                key = reader.string()
+                value = reader.value(int(reader.number("<I")))
+                found[key] = value.length if isinstance(value, _Array) else value
+            return found
+    except OSError as exc:
+        raise GGUFError(f"cannot read it: {exc.strerror or exc}") from None
+
+
+# GGUF architecture name -> transformers model_type, where they differ.
+_MODEL_TYPES = {"gemma3": "gemma3_text", "gemma2": "gemma2", "gpt2": "gpt2"}
+
+
+def shape_config_from_gguf(metadata: dict[str, object]) -> dict[str, object]:
+    """The config.json keys model_config.shape_from_config reads, from GGUF metadata."""
+    arch = metadata.get("general.architecture")
+    if not isinstance(arch, str):
+        raise GGUFError("the header has no general.architecture")
+
+    def get(key: str) -> object:
+        return metadata.get(f"{arch}.{key}")
+
+    config: dict[str, object] = {
+        "model_type": _MODEL_TYPES.get(arch, arch),
+        "num_hidden_layers": get("block_count"),
+        "hidden_size": get("embedding_length"),
+        "num_attention_heads": get("attention.head_count"),
+        "vocab_size": metadata.get("tokenizer.ggml.tokens"),
+    }
+    key_length = get("attention.key_length")
+    if isinstance(key_length, int):
+        config["head_dim"] = key_length
+    return config

@@ -1,0 +1,99 @@
+"""The real-model gallery (recipes/real/) on SmolLM2-135M-Instruct: each technique's effect,
+asserted with margins on test prompts disjoint from the tuning prompts its settings were
+chosen on (recipes/real/data/tuning-*.txt vs test-*.txt). The numbers are the README's table;
+they are printed in pytest's summary ("real-model numbers")."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from recipe_engine.api import compile_recipe, load_recipe, run_recipe
+from tests.conftest import RECIPES
+from tests.helpers import REAL_MODEL_NUMBERS
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("smollm2")]
+
+POSITIVE = ("great", "wonderful", "amazing", "beautiful", "fantastic", "perfect", "lovely")
+
+
+def _run(name: str):  # type: ignore[no-untyped-def]
+    report = run_recipe(load_recipe(RECIPES / "real" / name))
+    for metric in report.metrics:
+        before = "-" if metric.baseline is None else f"{metric.baseline:.4f}"
+        REAL_MODEL_NUMBERS.append(f"{name}: {metric.name} {before} -> {metric.steered:.4f}")
+    return report
+
+
+def _disjoint(tuning: str, test: str) -> None:
+    data = RECIPES / "real" / "data"
+    lines = [
+        set((data / n).read_text(encoding="utf-8").splitlines()) - {""} for n in (tuning, test)
+    ]
+    assert lines[0] and lines[1] and not lines[0] & lines[1]
+
+
+def test_tuning_and_test_prompts_are_disjoint() -> None:
+    _disjoint("tuning-openings.txt", "test-openings.txt")
+    _disjoint("tuning-contexts-positive.txt", "test-contexts-positive.txt")
+
+
+def test_activation_addition() -> None:
+    report = _run("activation-addition.yaml")
+    positive = report.metric("token_prob:positive")
+    assert positive.steered >= 1.3 * positive.baseline
+    assert report.metric("token_prob:negative").delta <= 0.0
+
+
+def test_every_step_generation() -> None:
+    report = _run("generate-every-step.yaml")
+    positive = report.metric("token_prob:positive")
+    assert positive.baseline is not None and positive.steered >= 1.15 * positive.baseline
+    steered = [p.steered.continuation or "" for p in report.prompts]
+    baseline = [p.baseline.continuation or "" for p in report.prompts]
+    count = [sum(any(w in s for w in POSITIVE) for s in texts) for texts in (baseline, steered)]
+    REAL_MODEL_NUMBERS.append(f"generate-every-step: continuations with a positive word {count}")
+    for before, after in zip(baseline, steered, strict=True):
+        REAL_MODEL_NUMBERS.append(f"  baseline {before!r}\n  steered  {after!r}")
+    assert count[1] > count[0]
+
+
+def test_persistent_edit() -> None:
+    report = _run("persistent-edit.yaml")
+    assert report.metric("token_prob:positive").delta > 0.0
+    negative = report.metric("token_prob:negative")
+    assert negative.baseline is not None and negative.steered <= 0.5 * negative.baseline
+
+
+def test_direction_ablation_removes_the_context_sentiment() -> None:
+    positive = _run("direction-ablation.yaml").metric("token_prob:positive")
+    assert positive.baseline is not None and positive.baseline > 0.03
+    assert positive.steered <= 0.1 * positive.baseline  # measured: 0.068 -> 0.0001
+
+
+def test_probe_direction() -> None:
+    report = _run("probe-direction.yaml")
+    accuracy = report.vectors["probe_dir"]["test_accuracy"]
+    REAL_MODEL_NUMBERS.append(f"probe-direction: held-out accuracy {accuracy}")
+    assert accuracy >= 0.75
+    positive = report.metric("token_prob:positive")
+    assert positive.steered >= 1.2 * positive.baseline
+
+
+def test_vector_analysis_matches_the_unembedding() -> None:
+    """The report's token lists equal an independent read: the vector through the final norm
+    and lm_head of the plain transformers model (the logit lens), top and bottom 10."""
+    compiled = compile_recipe(load_recipe(RECIPES / "real" / "vector-analysis.yaml"))
+    report = run_recipe(compiled)
+    vector = compiled.vectors["sentiment"].tensor
+    hf = compiled.model.hf
+    with torch.inference_mode():
+        lens = hf.lm_head(hf.model.norm(vector.unsqueeze(0)))[0].float()
+    decode = compiled.model.tokenizer.decode
+    tokens = report.vectors["sentiment"]["tokens"]["lens"]
+    assert [t for t, _ in tokens["boosted"]] == [decode([i]) for i in lens.topk(10).indices]
+    assert [t for t, _ in tokens["suppressed"]] == [decode([i]) for i in (-lens).topk(10).indices]
+    REAL_MODEL_NUMBERS.append(
+        f"vector-analysis: |v| {float(vector.norm()):.1f}, boosted "
+        f"{[t for t, _ in tokens['boosted']]}, suppressed {[t for t, _ in tokens['suppressed']]}"
+    )
