@@ -33,7 +33,12 @@ GENERATE = [
     "report.metrics=[]",
 ]
 # Gallery recipes that cannot be baked, and the field the refusal points at.
-REFUSED = {"clamp-direction": "positions", "project-out": "op"}
+REFUSED = {
+    "chat-assistant": "positions",
+    "clamp-direction": "positions",
+    "conditional-steering": "when",
+    "project-out": "op",
+}
 
 REFERENCE = r"""
 import json, sys

@@ -130,6 +130,11 @@ def _fold_embedding(model: torch.nn.Module, layout: FamilyLayout, op: PlanOp, wi
 
 def check_foldable(op: PlanOp, layout: FamilyLayout) -> None:
     """Raise NotFoldable when no weight change reproduces `op` exactly."""
+    if op.gate is not None:
+        raise NotFoldable(
+            "`when:` decides per input whether the op acts; weights act on every input",
+            field="when",
+        )
     if op.positions != ALL_POSITIONS:
         raise NotFoldable(
             f"positions: {op.positions.written} acts on some tokens only; weights act on every "

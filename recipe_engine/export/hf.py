@@ -174,6 +174,16 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
             [doc.diagnostic("cannot-bake", f"cannot bake: {exc}", "/model/id")]
         ) from None
     problems = refusals(compiled, layout)
+    if any(plan is not compiled.plan for plan in compiled.part_plans):
+        # Prompt groups steer some prompts otherwise than others; one set of weights cannot.
+        problems.append(
+            doc.diagnostic(
+                "cannot-bake",
+                "cannot bake: prompt groups with their own strength or interventions steer "
+                "some prompts otherwise than others; weights act alike on every prompt",
+                "/run/prompts",
+            )
+        )
     if problems:
         raise RecipeError(problems)
     blocks, ops = model.adapter.blocks, compiled.plan.ops
