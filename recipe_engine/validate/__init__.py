@@ -90,7 +90,9 @@ def validate_file(
     if recipe is not None:
         later = check_semantics(recipe, checked)
         later += check_conditions(recipe, checked)
-        later += check_references(recipe, checked, allow_outside_root=allow_outside_root)
+        later += check_references(
+            recipe, checked, allow_outside_root=allow_outside_root, check_model=check_model
+        )
         # A builtin model's shape ships with the package: its layers, heads and widths are
         # checked on every validation; other models' need --check-model (reads their config).
         by_shape = check_model or builtin_name(recipe.model.id) is not None
