@@ -94,6 +94,41 @@ def test_three_profiles_in_flight_at_once_each_equal_to_steer_run(
     assert sum(sizes) == len(jobs) and max(sizes) > 1
 
 
+def test_profiles_strengths_and_unsteered_share_one_generate_pass(
+    folder: Path, expected: dict[str, dict[str, dict[str, str]]]
+) -> None:
+    """A server that waits for every request before it runs a batch: three profiles, a strength
+    override and unsteered rows in one batch, which the log shows ran as one generate pass, and
+    each answer is still `steer run`'s of that recipe alone."""
+    jobs = [(profile, prompt) for profile in ("positive", "negative", "mild") for prompt in PROMPTS]
+    jobs += [(None, prompt) for prompt in PROMPTS]
+    override = steer_run(folder / "mild.yaml", "interventions.0.strength=6")[PROMPTS[1]]
+    log = io.StringIO()
+    with (
+        serving(folder, log, batch_wait_s=120, max_batch=len(jobs) + 1) as running,
+        ThreadPoolExecutor(len(jobs) + 1) as pool,
+    ):
+        strong = pool.submit(
+            _complete, running, f"{NAME}:mild", PROMPTS[1], extra_body={"strength": 6}
+        )
+        answers = list(
+            pool.map(
+                lambda job: _complete(running, f"{NAME}:{job[0]}" if job[0] else NAME, job[1]),
+                jobs,
+            )
+        )
+        assert strong.result() == override["steered"]
+    for (profile, prompt), answer in zip(jobs, answers, strict=True):
+        reference = expected[profile or "positive"][prompt]
+        assert answer == reference["steered" if profile else "baseline"], (profile, prompt)
+    assert len({answers[i] for i in (0, 3, 6)}) == 3  # the profiles really steer
+    batches = [json.loads(line) for line in log.getvalue().splitlines()]
+    batches = [line for line in batches if line["event"] == "batch"]
+    assert len(batches) == 1, batches
+    assert batches[0]["rows"] == len(jobs) + 1 and batches[0]["passes"] == 1
+    assert batches[0]["profiles"] == ["", "mild", "negative", "positive"]
+
+
 def test_profile_in_extra_body_and_steering_metadata(
     server: RunningServer, expected: dict[str, dict[str, dict[str, str]]]
 ) -> None:
