@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from recipe_engine.api import RunningServer
+from recipe_engine.serve.engine import Row, pass_groups
 from tests.serve_support import (
     NAME,
     NEW_TOKENS,
@@ -236,6 +237,23 @@ def test_seeded_sampling_equals_steer_run(server: RunningServer, folder: Path) -
         )
     for (profile, prompt), answer in zip(jobs[:3], answers, strict=False):
         assert answer == reference[prompt]["steered"], (profile, prompt)
+
+
+def test_only_sampling_splits_a_batch(server: RunningServer) -> None:
+    """Greedy rows of any profile, strength and length share a pass; each seeded sampled row
+    has one of its own (one random stream per generate call)."""
+    state = server.state
+    sampled, positive, mild = (state.store.get(n) for n in ("sampled", "positive", "mild"))
+    assert sampled is not None and positive is not None and mild is not None
+    greedy = positive.generation
+    rows = [
+        Row(PROMPTS[0], positive, None, greedy),
+        Row(PROMPTS[0], sampled, None, sampled.generation),
+        Row(PROMPTS[1], mild, 6.0, greedy.model_copy(update={"max_new_tokens": 3})),
+        Row(PROMPTS[2], sampled, 3.0, sampled.generation),
+        Row(PROMPTS[2], None, None, greedy),
+    ]
+    assert pass_groups(state.model, rows) == [[0, 2, 4], [1], [3]]
 
 
 @pytest.mark.parametrize(
