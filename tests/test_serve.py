@@ -16,6 +16,7 @@ import openai
 import pytest
 
 from recipe_engine.api import RunningServer
+from recipe_engine.serve.engine import Row, pass_groups
 from tests.serve_support import (
     NAME,
     NEW_TOKENS,
@@ -92,6 +93,41 @@ def test_three_profiles_in_flight_at_once_each_equal_to_steer_run(
     # and requests were batched: fewer batches than requests, some of several rows
     sizes = _batch_sizes()[before:]
     assert sum(sizes) == len(jobs) and max(sizes) > 1
+
+
+def test_profiles_strengths_and_unsteered_share_one_generate_pass(
+    folder: Path, expected: dict[str, dict[str, dict[str, str]]]
+) -> None:
+    """A server that waits for every request before it runs a batch: three profiles, a strength
+    override and unsteered rows in one batch, which the log shows ran as one generate pass, and
+    each answer is still `steer run`'s of that recipe alone."""
+    jobs = [(profile, prompt) for profile in ("positive", "negative", "mild") for prompt in PROMPTS]
+    jobs += [(None, prompt) for prompt in PROMPTS]
+    override = steer_run(folder / "mild.yaml", "interventions.0.strength=6")[PROMPTS[1]]
+    log = io.StringIO()
+    with (
+        serving(folder, log, batch_wait_s=120, max_batch=len(jobs) + 1) as running,
+        ThreadPoolExecutor(len(jobs) + 1) as pool,
+    ):
+        strong = pool.submit(
+            _complete, running, f"{NAME}:mild", PROMPTS[1], extra_body={"strength": 6}
+        )
+        answers = list(
+            pool.map(
+                lambda job: _complete(running, f"{NAME}:{job[0]}" if job[0] else NAME, job[1]),
+                jobs,
+            )
+        )
+        assert strong.result() == override["steered"]
+    for (profile, prompt), answer in zip(jobs, answers, strict=True):
+        reference = expected[profile or "positive"][prompt]
+        assert answer == reference["steered" if profile else "baseline"], (profile, prompt)
+    assert len({answers[i] for i in (0, 3, 6)}) == 3  # the profiles really steer
+    batches = [json.loads(line) for line in log.getvalue().splitlines()]
+    batches = [line for line in batches if line["event"] == "batch"]
+    assert len(batches) == 1, batches
+    assert batches[0]["rows"] == len(jobs) + 1 and batches[0]["passes"] == 1
+    assert batches[0]["profiles"] == ["", "mild", "negative", "positive"]
 
 
 def test_profile_in_extra_body_and_steering_metadata(
@@ -201,6 +237,23 @@ def test_seeded_sampling_equals_steer_run(server: RunningServer, folder: Path) -
         )
     for (profile, prompt), answer in zip(jobs[:3], answers, strict=False):
         assert answer == reference[prompt]["steered"], (profile, prompt)
+
+
+def test_only_sampling_splits_a_batch(server: RunningServer) -> None:
+    """Greedy rows of any profile, strength and length share a pass; each seeded sampled row
+    has one of its own (one random stream per generate call)."""
+    state = server.state
+    sampled, positive, mild = (state.store.get(n) for n in ("sampled", "positive", "mild"))
+    assert sampled is not None and positive is not None and mild is not None
+    greedy = positive.generation
+    rows = [
+        Row(PROMPTS[0], positive, None, greedy),
+        Row(PROMPTS[0], sampled, None, sampled.generation),
+        Row(PROMPTS[1], mild, 6.0, greedy.model_copy(update={"max_new_tokens": 3})),
+        Row(PROMPTS[2], sampled, 3.0, sampled.generation),
+        Row(PROMPTS[2], None, None, greedy),
+    ]
+    assert pass_groups(state.model, rows) == [[0, 2, 4], [1], [3]]
 
 
 @pytest.mark.parametrize(

@@ -15,7 +15,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass
 
 from recipe_engine.resolve.loaded_model import LoadedModel
-from recipe_engine.serve.engine import Row, RowResult, execute_batch
+from recipe_engine.serve.engine import Row, RowResult, execute_batch, pass_groups
 from recipe_engine.serve.logs import JsonLog
 
 __all__ = ["Batcher", "QueueFull"]
@@ -29,6 +29,11 @@ class QueueFull(Exception):
 class _Pending:
     row: Row
     future: Future[RowResult]
+
+
+def _profiles(rows: list[Row]) -> list[str]:
+    """The profiles a batch served ("" for unsteered rows), for the log."""
+    return sorted({"" if row.profile is None else row.profile.name for row in rows})
 
 
 class Batcher:
@@ -96,8 +101,9 @@ class Batcher:
                 continue
             started = time.perf_counter()
             self.batches_started += 1
+            rows = [item.row for item in batch]
             try:
-                results = execute_batch(self.model, [item.row for item in batch])
+                results = execute_batch(self.model, rows)
             except Exception as exc:  # every request of the batch gets the failure
                 self.log("batch_failed", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
                 for item in batch:
@@ -106,6 +112,13 @@ class Batcher:
             # Logged before the answers go out: a client that reads the log after its answer
             # finds its batch there.
             elapsed = round(time.perf_counter() - started, 4)
-            self.log("batch", rows=len(batch), seconds=elapsed, waiting=self.waiting)
+            self.log(
+                "batch",
+                rows=len(batch),
+                passes=len(pass_groups(self.model, rows)),  # generate passes it took
+                profiles=_profiles(rows),
+                seconds=elapsed,
+                waiting=self.waiting,
+            )
             for item, result in zip(batch, results, strict=True):
                 item.future.set_result(result)

@@ -2,10 +2,11 @@
 rows (one prompt, its steering profile and strength, its sampling settings) in, one result per
 row out, in the same order.
 
-Today it groups the rows by profile, strength and sampling settings and runs each group as one
-batch through the engine's generate pass (execute/runner.py) with the profile's compiled plan:
-rows of different profiles never share a forward pass, so no steering can leak between them.
-When the engine runs per-row plans (different profiles in one pass), only this function changes.
+Rows of different profiles and strengths share one generate pass (execute/runner.py): each row
+keeps its own plan (its profile's, compiled once per strength: Profile.plan) and the engine
+merges them per batch with row masks (execute/rows.py), so a row computes what it would alone
+and no steering leaks between rows. What still splits a batch (`pass_groups`): sampling
+settings (one set per generate call), and a seeded sampled row, which runs alone.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.serve.profiles import Profile
 
-__all__ = ["Row", "RowResult", "execute_batch"]
+__all__ = ["Row", "RowResult", "execute_batch", "pass_groups"]
 
 
 @dataclass(frozen=True)
@@ -40,14 +41,23 @@ class RowResult:
     finish_reason: str  # "stop" (EOS) or "length" (max_new_tokens reached)
 
 
-def _group_key(index: int, row: Row) -> tuple[object, ...]:
-    """Rows that may share one generate call: same plan, same sampling. A seeded sampled row
-    runs alone: torch's random stream is drawn by every row of a batch, so its tokens would
-    depend on its neighbours (and no longer equal `steer run` of the same recipe and seed)."""
+def _group_key(index: int, row: Row, model: LoadedModel) -> tuple[object, ...]:
+    """Rows that may share one generate call: the same model and sampling settings (plans are
+    per row). A seeded sampled row runs alone: torch's random stream is drawn by every row of a
+    batch, so its tokens would depend on its neighbours (and no longer equal `steer run` of the
+    same recipe and seed)."""
     gen = row.generation.model_copy(update={"max_new_tokens": 1})
     alone = index if gen.do_sample and gen.seed is not None else -1
-    profile = None if row.profile is None else (row.profile.name, row.profile.revision)
-    return (profile, row.strength, gen.model_dump_json(), alone)
+    owner = model if row.profile is None else row.profile.compiled.model
+    return (id(owner), gen.model_dump_json(), alone)
+
+
+def pass_groups(model: LoadedModel, rows: list[Row]) -> list[list[int]]:
+    """The generate passes `execute_batch` runs for these rows: each pass's row indices."""
+    groups: dict[tuple[object, ...], list[int]] = {}
+    for index, row in enumerate(rows):
+        groups.setdefault(_group_key(index, row, model), []).append(index)
+    return list(groups.values())
 
 
 def _pieces(prefix_texts: list[str]) -> list[str]:
@@ -70,12 +80,13 @@ def _pieces(prefix_texts: list[str]) -> list[str]:
 def _run_group(base: LoadedModel, rows: list[Row]) -> list[RowResult]:
     first = rows[0]
     model = base if first.profile is None else first.profile.compiled.model
-    plan = Plan() if first.profile is None else first.profile.plan(first.strength)
-    # Greedy tokens of a row do not depend on how many more are generated after them, so the
-    # group runs to its longest request and each row is cut to its own length.
+    unsteered = Plan()
+    plans = [unsteered if r.profile is None else r.profile.plan(r.strength) for r in rows]
+    # A row's tokens do not depend on how many more are generated after them, so the group
+    # runs to its longest request and each row is cut to its own length.
     longest = max(r.generation.max_new_tokens for r in rows)
     gen = first.generation.model_copy(update={"max_new_tokens": longest})
-    result = generate_pass(model, plan, [r.prompt for r in rows], gen, batch_size=len(rows))
+    result = generate_pass(model, plans, [r.prompt for r in rows], gen, batch_size=len(rows))
     out: list[RowResult] = []
     for row, generated in zip(rows, result.generated, strict=True):
         ids = generated[: row.generation.max_new_tokens]
@@ -91,11 +102,8 @@ def _run_group(base: LoadedModel, rows: list[Row]) -> list[RowResult]:
 def execute_batch(model: LoadedModel, rows: list[Row]) -> list[RowResult]:
     """Complete every row; results in the rows' order. `model` runs the unsteered rows (a
     profile's rows run on its compiled model: the same one, from the process's model cache)."""
-    groups: dict[tuple[object, ...], list[int]] = {}
-    for index, row in enumerate(rows):
-        groups.setdefault(_group_key(index, row), []).append(index)
     results: list[RowResult | None] = [None] * len(rows)
-    for indices in groups.values():
+    for indices in pass_groups(model, rows):
         for index, result in zip(
             indices, _run_group(model, [rows[i] for i in indices]), strict=True
         ):
