@@ -11,6 +11,7 @@ from pathlib import Path
 
 from recipe_engine.atomic import write_files_atomic
 from recipe_engine.sweep.condition import ConditionSearch
+from recipe_engine.sweep.output import figure_png
 
 __all__ = ["write_condition_search"]
 
@@ -74,14 +75,7 @@ def _plot(result: ConditionSearch) -> bytes:
         xlabel=f"{result.score} with {result.vector}",
         ylabel="prompts",
     )
-    for ax in (ax_f1, ax_scores):
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.suptitle(f"condition search of {result.recipe}")
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
-    plt.close(fig)
-    return buffer.getvalue()
+    return figure_png(fig, (ax_f1, ax_scores), f"condition search of {result.recipe}")
 
 
 def write_condition_search(result: ConditionSearch, out_dir: Path) -> dict[str, Path]:

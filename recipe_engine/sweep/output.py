@@ -7,11 +7,12 @@ import csv
 import io
 import json
 from pathlib import Path
+from typing import Any
 
 from recipe_engine.atomic import write_files_atomic
 from recipe_engine.sweep.grid import SweepResult
 
-__all__ = ["write_sweep"]
+__all__ = ["figure_png", "write_sweep"]
 
 
 def _csv(result: SweepResult) -> str:
@@ -91,10 +92,18 @@ def _plot(result: SweepResult) -> bytes:
         xlabel="strength",
         ylabel="KL, nats",
     )
-    for ax in (ax_effect, ax_kl):
+    return figure_png(fig, (ax_effect, ax_kl), f"sweep of {result.recipe}")
+
+
+def figure_png(fig: Any, axes: tuple[Any, ...], title: str) -> bytes:
+    """The figure as PNG bytes, closed: gridded axes with legends, a title, and no software
+    stamp in the metadata, so the same result gives the same file."""
+    import matplotlib.pyplot as plt
+
+    for ax in axes:
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
-    fig.suptitle(f"sweep of {result.recipe}")
+    fig.suptitle(title)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})
     plt.close(fig)
