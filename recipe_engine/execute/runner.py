@@ -187,12 +187,12 @@ def generate_pass(
     """
     kwargs = _generation_kwargs(model, gen)
     nn = model.nn
-    text_positions = any(p.text_positions() for p in ([plan] if isinstance(plan, Plan) else plan))
+    plans = _batch_plans(plan, prompts, batch_size)  # merged per batch: one plan each
+    text_positions = any(batch_plan.text_positions() for batch_plan in plans)
     persistent = persistent and model.persistent_edits and not text_positions
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
-    plans = _batch_plans(plan, prompts, batch_size)
     installed = persistent and isinstance(plan, Plan) and bool(plan.ops)
     with _sampling(gen), model.lock, torch.inference_mode():
         if installed:
