@@ -28,8 +28,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from recipe_engine.api import load_recipe, run_recipe  # noqa: E402
-
-COLUMNS = ("concept", "above", "fluency", "distinct", "longest")
+from recipe_engine.atomic import write_bytes_atomic  # noqa: E402
+from recipe_engine.sweep.output import figure_png  # noqa: E402
 
 
 def log(message: str) -> None:
@@ -41,17 +41,20 @@ def _run(args: argparse.Namespace, sets: list[str]) -> Any:
     return run_recipe(loaded)
 
 
-def _names(report: Any) -> dict[str, str]:
-    """The metric names of the table's columns, found in the report."""
+def _columns(report: Any) -> list[tuple[str, str]]:
+    """The table's columns (metric name, header), found in the report: every concept score and
+    the first one's fraction above its threshold, fluency, distinct-n and the longest repeat.
+    The first concept score is the one the tuning rule maximizes."""
     names = [m.name for m in report.metrics]
-    concept = next(n for n in names if n.startswith("concept:") and not n.endswith(":above"))
-    return {
-        "concept": concept,
-        "above": concept + ":above",
-        "fluency": "fluency",
-        "distinct": next(n for n in names if n.startswith("repetition:distinct")),
-        "longest": "repetition:longest",
-    }
+    concepts = [n for n in names if n.startswith("concept:") and not n.endswith(":above")]
+    if not concepts:
+        raise SystemExit("the recipe reports no concept metric: add one (README, Evaluating)")
+    columns = [(n, n) for n in concepts]
+    columns.insert(1, (concepts[0] + ":above", concepts[0] + ":above"))
+    columns.append(("fluency", "fluency (ppl)"))
+    columns += [(n, n) for n in names if n.startswith("repetition:distinct")]
+    columns.append(("repetition:longest", "longest repeat"))
+    return columns
 
 
 def _base_sets(args: argparse.Namespace) -> list[str]:
@@ -76,13 +79,13 @@ def tune(args: argparse.Namespace, sets: list[str]) -> float:
     best: tuple[float, float] | None = None
     for strength in args.strengths:
         report = _run(args, [*tuning, f"interventions.0.strength={strength}"])
-        names = _names(report)
-        concept = report.metric(names["concept"]).steered
+        first = _columns(report)[0][0]
+        concept = report.metric(first).steered
         fluency = report.metric("fluency")
         budget = args.fluency_budget * (fluency.baseline or math.inf)
         ok = fluency.steered <= budget
         log(
-            f"tune strength {strength:g}: {names['concept']} {concept:.4f}, fluency "
+            f"tune strength {strength:g}: {first} {concept:.4f}, fluency "
             f"{fluency.steered:.3f} (budget {budget:.3f}){'' if ok else ' over budget'}"
         )
         if ok and (best is None or concept > best[1]):
@@ -93,22 +96,60 @@ def tune(args: argparse.Namespace, sets: list[str]) -> float:
     return best[0]
 
 
-def _row(label: str, report: Any, names: dict[str, str], side: str) -> list[str]:
+def _row(label: str, report: Any, columns: list[tuple[str, str]], side: str) -> list[str]:
     cells = []
-    for column in COLUMNS:
-        value = report.metric(names[column])
-        number = getattr(value, side)
+    for name, _ in columns:
+        number = getattr(report.metric(name), side)
         cells.append("-" if number is None else f"{number:.3f}")
     return [label, *cells]
 
 
-def _band(report: Any, names: dict[str, str]) -> list[str]:
-    n = len(report.metric(names["concept"]).controls)
+def _band(report: Any, columns: list[tuple[str, str]]) -> list[str]:
+    n = len(report.metric(columns[0][0]).controls)
     cells = []
-    for column in COLUMNS:
-        value = report.metric(names[column])
+    for name, _ in columns:
+        value = report.metric(name)
         cells.append(f"{value.control_mean:.3f} ± {value.control_sd:.3f}")
     return [f"random controls (n={n}, mean ± sd)", *cells]
+
+
+def plot(main: Any, negated: Any, columns: list[tuple[str, str]], strength: float) -> bytes:
+    """One panel per column: each side's value as a marker, the random controls as dots, and
+    their mean +- sd as a shaded band (what a steered value has to clear)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = math.ceil(len(columns) / 3)
+    fig, grid = plt.subplots(rows, 3, figsize=(10.5, 3.0 * rows + 0.8), squeeze=False)
+    axes = list(grid.flat)
+    for spare in axes[len(columns) :]:
+        spare.set_visible(False)
+    sides = [
+        ("baseline", main, "baseline", "o", "tab:gray"),
+        (f"steered ({strength:g})", main, "steered", "s", "tab:red"),
+        (f"negated ({-strength:g})", negated, "steered", "v", "tab:blue"),
+        ("prompting", main, "prompting", "D", "tab:green"),
+    ]
+    for ax, (name, title) in zip(axes, columns, strict=False):
+        value = main.metric(name)
+        low, high = value.control_mean - value.control_sd, value.control_mean + value.control_sd
+        ax.axhspan(low, high, color="tab:orange", alpha=0.25, label="controls mean ± sd")
+        ax.plot([0] * len(value.controls), value.controls, ".", color="tab:orange")
+        for x, (label, report, side, marker, color) in enumerate(sides, start=1):
+            number = getattr(report.metric(name), side)
+            if number is not None:
+                ax.plot([x], [number], marker, color=color, label=label)
+        ax.set_xticks(range(len(sides) + 1), ["ctrl", "base", "steer", "neg", "prompt"])
+        ax.set_title(title, fontsize=9)
+        ax.grid(alpha=0.3)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    fig.tight_layout(rect=(0, 0.07, 1, 0.93))
+    model = str(main.model["id"]).rsplit("/", 1)[-1]
+    title = f"{main.recipe_name} on {model}: steering vs prompting vs controls"
+    return figure_png(fig, (), title)
 
 
 def table(args: argparse.Namespace) -> str:
@@ -131,24 +172,20 @@ def table(args: argparse.Namespace) -> str:
             "report.prompt_baseline=null",
         ],
     )
-    names = _names(main)
+    columns = _columns(main)
     rows = [
-        _row("baseline", main, names, "baseline"),
-        _row(f"steered (strength {written:g})", main, names, "steered"),
-        _row(f"negated (strength {-written:g})", negated, names, "steered"),
-        _row(f"prompting ({prompt!r})", main, names, "prompting"),
-        _band(main, names),
+        _row("baseline", main, columns, "baseline"),
+        _row(f"steered (strength {written:g})", main, columns, "steered"),
+        _row(f"negated (strength {-written:g})", negated, columns, "steered"),
+        _row(f"prompting ({prompt!r})", main, columns, "prompting"),
+        _band(main, columns),
     ]
-    z = [f"{main.metric(names[c]).control_z:+.1f}" for c in COLUMNS]
+    if args.plot:
+        write_bytes_atomic(Path(args.plot), plot(main, negated, columns, written))
+        log(f"wrote {args.plot}")
+    z = [f"{main.metric(name).control_z:+.1f}" for name, _ in columns]
     rows.append(["steered, in control sds", *z])
-    header = [
-        "",
-        names["concept"],
-        names["above"],
-        "fluency (ppl)",
-        names["distinct"],
-        "longest repeat",
-    ]
+    header = ["", *(title for _, title in columns)]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in rows]
     model = main.model
@@ -172,6 +209,7 @@ def main() -> int:
     parser.add_argument("--prompt", help="report.prompt_baseline (prompting as a baseline)")
     parser.add_argument("--controls", type=int, default=8)
     parser.add_argument("--set", action="append", metavar="PATH=VALUE")
+    parser.add_argument("--plot", metavar="PNG", help="also draw the table, one panel a column")
     parser.add_argument("--allow-outside-root", action="store_true")
     args = parser.parse_args()
     sys.stdout.write(table(args))

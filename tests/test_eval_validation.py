@@ -84,3 +84,20 @@ def test_a_valid_evaluation_recipe_passes(write) -> None:  # type: ignore[no-unt
     )
     result = validate_file(write("e.yaml", text))
     assert result.errors == [], [d.format() for d in result.errors]
+
+
+def test_a_vector_only_a_concept_metric_reads_is_used_and_built(write) -> None:  # type: ignore[no-untyped-def]
+    """A judge probe need not steer anything: no unused-vector warning, and it is built (an
+    unused one still warns)."""
+    from recipe_engine.api import compile_recipe, load_recipe
+
+    text = BASE.replace(
+        "  r: {kind: random}\n",
+        "  r: {kind: random}\n"
+        "  j: {kind: contrastive, positive: [happy], negative: [sad], layer: 1}\n",
+    )
+    text += "run: {prompts: [a]}\nreport: {metrics: [{kind: concept, probe: j}]}\n"
+    path = write("e.yaml", text)
+    warned = [d.pointer for d in validate_file(path).warnings if d.code == "unused-vector"]
+    assert warned == ["/vectors/r"]
+    assert set(compile_recipe(load_recipe(path)).vectors) == {"s", "j"}

@@ -97,3 +97,45 @@ def test_vector_analysis_matches_the_unembedding() -> None:
         f"vector-analysis: |v| {float(vector.norm()):.1f}, boosted "
         f"{[t for t, _ in tokens['boosted']]}, suppressed {[t for t, _ in tokens['suppressed']]}"
     )
+
+
+def test_sentiment_eval_judges_continuations_outside_the_control_band() -> None:
+    """The README's SmolLM2 evaluation table: the probe of the unsteered model scores the steered
+    continuations outside 8 random controls, the negated vector the other way."""
+    report = _run("sentiment-eval.yaml")
+    probe = report.metric("concept:sentiment")
+    assert len(probe.controls) == 8 and probe.baseline is not None
+    assert (probe.control_z or 0) > 3, probe.controls
+    assert probe.steered > (probe.prompting or 0) > probe.baseline
+    assert report.metric("concept:sentiment:above").steered == 1.0
+    words = report.metric("concept:positive_words")
+    assert words.baseline is not None and words.steered > words.baseline
+    # the cost, as the README reports it: less fluent than the baseline, more than random vectors
+    fluency = report.metric("fluency")
+    assert fluency.baseline is not None and fluency.baseline < fluency.steered
+    assert fluency.steered < fluency.control_mean
+    negated = run_recipe(
+        load_recipe(
+            RECIPES / "real" / "sentiment-eval.yaml",
+            overrides=["interventions.0.strength=-1.5", "report.controls=null"],
+        )
+    )
+    assert negated.metric("concept:sentiment").steered < probe.baseline
+
+
+def test_sentiment_eval_strength_is_the_tuning_prompts_pick() -> None:
+    """Its strength 1.5 is what scripts/eval_table.py's rule picks on the tuning openings."""
+    import argparse
+
+    from scripts.eval_table import tune
+
+    args = argparse.Namespace(
+        recipe=str(RECIPES / "real" / "sentiment-eval.yaml"),
+        allow_outside_root=False,
+        tune="data/tuning-openings.txt",
+        strengths=[1.0, 1.5, 2.0, 3.0],
+        fluency_budget=1.5,
+    )
+    assert tune(args, []) == 1.5
+    written = load_recipe(RECIPES / "real" / "sentiment-eval.yaml").recipe.interventions[0]
+    assert written.strength == 1.5

@@ -12,7 +12,7 @@ from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.interventions import OPS_NEEDING_VECTOR, OPS_WITHOUT_VECTOR, Intervention
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.report_spec import KLBaselineMetric, TokenProbMetric
+from recipe_engine.format.report_spec import ConceptMetric, KLBaselineMetric, TokenProbMetric
 from recipe_engine.format.sites import VECTOR_NAME_PATTERN
 from recipe_engine.format.vectors import ContrastiveVector, ExprVector, MeanActivationVector
 from recipe_engine.load.includes import LoadedDocument
@@ -52,6 +52,9 @@ class _Checker:
             yield from self.intervention(at, intervention)
             if intervention.when is not None:
                 self.used.update(leaf.vector for leaf, _ in condition_leaves(intervention.when, at))
+        self.used.update(
+            m.probe for m in self.recipe.report.metrics if isinstance(m, ConceptMetric) and m.probe
+        )
         yield from self.unused_vectors()
         yield from self.run_section()
         yield from self.metrics()
@@ -170,8 +173,8 @@ class _Checker:
             if name not in self.used:
                 yield self.warning(
                     "unused-vector",
-                    f"vector {name!r} is defined but no intervention or expression uses it "
-                    "(`steer vectors build` still builds it)",
+                    f"vector {name!r} is defined but no intervention, expression or concept "
+                    "metric uses it (`steer vectors build` still builds it)",
                     join_pointer("/vectors", name),
                 )
 

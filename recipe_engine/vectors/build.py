@@ -21,6 +21,7 @@ from recipe_engine.errors import RecipeError
 from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.positions import AfterMarker
 from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.report_spec import ConceptMetric
 from recipe_engine.format.vectors import (
     ActivationVector,
     ContrastiveVector,
@@ -354,8 +355,11 @@ class _Builder:
 
 
 def used_vectors(recipe: Recipe) -> list[str]:
-    """Every vector an intervention (the recipe's or a prompt group's) or a condition names."""
-    names: list[str] = []
+    """Every vector an intervention (the recipe's or a prompt group's), a condition or a concept
+    metric's probe names (a judge probe need not steer anything)."""
+    names: list[str] = [
+        m.probe for m in recipe.report.metrics if isinstance(m, ConceptMetric) and m.probe
+    ]
     for at, item in all_interventions(recipe):
         if item.vector is not None:
             names.append(item.vector)
