@@ -80,3 +80,32 @@ def test_ops_llama_cpp_cannot_apply_are_refused_at_their_line(tmp_path: Path) ->
     )
     assert any(":6:" in line and "/interventions/1/positions" in line for line in lines)
     assert not (tmp_path / "x.gguf").exists()
+
+
+@pytest.mark.parametrize(("fmt", "name"), [("gguf-control-vector", "x.gguf"), ("hf", "x")])
+def test_prompt_groups_are_refused_by_every_format(tmp_path: Path, fmt: str, name: str) -> None:
+    """A group at another strength steers its prompts otherwise: no export can hold that."""
+    body = RECIPE.replace(
+        "prompts: [The movie was]",
+        "prompts: [{{name: gentle, prompts: [The movie was], strength: 0.5}}, Hello]",
+    )
+    with pytest.raises(RecipeError) as caught:
+        loaded = load_recipe(_recipe(tmp_path, body), allow_outside_root=True)
+        export_recipe(loaded, fmt, tmp_path / name)
+    lines = [d.format() for d in caught.value.diagnostics]
+    assert len(lines) == 1 and ":7:" in lines[0] and "/run/prompts" in lines[0], lines
+    assert "prompt groups" in lines[0]
+    assert not (tmp_path / name).exists()
+
+
+def test_a_conditional_op_is_refused_at_its_when(tmp_path: Path) -> None:
+    """llama.cpp adds on every input; an op gated by `when:` would be exported as unconditional."""
+    with pytest.raises(RecipeError) as caught:
+        export_recipe(
+            RECIPES / "conditional-steering.yaml", "gguf-control-vector", tmp_path / "c.gguf"
+        )
+    lines = [d.format() for d in caught.value.diagnostics]
+    assert any(
+        "/interventions/0/when" in line and "llama.cpp adds always" in line for line in lines
+    )
+    assert not (tmp_path / "c.gguf").exists()

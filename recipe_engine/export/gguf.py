@@ -26,6 +26,7 @@ import torch
 from recipe_engine.atomic import write_bytes_atomic
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
+from recipe_engine.export.groups import group_refusals
 from recipe_engine.format.positions import ALL_POSITIONS
 
 if TYPE_CHECKING:
@@ -71,7 +72,16 @@ def export_control_vector(compiled: CompiledRecipe, out: Path) -> dict[str, Any]
     problems: list[Diagnostic] = []
     directions: dict[int, torch.Tensor] = {}
     for op in compiled.plan.ops:
-        if op.op != "add":
+        if op.gate is not None:
+            problems.append(
+                _refusal(
+                    compiled,
+                    op.index,
+                    "when",
+                    "`when:` decides per input whether the op acts; llama.cpp adds always",
+                )
+            )
+        elif op.op != "add":
             problems.append(_refusal(compiled, op.index, "op", f"llama.cpp only adds ({op.op})"))
         elif op.site != "resid_post" or op.layer is None:
             problems.append(
@@ -106,6 +116,7 @@ def export_control_vector(compiled: CompiledRecipe, out: Path) -> dict[str, Any]
         else:
             term = op.strength * op.vector.detach().float().cpu()
             directions[op.layer] = directions.get(op.layer, torch.zeros_like(term)) + term
+    problems += group_refusals(compiled, "cannot-export", "cannot write a control vector")
     if problems:
         raise RecipeError(problems)
     if not directions:

@@ -22,6 +22,7 @@ from recipe_engine.atomic import hold_sigint
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
 from recipe_engine.export.fold import FamilyLayout, NotFoldable, affine_of, fold_op, layout_for
+from recipe_engine.export.groups import group_refusals
 from recipe_engine.plan import PlanOp
 
 if TYPE_CHECKING:
@@ -174,16 +175,7 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
             [doc.diagnostic("cannot-bake", f"cannot bake: {exc}", "/model/id")]
         ) from None
     problems = refusals(compiled, layout)
-    if any(plan is not compiled.plan for plan in compiled.part_plans):
-        # Prompt groups steer some prompts otherwise than others; one set of weights cannot.
-        problems.append(
-            doc.diagnostic(
-                "cannot-bake",
-                "cannot bake: prompt groups with their own strength or interventions steer "
-                "some prompts otherwise than others; weights act alike on every prompt",
-                "/run/prompts",
-            )
-        )
+    problems += group_refusals(compiled, "cannot-bake", "cannot bake")
     if problems:
         raise RecipeError(problems)
     blocks, ops = model.adapter.blocks, compiled.plan.ops
