@@ -62,10 +62,6 @@ def _shipped_strength(name: str) -> float:
     return load_recipe(RECIPES / name).recipe.interventions[0].strength
 
 
-def test_the_rule_is_the_eval_scripts() -> None:
-    assert (GOAL, KL_BOUND) == (0.6, 0.3)  # the numbers the recipes' header comments state
-
-
 STRENGTH_GRIDS = {
     "activation-addition.yaml": ([2.0, 2.5, 3.0, 4.0], "token_prob:positive", NEUTRAL_TUNE),
     "probe-direction.yaml": ([20.0, 40.0, 60.0, 80.0], "token_prob:positive", NEUTRAL_TUNE),
@@ -73,6 +69,9 @@ STRENGTH_GRIDS = {
     "persistent-edit.yaml": ([1.0, 1.5, 2.0, 2.5], "token_prob:positive", NEUTRAL_TUNE),
     "vector-arithmetic.yaml": ([0.5, 1.0, 1.5, 2.0], "token_prob:food", TOPIC_TUNE),
 }
+# multi-layer: layer 1's weight (layer 0 keeps 1) x strength
+MULTI_LAYER_WEIGHTS = [0.25, 0.5, 1.0]
+MULTI_LAYER_STRENGTHS = [1.5, 2.0, 2.5]
 
 
 @pytest.mark.parametrize(
@@ -86,6 +85,25 @@ def test_shipped_strength_is_the_rules_pick_on_the_tuning_prompts(
     assert _strength_pick(name, grid, effect, prompts) == _shipped_strength(name)
 
 
+def _header(name: str) -> str:
+    """The recipe's leading comment, as one line."""
+    text = (RECIPES / name).read_text(encoding="utf-8")
+    lines = [line[1:].strip() for line in text.splitlines() if line.startswith("#")]
+    return " ".join(lines)
+
+
+@pytest.mark.parametrize("name", [*list(STRENGTH_GRIDS)[1:], "multi-layer.yaml"])
+def test_each_tuned_recipe_states_its_grid_and_the_rule(name: str) -> None:
+    head = _header(name)
+    grids = [MULTI_LAYER_WEIGHTS, MULTI_LAYER_STRENGTHS]
+    grids = [STRENGTH_GRIDS[name][0]] if name in STRENGTH_GRIDS else grids
+    for grid in grids:
+        assert "/".join(f"{g:g}" for g in grid) in head, head
+    assert f">= {GOAL:g} " in head and f"KL <= {KL_BOUND:g} on neutral passages" in head, head
+    tuning = STRENGTH_GRIDS.get(name, (None, None, NEUTRAL_TUNE))[2]
+    assert tuning.split("file: ")[1].rstrip("}") in head, head
+
+
 def test_multi_layer_weight_and_strength_are_the_rules_pick_on_the_tuning_prompts() -> None:
     """Layer 0 keeps weight 1 (two layers are what the recipe shows); the layer-1 weight and
     the strength are chosen: total strength added is strength x (1 + weight)."""
@@ -97,12 +115,12 @@ def test_multi_layer_weight_and_strength_are_the_rules_pick_on_the_tuning_prompt
             f"interventions.0.layers={{0: 1.0, 1: {w}}}",
             f"interventions.0.strength={s}",
         )
-        for w in (0.25, 0.5, 1.0)
-        for s in (1.5, 2.0, 2.5)
+        for w in MULTI_LAYER_WEIGHTS
+        for s in MULTI_LAYER_STRENGTHS
     }
     item = load_recipe(RECIPES / "multi-layer.yaml").recipe.interventions[0]
-    assert item.layers == {0: 1.0, 1: 0.25}
-    assert _pick(cells, lambda k: k[1] * (1 + k[0])) == (0.25, item.strength)
+    assert isinstance(item.layers, dict) and item.layers[0] == 1.0 and len(item.layers) == 2
+    assert _pick(cells, lambda k: k[1] * (1 + k[0])) == (item.layers[1], item.strength)
 
 
 TIED_TO_DEMO = [
