@@ -3,7 +3,8 @@
 These are the numbers the README shows. Held-out prompts (recipes/data/neutral.txt) were never
 used to build a vector, nor to choose a setting: the demo's layer and strength and the ablated
 head are chosen on the tuning prompts (data/neutral-tune.txt, data/context-tune.txt; disjoint
-from every test file, tests/test_data_splits.py), and the choice is checked here.
+from every test file, tests/test_data_splits.py), and the choice is checked here; every other
+recipe's setting is checked by tests/test_gallery_tuning.py.
 """
 
 from __future__ import annotations

@@ -230,7 +230,8 @@ NEUTRAL_PASSAGES = [
 
 # --- tuning sets: where settings are chosen (scripts/eval_tiny_sentiment.py, eval_table.py,
 # the gallery); disjoint from every held-out list above, on which the claims are measured
-# (tests/test_data_splits.py). recipes/data/neutral-tune.txt and context-tune.txt are copies.
+# (tests/test_data_splits.py). recipes/data/neutral-tune.txt, context-tune.txt and
+# topic-tune.txt are copies.
 TUNE_NEUTRAL = [
     "The pizza was",
     "I think the film was",
