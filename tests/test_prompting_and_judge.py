@@ -171,3 +171,40 @@ def test_the_judge_is_smollm2s_yes_probability(
         assert getattr(value, side) == pytest.approx(statistics.fmean(scores), abs=1e-5)
     assert min(seen) > 0.01 and max(seen) < 0.99  # a real probability, not a saturated 0 or 1
     assert report.metric("instruction").baseline == pytest.approx(1.0)  # the cosine stays
+
+
+def test_a_judge_without_a_chat_template_reads_the_plain_prompt(tiny: Any) -> None:
+    """The embedded model as a judge, its template removed: the prompt ends in "\\nReply:", and
+    its multi-token variants (" Yes" is two tokens there) are scored along their tokens; an
+    empty answer is judged too."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from recipe_engine.execute.instruction_judge import judge_scores
+    from recipe_engine.resolve.model_loader import wrap_model
+
+    tok = AutoTokenizer.from_pretrained(WEIGHTS)
+    tok.chat_template = None
+    hf = AutoModelForCausalLM.from_pretrained(WEIGHTS, dtype=torch.float32).eval()
+    judge = wrap_model(hf, tok)
+    pairs = [("How was the film?", " It was great."), ("The weather was", "")]
+    got = judge_scores(judge, [q for q, _ in pairs], [a for _, a in pairs])
+
+    def string_prob(ids: list[int], word: str) -> float:
+        tokens = tiny.tokenizer(word, add_special_tokens=False)["input_ids"]
+        with torch.no_grad():
+            logits = tiny.hf(torch.tensor([ids + tokens])).logits[0].double()
+        total = 0.0
+        for i, token in enumerate(tokens):
+            row = logits[len(ids) - 1 + i]
+            total += float(row[token] - torch.logsumexp(row, -1))
+        return math.exp(total)
+
+    for (question, answer), score in zip(pairs, got, strict=True):
+        ids = tiny.tokenizer(JUDGING.format(q=question, a=answer) + "\nReply:")["input_ids"]
+        yes = sum(string_prob(ids, w) for w in ("Yes", " Yes", "yes", " yes"))
+        no = sum(string_prob(ids, w) for w in ("No", " No", "no", " no"))
+        assert score == pytest.approx(yes / (yes + no), abs=1e-5)
+        # the embedded model all but never says No, so the score saturates: compare the small
+        # side too, which a wrong variant, token or position would move by orders of magnitude
+        assert 1 - score == pytest.approx(no / (yes + no), rel=1e-3)
+    assert len(tiny.tokenizer(" Yes", add_special_tokens=False)["input_ids"]) == 2

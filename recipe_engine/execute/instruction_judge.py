@@ -10,9 +10,9 @@ included; an empty answer is judged too: it addresses nothing):
     Does the answer address the question? Reply Yes or No.
 
 A judge with a chat template reads it as the one user message of a conversation, rendered with
-the generation prompt (resolve/chat.py, as the engine renders chat prompts); a judge without one
-reads it followed by "\\nReply:". The text is tokenized as the engine tokenizes any prompt (the
-tokenizer's own special tokens added). Then
+the generation prompt; a judge without one reads it followed by "\\nReply:". The text is
+tokenized as the engine tokenizes any prompt (the tokenizer's own special tokens added; a BOS
+that both the template and the tokenizer add is kept once). Then
 
     P(Yes) = sum over the strings YES ("Yes", " Yes", "yes", " yes") of the probability that
              the judge writes that string next, in its tokenizer's encoding of it: the product
@@ -30,12 +30,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
-from recipe_engine.load.prompt_files import Conversation
-from recipe_engine.resolve.chat import ChatText, render_conversation
+from recipe_engine.resolve.chat import ChatText
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.resolve.model_loader import load_model
 
@@ -62,11 +63,21 @@ def question(prompt: str) -> str:
     return prompt[users[-1].start : users[-1].end] if users else str(prompt)
 
 
-def judging_text(tokenizer: object, asked: str, answer: str) -> str:
+def judging_text(tokenizer: Any, asked: str, answer: str) -> str:
+    """The judging prompt as the judge reads it (its chat template's rendering, or plain)."""
     content = JUDGE_TEMPLATE.format(question=asked, answer=answer)
-    if getattr(tokenizer, "chat_template", None):
-        return str(render_conversation(tokenizer, Conversation((("user", content),))))
-    return content + PLAIN_SUFFIX
+    if not getattr(tokenizer, "chat_template", None):
+        return content + PLAIN_SUFFIX
+    messages = [{"role": "user", "content": content}]
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:  # jinja's TemplateError, or a template's raise_exception()
+        raise EnvironmentFailure(f"the judge's chat template failed: {exc}") from None
+    bos = str(getattr(tokenizer, "bos_token", None) or "")
+    adds_bos = bos and tokenizer("x")["input_ids"][:1] == [tokenizer.bos_token_id]
+    if adds_bos and text.startswith(bos):  # the tokenizer adds the BOS the template wrote
+        return str(text[len(bos) :])
+    return str(text)
 
 
 def _log_probs(judge: LoadedModel, ids: list[int]) -> torch.Tensor:
