@@ -208,3 +208,40 @@ def test_a_judge_without_a_chat_template_reads_the_plain_prompt(tiny: Any) -> No
         # side too, which a wrong variant, token or position would move by orders of magnitude
         assert 1 - score == pytest.approx(no / (yes + no), rel=1e-3)
     assert len(tiny.tokenizer(" Yes", add_special_tokens=False)["input_ids"]) == 2
+
+
+def test_smollm2_answers_with_the_instruction_as_its_system_message(
+    tmp_path: Path, smollm2: dict[str, Any]
+) -> None:
+    """SmolLM2's template writes a default system message when a conversation has none: the
+    prompting side must replace it with the instruction, as apply_chat_template does."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    (tmp_path / ".git").mkdir()
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        f"""\
+version: 1
+name: smollm2-prompting
+model: {{id: "{SMOLLM2}"}}
+interventions: []
+run:
+  mode: generate
+  generation: {{max_new_tokens: {NEW}, min_new_tokens: {NEW}}}
+  prompts: [{{messages: [{{role: user, content: "How was the film?"}}]}}]
+report: {{prompt_baseline: "{INSTRUCTION}", metrics: [{{kind: repetition}}]}}
+""",
+        encoding="utf-8",
+    )
+    report = run_recipe(compile_recipe(load_recipe(path)))
+    (entry,) = smollm2["entries_after"]
+    folder = Path(smollm2["cache"]) / str(entry)
+    model = SimpleNamespace(
+        hf=AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval(),
+        tokenizer=AutoTokenizer.from_pretrained(folder),
+    )
+    text = _chat(model.tokenizer, [{"role": "system", "content": INSTRUCTION}, *FILM])
+    assert "SmolLM" not in text  # the default system message is gone
+    assert report.passes["prompting"].generated == [reference_generate(model, text, NEW)[0]]
+    plain = reference_generate(model, _chat(model.tokenizer, FILM), NEW)[0]
+    assert report.passes["baseline"].generated == [plain] != report.passes["prompting"].generated
