@@ -245,3 +245,23 @@ report: {{prompt_baseline: "{INSTRUCTION}", metrics: [{{kind: repetition}}]}}
     assert report.passes["prompting"].generated == [reference_generate(model, text, NEW)[0]]
     plain = reference_generate(model, _chat(model.tokenizer, FILM), NEW)[0]
     assert report.passes["baseline"].generated == [plain] != report.passes["prompting"].generated
+
+
+def test_as_system_on_a_plain_prompt_of_a_jsonl_file_is_an_error_at_as(tmp_path: Path) -> None:
+    """Validation cannot tell what a JSONL file holds; the run refuses before any pass."""
+    from recipe_engine.errors import RecipeError
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / "p.jsonl").write_text(
+        '{"messages": [{"role": "user", "content": "Hi"}]}\n"plain text"\n', encoding="utf-8"
+    )
+    path = tmp_path / "r.yaml"
+    head = RECIPE.format(new=NEW, plain=PLAIN, baseline="", metrics="").split("  prompts:")[0]
+    text = head + "  prompts: {file: p.jsonl}\nreport:\n  prompt_baseline: {text: B, as: system}\n"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(RecipeError) as caught:
+        run_recipe(compile_recipe(load_recipe(path)))
+    (diagnostic,) = caught.value.diagnostics
+    assert diagnostic.pointer == "/report/prompt_baseline/as"
+    assert diagnostic.location is not None and diagnostic.location.line == text.count("\n")
+    assert "prompt 2 of /run/prompts" in diagnostic.message

@@ -219,6 +219,7 @@ def run_passes(
     the unsteered model with that instruction added to each prompt (execute/prompting.py); with
     `run.samples: K`, each prompt is run K times (sampled)."""
     prompts, rows, groups = _prompt_rows(recipe, model, plan, doc, part_plans)
+    prompted = prompting_texts(recipe, model, doc)  # before any pass: its errors come first
     passes = RunPasses(prompts, {}, time.perf_counter(), samples=recipe.run.samples)
     passes.groups = groups if any(g is not None for g in groups) else []
     if baseline is not None:
@@ -230,7 +231,6 @@ def run_passes(
         recipe, model, plan, prompts, progress, "steered", None if same else rows
     )
     if recipe.report.prompt_baseline is not None:
-        prompted = prompting_texts(recipe, model, doc)
         passes.sides["prompting"] = run_pass(recipe, model, Plan(), prompted, progress, "prompting")
     _text_passes(recipe, model, plan, doc, passes)
     classifiers = {
