@@ -101,3 +101,67 @@ def test_a_vector_only_a_concept_metric_reads_is_used_and_built(write) -> None: 
     warned = [d.pointer for d in validate_file(path).warnings if d.code == "unused-vector"]
     assert warned == ["/vectors/r"]
     assert set(compile_recipe(load_recipe(path)).vectors) == {"s", "j"}
+
+
+CHAT = "{messages: [{role: user, content: Hi}]}"
+AS_SYSTEM = "{prompt_baseline: {text: Be nice., as: system}}"
+
+
+@pytest.mark.parametrize(
+    ("tail", "code", "pointer"),
+    [
+        # a plain-text prompt has no conversation to add a system message to
+        (f"run: {{prompts: [a]}}\nreport: {AS_SYSTEM}\n", "prompt-baseline-system", "/as"),
+        (
+            f"run: {{prompts: {{file: p.txt}}}}\nreport: {AS_SYSTEM}\n",
+            "prompt-baseline-system",
+            "/as",
+        ),
+        (
+            f"run: {{prompts: [{CHAT}]}}\nreport: {{prompt_baseline: {{text: B, as: sys}}}}\n",
+            "invalid-choice",
+            "/as",
+        ),
+        (
+            "run: {prompts: [a]}\nreport: {prompt_baseline: {as: prefix}}\n",
+            "missing-field",
+            "/text",
+        ),
+        ("run: {prompts: [a]}\nreport: {prompt_baseline: 7}\n", "wrong-type", ""),
+    ],
+)
+def test_prompt_baseline_mistakes_at_their_line(write, tail: str, code: str, pointer: str) -> None:  # type: ignore[no-untyped-def]
+    write("p.txt", "a prompt\n")
+    text = BASE + tail
+    result = validate_file(write("e.yaml", text))
+    assert [d.code for d in result.errors] == [code], [d.format() for d in result.diagnostics]
+    (error,) = result.errors
+    assert error.pointer == "/report/prompt_baseline" + pointer
+    assert error.location is not None and error.location.line == text.count("\n")
+
+
+def test_a_judge_is_checked_like_a_model_reference(write) -> None:  # type: ignore[no-untyped-def]
+    tail = "run: {prompts: [a]}\nreport: {metrics: [{kind: instruction, judge: JUDGE}]}\n"
+    missing = validate_file(write("e.yaml", BASE + tail.replace("JUDGE", "./nope")))
+    assert [(d.code, d.pointer) for d in missing.errors] == [
+        ("file-not-found", "/report/metrics/0/judge")
+    ]
+    write("pickled/config.json", "{}")
+    write("pickled/pytorch_model.bin", b"not safetensors")
+    pickled = validate_file(write("e.yaml", BASE + tail.replace("JUDGE", "./pickled")))
+    assert [d.code for d in pickled.errors] == ["model-not-found"]
+    assert "safetensors" in pickled.errors[0].message
+    builtin = validate_file(
+        write("e.yaml", BASE + tail.replace("JUDGE", "'builtin:tiny-sentiment'"))
+    )
+    assert builtin.errors == [], [d.format() for d in builtin.errors]
+
+
+def test_prompt_baseline_forms_that_are_valid(write) -> None:  # type: ignore[no-untyped-def]
+    for tail in (
+        f"run: {{prompts: [{CHAT}]}}\nreport: {AS_SYSTEM}\n",
+        "run: {prompts: [a]}\nreport: {prompt_baseline: {text: B, as: prefix}}\n",
+        f"run: {{prompts: [a, {CHAT}]}}\nreport: {{prompt_baseline: {{text: B}}}}\n",
+    ):
+        result = validate_file(write("e.yaml", BASE + tail))
+        assert result.errors == [], [d.format() for d in result.errors]

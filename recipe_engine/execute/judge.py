@@ -7,6 +7,8 @@ metrics read on generated text (report/text_metrics.py computes the numbers from
     mean_acts  per continuation: the unsteered model's activations at a layer and site,
                averaged over the continuation's tokens read on its own (concept probes, and
                the instruction metric's answer similarity)
+    addressed  per continuation: a judge model's P(Yes) that it addresses its prompt
+               (the instruction metric with `judge:`, execute/instruction_judge.py)
 
 Every side (baseline, steered, prompting, each control) is judged by the same unsteered model
 and after the same original prompt, so the numbers compare continuations, not prompts.
@@ -24,6 +26,7 @@ from typing import Any
 import torch
 
 from recipe_engine.errors import EnvironmentFailure
+from recipe_engine.execute.instruction_judge import judge_scores
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import ConceptMetric, FluencyMetric, InstructionMetric
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -109,6 +112,8 @@ class Judged:
     # concept metric (probe or classifier) -> score per continuation
     probe: dict[int, list[float]] = field(default_factory=dict)
     answers: dict[int, torch.Tensor] = field(default_factory=dict)  # instruction -> [N, width]
+    # instruction with a judge -> per continuation: P(Yes) / (P(Yes) + P(No))
+    addressed: dict[int, list[float]] = field(default_factory=dict)
 
 
 @functools.lru_cache(maxsize=4)
@@ -153,8 +158,10 @@ def judge_side(
     prompts: Sequence[str],
     generated: Sequence[list[int]],
     classifiers: Mapping[int, Path] | None = None,
+    judges: Mapping[int, LoadedModel] | None = None,
 ) -> Judged:
-    """What the text metrics of `recipe` need of one side's continuations."""
+    """What the text metrics of `recipe` need of one side's continuations. `classifiers` and
+    `judges`: per metric index, its classifier folder and its loaded judge model."""
     size = recipe.run.batch_size
     with model.lock:  # the tokenizer is shared (LoadedModel)
         texts = [model.tokenizer.decode(ids, skip_special_tokens=True) for ids in generated]
@@ -179,6 +186,8 @@ def judge_side(
                 batch_size=size,
             )
             judged.probe[index] = (acts @ unit).tolist()
+        elif isinstance(metric, InstructionMetric) and metric.judge is not None:
+            judged.addressed[index] = judge_scores((judges or {})[index], prompts, texts)
         elif isinstance(metric, InstructionMetric):
             judged.answers[index] = mean_activations(
                 model, texts, layer=metric.layer, site="resid_post", module=None, batch_size=size

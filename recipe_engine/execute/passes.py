@@ -15,8 +15,10 @@ from dataclasses import dataclass, field
 import torch
 
 from recipe_engine.errors import NumericalFailure, UsageError
+from recipe_engine.execute.instruction_judge import load_judge
 from recipe_engine.execute.judge import Judged, judge_side
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
+from recipe_engine.execute.prompting import prompting_texts
 from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
     PassResult,
@@ -31,6 +33,7 @@ from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import (
     TEXT_METRICS,
     ConceptMetric,
+    InstructionMetric,
     KLBaselineMetric,
     PerplexityMetric,
     TokenProbMetric,
@@ -213,9 +216,10 @@ def run_passes(
     one plan per part of run.prompts (compiler.compile_part_plans), when it holds prompt groups;
     their rows share batches, each with its own plan. `vectors`: the recipe's built vectors,
     which concept probes read. With `report.prompt_baseline`, a third side, "prompting", runs
-    the unsteered model with that text, a space and each prompt; with `run.samples: K`, each
-    prompt is run K times (sampled)."""
+    the unsteered model with that instruction added to each prompt (execute/prompting.py); with
+    `run.samples: K`, each prompt is run K times (sampled)."""
     prompts, rows, groups = _prompt_rows(recipe, model, plan, doc, part_plans)
+    prompted = prompting_texts(recipe, model, doc)  # before any pass: its errors come first
     passes = RunPasses(prompts, {}, time.perf_counter(), samples=recipe.run.samples)
     passes.groups = groups if any(g is not None for g in groups) else []
     if baseline is not None:
@@ -226,15 +230,20 @@ def run_passes(
     passes.sides["steered"] = run_pass(
         recipe, model, plan, prompts, progress, "steered", None if same else rows
     )
-    instruction = recipe.report.prompt_baseline
-    if instruction is not None:
-        prompted = [f"{instruction} {p}" for p in prompts]
+    if recipe.report.prompt_baseline is not None:
         passes.sides["prompting"] = run_pass(recipe, model, Plan(), prompted, progress, "prompting")
     _text_passes(recipe, model, plan, doc, passes)
     classifiers = {
         index: resolve_reference(m.classifier, doc.base_dir(f"/report/metrics/{index}/classifier"))
         for index, m in enumerate(recipe.report.metrics)
         if isinstance(m, ConceptMetric) and m.classifier is not None
+    }
+    judges = {
+        index: load_judge(
+            m.judge, doc.base_dir(f"/report/metrics/{index}/judge"), recipe.model.device
+        )
+        for index, m in enumerate(recipe.report.metrics)
+        if isinstance(m, InstructionMetric) and m.judge is not None
     }
     if any(isinstance(m, TEXT_METRICS) for m in recipe.report.metrics):
         for side, result in passes.sides.items():
@@ -244,7 +253,7 @@ def run_passes(
             if progress:
                 progress(f"judging {side}", 0, 1)
             passes.judged[side] = judge_side(
-                recipe, model, vectors or {}, prompts, result.generated, classifiers
+                recipe, model, vectors or {}, prompts, result.generated, classifiers, judges
             )
             if progress:
                 progress(f"judging {side}", 1, 1)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
+from pydantic import Discriminator, Field, Tag
 
 from recipe_engine.format.base import RecipeModel
 from recipe_engine.format.prompts import PromptSource
@@ -16,6 +16,7 @@ __all__ = [
     "FluencyMetric",
     "InstructionMetric",
     "Metric",
+    "PromptBaseline",
     "RepetitionMetric",
     "ReportSpec",
 ]
@@ -114,12 +115,23 @@ class RepetitionMetric(RecipeModel):
 
 
 class InstructionMetric(RecipeModel):
-    """Similarity of each answer to the unsteered answer to the same prompt: cosine of their
-    mean activations (the unsteered model, residual stream after `layer`)."""
+    """Whether each answer still answers its prompt. Without `judge`: the similarity of each
+    answer to the unsteered answer to the same prompt (cosine of their mean activations, the
+    unsteered model, residual stream after `layer`). With `judge: MODEL`: that model's
+    probability that the answer addresses the question, P(Yes) / (P(Yes) + P(No)) after a fixed
+    judging prompt (README, Evaluating steering on generated text)."""
 
     kind: Literal["instruction"]
     layer: int = Field(
         default=-1, description="Layer whose output is compared (negative: from the end)."
+    )
+    judge: str | None = Field(
+        default=None,
+        min_length=1,
+        description="A causal language model that judges each answer, named as model.id names "
+        "one: builtin:NAME, a local folder or .gguf file (relative to the recipe; a folder needs "
+        "safetensors weights), a model-store folder, or pkg:DISTRIBUTION/PATH. Loaded offline, "
+        "once per run, in float32, never with code of its own. Reported as instruction:judge.",
     )
 
 
@@ -148,6 +160,38 @@ class ControlsSpec(RecipeModel):
     )
 
 
+class PromptBaseline(RecipeModel):
+    """Prompting as a baseline, with how the instruction reaches the model said explicitly."""
+
+    text: str = Field(min_length=1, description="The instruction, e.g. Answer in a positive tone.")
+    as_: Literal["system", "prefix"] | None = Field(
+        default=None,
+        alias="as",
+        description="system: a system message of each chat prompt (appended on a new line to a "
+        "system message it already has), rendered with the model's chat template; prefix: the "
+        "text and a space before each plain-text prompt, or before the last user message of a "
+        "chat prompt. Default: system for chat prompts, prefix for plain-text prompts.",
+    )
+
+
+def _baseline_form(value: Any) -> str | None:
+    if isinstance(value, str):
+        return "text"
+    if isinstance(value, (dict, PromptBaseline)):  # a dict when validating, the model dumped
+        return "mapping"
+    return None
+
+
+PromptBaselineField = Annotated[
+    Annotated[str, Tag("text"), Field(min_length=1)] | Annotated[PromptBaseline, Tag("mapping")],
+    Discriminator(
+        _baseline_form,
+        custom_error_type="prompt_baseline_type",
+        custom_error_message="prompt_baseline must be a string or {text: ..., as: system|prefix}",
+    ),
+]
+
+
 class ReportSpec(RecipeModel):
     top_tokens: int = Field(
         default=10, ge=0, le=100, description="How many next tokens to list with probabilities."
@@ -163,9 +207,10 @@ class ReportSpec(RecipeModel):
     controls: ControlsSpec | None = Field(
         default=None, description="Random-vector controls, e.g. {random: 8}."
     )
-    prompt_baseline: str | None = Field(
+    prompt_baseline: PromptBaselineField | None = Field(
         default=None,
-        min_length=1,
-        description="Prompting as a baseline: the unsteered model run with this text, a space "
-        "and each prompt, scored on the same metrics.",
+        description="Prompting as a baseline: the unsteered model run with this instruction "
+        "(a system message of chat prompts, the text and a space before plain-text prompts; "
+        "{text, as: system|prefix} chooses), scored on the same metrics after the original "
+        "prompt.",
     )

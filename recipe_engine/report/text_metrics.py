@@ -13,6 +13,8 @@ continuations, and the numbers are computed here:
     repetition:longest      longest word n-gram that occurs twice in a continuation, averaged
     instruction         cosine of each answer's mean activation with the unsteered answer's to
                         the same prompt, averaged (baseline: 1 by definition)
+    instruction:judge   with `judge: MODEL`: that model's P(Yes) / (P(Yes) + P(No)) that each
+                        answer addresses its question, averaged (execute/instruction_judge.py)
 
 Words are lowercase runs of letters, digits and apostrophes. With run.samples > 1, each metric
 of the steered side carries a 95% confidence interval of its mean (normal approximation,
@@ -171,6 +173,10 @@ def _similarity(answers: torch.Tensor, reference: torch.Tensor) -> list[float]:
 
 def _instruction(metric: InstructionMetric, index: int, passes: RunPasses) -> list[MetricValue]:
     judged: dict[str, Judged] = passes.judged
+    if metric.judge is not None:
+        scores = {side: j.addressed[index] for side, j in judged.items()}
+        detail = {"judge": metric.judge, "unit": "P(yes)"}
+        return [_value("instruction:judge", "instruction", scores, passes.samples, detail)]
     if "baseline" not in judged:
         nan = [math.nan]
         return [_value("instruction", "instruction", {"steered": nan}, 1)]

@@ -82,6 +82,7 @@ class _References:
 
     def run(self) -> Iterator[Diagnostic]:
         yield from self.model()
+        yield from self.judges()
         yield from self.classifiers()
         for field in file_fields(self.recipe):
             if isinstance(field.owner, ProbeVector):
@@ -115,17 +116,41 @@ class _References:
 
     def model(self) -> Iterator[Diagnostic]:
         spec = self.recipe.model
-        at = "/model/gguf_file" if spec.gguf_file else "/model/id"
+        yield from self.model_reference(
+            spec.id, spec.gguf_file, "/model/id", trusted=spec.trust_remote_code
+        )
+
+    def judges(self) -> Iterator[Diagnostic]:
+        """The instruction metric's judge: a model reference as model.id writes one (the same
+        roots and stores), with safetensors weights and never code of its own."""
+        for index, metric in enumerate(self.recipe.report.metrics):
+            judge = getattr(metric, "judge", None)
+            if judge is not None:
+                pointer = f"/report/metrics/{index}/judge"
+                yield from self.model_reference(judge, None, pointer, judge=True)
+
+    def model_reference(
+        self,
+        model_id: str,
+        gguf_file: str | None,
+        pointer: str,
+        *,
+        trusted: bool = False,
+        judge: bool = False,
+    ) -> Iterator[Diagnostic]:
+        """A model reference (model.id with model.gguf_file, or a judge) names a model this
+        machine may load: inside the repository or a model store, or an installed package."""
+        at = "/model/gguf_file" if gguf_file else pointer
         try:
-            local = local_model(spec.id, spec.gguf_file, self.doc.base_dir("/model/id"))
+            local = local_model(model_id, gguf_file, self.doc.base_dir(pointer))
         except ModelUnavailable as exc:
             # A model package this machine lacks is like a hub model it has not cached: only
             # --check-model needs the model, so plain validation (CI, pre-commit) passes here.
             if exc.code != "model-not-installed" or self.check_model:
-                yield self.doc.diagnostic(exc.code, str(exc), "/model/id")
+                yield self.doc.diagnostic(exc.code, str(exc), pointer)
             return
         if local is None:
-            if spec.gguf_file:
+            if gguf_file:
                 yield self.doc.diagnostic(
                     "gguf-needs-folder",
                     "model.gguf_file names a file inside a local folder: model.id must start "
@@ -143,13 +168,17 @@ class _References:
         elif local.gguf:
             yield from self.gguf_magic(found, at)
         elif not (found / "config.json").is_file():
-            yield self.doc.diagnostic("model-not-found", f"{spec.id!r} has no config.json", at)
-        elif not spec.trust_remote_code and (entries := custom_code_entries(found)):
+            yield self.doc.diagnostic("model-not-found", f"{model_id!r} has no config.json", at)
+        elif judge and not list(found.glob("*.safetensors")):
+            yield self.doc.diagnostic(
+                "model-not-found", f"judge {model_id!r} needs safetensors weights", at
+            )
+        elif not trusted and (entries := custom_code_entries(found)):
             # Refused here, from the JSON alone: left to transformers, such a folder either
             # loads with another class than its author meant or, on a terminal, asks on
             # stdin whether to run the code, which a recipe must never lead to.
             yield self.doc.diagnostic(
-                "remote-code-not-trusted", custom_code_message(spec.id, entries), "/model/id"
+                "remote-code-not-trusted", custom_code_message(model_id, entries), pointer
             )
 
     def gguf_magic(self, path: Path, at: str) -> Iterator[Diagnostic]:

@@ -119,7 +119,7 @@ def _data_path(data: Any, loc: tuple[Any, ...], keep_missing: bool) -> list[Any]
     """Pydantic locations contain union tags ('contrastive', 'weights'); keep real keys only."""
     path: list[Any] = []
     node = data
-    for part in loc:
+    for at, part in enumerate(loc):
         if isinstance(node, dict) and part in node:
             path.append(part)
             node = node[part]
@@ -137,6 +137,8 @@ def _data_path(data: Any, loc: tuple[Any, ...], keep_missing: bool) -> list[Any]
         elif not isinstance(node, (dict, list)):
             break
         elif keep_missing and isinstance(node, dict) and part not in node:
+            if at < len(loc) - 1:
+                continue  # a union tag ('mapping'): a missing or extra key comes last
             path.append(part)  # a missing or extra key: keep it, it names the field
             break
     return path

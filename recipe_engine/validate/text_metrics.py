@@ -4,10 +4,14 @@ as a baseline and sampled continuations (format/report_spec.py, format/run_spec.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.prompt_groups import prompt_parts
+from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.report_spec import TEXT_METRICS, ConceptMetric
+from recipe_engine.format.report_spec import TEXT_METRICS, ConceptMetric, PromptBaseline
+from recipe_engine.load.prompt_files import file_format
 from recipe_engine.validate.schema_errors import did_you_mean
 
 __all__ = ["check_evaluation"]
@@ -36,6 +40,7 @@ def check_evaluation(recipe: Recipe, error: Report) -> Iterator[Diagnostic]:
             )
         if isinstance(metric, ConceptMetric):
             yield from _concept(recipe, metric, at, error)
+    yield from _prompt_baseline(recipe, error)
     if run.samples > 1 and not run.generation.do_sample:
         yield error(
             "samples-need-sampling",
@@ -86,4 +91,36 @@ def _concept(recipe: Recipe, metric: ConceptMetric, at: str, error: Report) -> I
             "needs a vector read from activations (contrastive, probe, activation, "
             "mean_activation)",
             at + "/probe",
+        )
+
+
+def _plain_prompt(recipe: Recipe) -> str | None:
+    """Where run.prompts has a plain-text prompt, as far as validation can see without reading
+    JSONL files (which may hold either; the run checks those): its pointer, or None."""
+    for part in prompt_parts(recipe.run.prompts):
+        source = part.source
+        if isinstance(source, str):
+            return part.pointer
+        if isinstance(source, list):
+            for index, item in enumerate(source):
+                if isinstance(item, str):
+                    return part.pointer if len(source) == 1 else f"{part.pointer}/{index}"
+        lines = isinstance(source, PromptFile) and file_format(Path(source.file), source.format)
+        if lines == "lines":
+            return part.pointer + "/file"
+    return None
+
+
+def _prompt_baseline(recipe: Recipe, error: Report) -> Iterator[Diagnostic]:
+    spec = recipe.report.prompt_baseline
+    if not isinstance(spec, PromptBaseline) or spec.as_ != "system":
+        return
+    plain = _plain_prompt(recipe)
+    if plain is not None:
+        yield error(
+            "prompt-baseline-system",
+            f"prompt_baseline as: system makes the instruction a chat system message, but the "
+            f"prompt at {plain} is plain text (no messages: to add it to): write that prompt "
+            "as {messages: [...]}, or use as: prefix",
+            "/report/prompt_baseline/as",
         )
