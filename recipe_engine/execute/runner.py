@@ -16,6 +16,8 @@ from typing import Any
 
 import nnsight
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
 
 from recipe_engine.execute.gates import GateOutcome, gate_outcomes
 from recipe_engine.execute.positions import TextMasks, text_masks
@@ -130,6 +132,41 @@ def _generation_kwargs(model: LoadedModel, gen: GenerationSpec) -> dict[str, Any
     return kwargs
 
 
+class _StepTap(BaseStreamer, StoppingCriteria):  # type: ignore[misc]
+    """What a caller hears of a running generate call: transformers hands every step's new
+    token ids to a streamer (`put`) and asks its stopping criteria after each step. The first
+    `put` is the prompt ids, not a step: skipped."""
+
+    def __init__(self, on_step: Callable[[list[int]], None], stop: Callable[[], bool] | None):
+        self.on_step = on_step
+        self.stop = stop
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        self.on_step([int(t) for t in value.reshape(-1).tolist()])
+
+    def end(self) -> None:
+        self.prompt_seen = False  # ready for the next batch
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
+        done = self.stop is not None and self.stop()
+        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
+
+
+def _tap_kwargs(
+    on_step: Callable[[list[int]], None] | None, stop: Callable[[], bool] | None
+) -> dict[str, Any]:
+    """The generate kwargs that feed `on_step` and ask `stop` (none without a listener: the
+    call is then exactly what it was)."""
+    if on_step is None:
+        return {}
+    tap = _StepTap(on_step, stop)
+    return {"streamer": tap, "stopping_criteria": StoppingCriteriaList([tap])}
+
+
 def _split_generated(
     result: PassResult,
     ids: torch.Tensor,
@@ -170,8 +207,14 @@ def generate_pass(
     persistent: bool = False,
     progress: Callable[[int], None] | None = None,
     reduction: StepReduction = FINITE_ONLY,
+    on_step: Callable[[list[int]], None] | None = None,
+    stop: Callable[[], bool] | None = None,
 ) -> PassResult:
     """Generate with the plan applied on every step.
+
+    on_step (optional) hears each step as it is generated: one new token id per row of the
+    running batch, in its row order (a row that has finished gets the pad id). stop (asked
+    after each step, only with on_step) ends the batch's generation early when it says so.
 
     Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
     `reduction` names what the report needs; the first step's logits are kept whole (the
@@ -185,7 +228,7 @@ def generate_pass(
     no state between requests, and for role or marker positions, whose token masks differ from
     batch to batch, the plan goes into every call instead: the same computation.
     """
-    kwargs = _generation_kwargs(model, gen)
+    kwargs = _generation_kwargs(model, gen) | _tap_kwargs(on_step, stop)
     nn = model.nn
     plans = _batch_plans(plan, prompts, batch_size)  # merged per batch: one plan each
     text_positions = any(batch_plan.text_positions() for batch_plan in plans)
