@@ -132,7 +132,7 @@ def _generation_kwargs(model: LoadedModel, gen: GenerationSpec) -> dict[str, Any
     return kwargs
 
 
-class _StepTap(BaseStreamer, StoppingCriteria):  # type: ignore[misc]
+class _StepTap(BaseStreamer, StoppingCriteria):
     """What a caller hears of a running generate call: transformers hands every step's new
     token ids to a streamer (`put`) and asks its stopping criteria after each step. The first
     `put` is the prompt ids, not a step: skipped."""

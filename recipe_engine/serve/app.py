@@ -4,10 +4,10 @@ OpenAI's shape ({"error": {"message", "type", "param", "code"}}) so that clients
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -17,11 +17,13 @@ from pydantic import BaseModel, Field
 from recipe_engine.errors import RecipeError
 from recipe_engine.serve.batcher import QueueFull
 from recipe_engine.serve.engine import RowResult
+from recipe_engine.serve.live import live_stream
 from recipe_engine.serve.profiles import PROFILE_NAME
 from recipe_engine.serve.protocol import ChatRequest, CompletionRequest
 from recipe_engine.serve.requests import ApiError, Prepared, prepare
-from recipe_engine.serve.responses import Reply, reply_chunks, reply_json, steering_headers
+from recipe_engine.serve.responses import Reply, reply_json, steering_headers
 from recipe_engine.serve.state import ServerState
+from recipe_engine.serve.streams import Event, Listener
 
 __all__ = ["create_app"]
 
@@ -48,24 +50,52 @@ def _validation_message(exc: RequestValidationError) -> str:
     return "invalid request: " + "; ".join(problems)
 
 
-async def _complete(state: ServerState, prepared: Prepared) -> list[RowResult]:
+def _submit(state: ServerState, prepared: Prepared, listener: Listener) -> list[Future[RowResult]]:
     try:
-        futures = state.batcher.submit(prepared.rows)
+        return state.batcher.submit(prepared.rows, listener)
     except QueueFull:
         raise ApiError(
             429,
             f"the server is busy ({state.config.max_queue} prompts waiting): retry later",
             kind="rate_limit_error",
         ) from None
-    waiting = [asyncio.wrap_future(f) for f in futures]
+
+
+def _timed_out(state: ServerState) -> ApiError:
+    return ApiError(
+        504,
+        f"no answer within {state.config.timeout_s} s (steer serve --timeout)",
+        kind="timeout_error",
+    )
+
+
+async def _complete(state: ServerState, prepared: Prepared) -> list[RowResult]:
+    listener = Listener(None)  # results only; there to say when the request gives up
+    waiting = [asyncio.wrap_future(f) for f in _submit(state, prepared, listener)]
     try:
         return list(await asyncio.wait_for(asyncio.gather(*waiting), state.config.timeout_s))
     except asyncio.TimeoutError:  # wait_for cancels the rows: the batcher skips them
-        raise ApiError(
-            504,
-            f"no answer within {state.config.timeout_s} s (steer serve --timeout)",
-            kind="timeout_error",
-        ) from None
+        listener.abandon()  # and a started generate call of only abandoned rows stops early
+        raise _timed_out(state) from None
+
+
+async def _start_stream(
+    state: ServerState, prepared: Prepared
+) -> tuple[Listener, list[Future[RowResult]], Event]:
+    """Queue a stream's rows and wait for its first event, so that a request that is refused
+    or times out before any token gets its HTTP error, as a non-stream request does."""
+    listener = Listener(asyncio.get_running_loop())
+    futures = _submit(state, prepared, listener)
+    try:
+        first = await asyncio.wait_for(listener.next(), state.config.timeout_s)
+    except asyncio.TimeoutError:
+        listener.abandon()
+        for future in futures:
+            future.cancel()
+        raise _timed_out(state) from None
+    if isinstance(first[1], BaseException):
+        raise first[1]  # the batch failed: as a non-stream request's failure
+    return listener, futures, first
 
 
 async def _serve(
@@ -74,6 +104,12 @@ async def _serve(
     started = time.perf_counter()
     request_id = ("chatcmpl-" if chat else "cmpl-") + uuid.uuid4().hex[:24]
     fields: dict[str, object] = {"id": request_id, "path": request.url.path, "model": body.model}
+
+    def finished(reply: Reply, error: str | None) -> None:
+        outcome = {"usage": reply.usage()} if error is None else {"error": error}
+        seconds = round(time.perf_counter() - started, 4)
+        state.log("request", **fields, status=200, **outcome, seconds=seconds)
+
     try:
         prepared = prepare(state, body)
         fields.update(
@@ -81,7 +117,10 @@ async def _serve(
             strength=prepared.strength,
             prompts=len(prepared.rows),
         )
-        results = await _complete(state, prepared)
+        if body.stream:
+            listener, futures, first = await _start_stream(state, prepared)
+        else:
+            results = await _complete(state, prepared)
     except ApiError as exc:
         state.log(
             "request",
@@ -91,27 +130,16 @@ async def _serve(
             seconds=round(time.perf_counter() - started, 4),
         )
         return _error(exc)
-    reply = Reply(request_id, body.model, chat, prepared, results)
-    state.log(
-        "request",
-        **fields,
-        status=200,
-        usage=reply.usage(),
-        seconds=round(time.perf_counter() - started, 4),
-    )
     headers = steering_headers(prepared)
     if body.stream:
+        reply = Reply(request_id, body.model, chat, prepared, [])
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
-        return StreamingResponse(
-            _sse(reply, include_usage), media_type="text/event-stream", headers=headers
-        )
+        left = state.config.timeout_s - (time.perf_counter() - started)
+        events = live_stream(reply, listener, futures, first, left, include_usage, finished)
+        return StreamingResponse(events, media_type="text/event-stream", headers=headers)
+    reply = Reply(request_id, body.model, chat, prepared, results)
+    finished(reply, None)
     return JSONResponse(reply_json(reply), headers=headers)
-
-
-async def _sse(reply: Reply, include_usage: bool) -> AsyncIterator[str]:
-    for chunk in reply_chunks(reply, include_usage):
-        yield f"data: {json.dumps(chunk, ensure_ascii=False)}\n\n"
-    yield "data: [DONE]\n\n"
 
 
 def _limit_body(

@@ -3,7 +3,8 @@ thread that takes whatever is waiting (up to max_batch rows) and hands it to `ex
 
 The queue's bound is the back-pressure: a row that finds it full is refused at once (HTTP 429)
 instead of waiting behind work the server cannot finish in time. A row whose request gave up
-(its timeout passed, the client left) is cancelled and skipped if it has not started.
+(its timeout passed, the client left) is cancelled and skipped if it has not started; once
+started, its generate call stops early when every row of it has given up or ended.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.serve.engine import Row, RowResult, execute_batch, pass_groups
 from recipe_engine.serve.logs import JsonLog
+from recipe_engine.serve.streams import Listener, RowTap
 
 __all__ = ["Batcher", "QueueFull"]
 
@@ -29,6 +31,7 @@ class QueueFull(Exception):
 class _Pending:
     row: Row
     future: Future[RowResult]
+    tap: RowTap | None  # who hears the row as it is generated
 
 
 def _profiles(rows: list[Row]) -> list[str]:
@@ -60,9 +63,13 @@ class Batcher:
     def waiting(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, rows: list[Row]) -> list[Future[RowResult]]:
-        """Queue rows; QueueFull (none queued) if they do not all fit."""
-        pending = [_Pending(row, Future()) for row in rows]
+    def submit(self, rows: list[Row], listener: Listener | None = None) -> list[Future[RowResult]]:
+        """Queue rows; QueueFull (none queued) if they do not all fit. `listener` hears them
+        as they are generated (serve/streams.py)."""
+        pending = [
+            _Pending(row, Future(), None if listener is None else RowTap(listener, index))
+            for index, row in enumerate(rows)
+        ]
         with self._queue.mutex:  # all of a request's rows, or none
             full = self._queue.maxsize - len(self._queue.queue) < len(pending)
         if full:
@@ -103,11 +110,13 @@ class Batcher:
             self.batches_started += 1
             rows = [item.row for item in batch]
             try:
-                results = execute_batch(self.model, rows)
+                results = execute_batch(self.model, rows, [item.tap for item in batch])
             except Exception as exc:  # every request of the batch gets the failure
                 self.log("batch_failed", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
                 for item in batch:
                     item.future.set_exception(exc)
+                    if item.tap is not None:
+                        item.tap.fail(exc)
                 continue
             # Logged before the answers go out: a client that reads the log after its answer
             # finds its batch there.

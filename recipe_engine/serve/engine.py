@@ -11,7 +11,9 @@ settings (one set per generate call), and a seeded sampled row, which runs alone
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from recipe_engine.execute.runner import generate_pass
 from recipe_engine.format.run_spec import GenerationSpec
@@ -19,7 +21,7 @@ from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.serve.profiles import Profile
 
-__all__ = ["Row", "RowResult", "execute_batch", "pass_groups"]
+__all__ = ["Row", "RowResult", "RowSink", "execute_batch", "pass_groups"]
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,22 @@ class Row:
     profile: Profile | None  # None: the unsteered model
     strength: float | None  # None: the profile's own strengths
     generation: GenerationSpec
+
+
+class RowSink(Protocol):
+    """Where a row goes while it is generated (serve/streams.py): its text pieces as they
+    come and its result when it ends, if the request streams (`live`); `abandoned` once the
+    request gave up."""
+
+    @property
+    def live(self) -> bool: ...
+
+    @property
+    def abandoned(self) -> bool: ...
+
+    def piece(self, text: str) -> None: ...
+
+    def done(self, result: RowResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -60,24 +78,76 @@ def pass_groups(model: LoadedModel, rows: list[Row]) -> list[list[int]]:
     return list(groups.values())
 
 
-def _pieces(prefix_texts: list[str]) -> list[str]:
-    """What each token adds to the text, from the decoded prefixes. Decoded by prefixes, not
+def _piece(sent: str, text: str) -> str:
+    """What the decoded prefix `text` adds to the text sent so far. Decoded by prefixes, not
     token by token: a character split over two tokens (UTF-8 bytes) decodes as U+FFFD until
     its last byte arrives; it is sent whole, with the token that completes it."""
+    if text.endswith("\ufffd") or not text.startswith(sent):
+        return ""
+    return text[len(sent) :]
+
+
+def _pieces(prefix_texts: list[str]) -> list[str]:
+    """What each token adds to the text, from the decoded prefixes (`_piece`)."""
     pieces: list[str] = []
     sent = ""
     for text in prefix_texts:
-        if text.endswith("\ufffd") or not text.startswith(sent):
-            pieces.append("")
-            continue
-        pieces.append(text[len(sent) :])
-        sent = text
+        pieces.append(_piece(sent, text))
+        sent += pieces[-1]
     if prefix_texts and sent != prefix_texts[-1]:  # the text ends mid-character
         pieces[-1] += prefix_texts[-1][len(sent) :] if prefix_texts[-1].startswith(sent) else ""
     return pieces
 
 
-def _run_group(base: LoadedModel, rows: list[Row]) -> list[RowResult]:
+def _row_result(model: LoadedModel, row: Row, ids: list[int]) -> RowResult:
+    """A row's reply from its new tokens (cut at EOS and at its own max_new_tokens)."""
+    with model.lock:  # the tokenizer is shared (LoadedModel)
+        decode = model.tokenizer.decode
+        texts = [decode(ids[:n], skip_special_tokens=True) for n in range(1, len(ids) + 1)]
+    reason = "length" if len(ids) >= row.generation.max_new_tokens else "stop"
+    return RowResult(ids, texts[-1] if texts else "", _pieces(texts), reason)
+
+
+class _Progress:
+    """One row of a running generate call, step by step: its tokens so far, its pieces sent
+    live when its request streams, and its result sent the step it ends (its own EOS or
+    max_new_tokens), even while the call goes on for longer rows."""
+
+    def __init__(self, model: LoadedModel, row: Row, sink: RowSink | None) -> None:
+        self.model, self.row, self.sink = model, row, sink
+        self.ids: list[int] = []
+        self.sent = ""
+        self.finished = False
+
+    @property
+    def over(self) -> bool:
+        """Nothing more of this row is wanted."""
+        return self.finished or self.sink is None or self.sink.abandoned
+
+    def step(self, token: int) -> None:
+        if self.finished:
+            return
+        if token == self.model.tokenizer.eos_token_id:
+            self.finish()
+            return
+        self.ids.append(token)
+        if self.sink is not None and self.sink.live:
+            with self.model.lock:  # held already by this thread (generate_pass): re-entrant
+                text = self.model.tokenizer.decode(self.ids, skip_special_tokens=True)
+            piece = _piece(self.sent, text)
+            self.sent += piece
+            if piece:
+                self.sink.piece(piece)
+        if len(self.ids) >= self.row.generation.max_new_tokens:
+            self.finish()
+
+    def finish(self) -> None:
+        self.finished = True
+        if self.sink is not None and self.sink.live:
+            self.sink.done(_row_result(self.model, self.row, self.ids))
+
+
+def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) -> list[RowResult]:
     first = rows[0]
     model = base if first.profile is None else first.profile.compiled.model
     unsteered = Plan()
@@ -86,26 +156,42 @@ def _run_group(base: LoadedModel, rows: list[Row]) -> list[RowResult]:
     # runs to its longest request and each row is cut to its own length.
     longest = max(r.generation.max_new_tokens for r in rows)
     gen = first.generation.model_copy(update={"max_new_tokens": longest})
-    result = generate_pass(model, plans, [r.prompt for r in rows], gen, batch_size=len(rows))
+    progress = [_Progress(model, row, sink) for row, sink in zip(rows, sinks, strict=True)]
+
+    def on_step(ids: list[int]) -> None:
+        for row, token in zip(progress, ids, strict=True):
+            row.step(token)
+
+    listened = any(sink is not None for sink in sinks)
+    result = generate_pass(
+        model,
+        plans,
+        [r.prompt for r in rows],
+        gen,
+        batch_size=len(rows),
+        on_step=on_step if listened else None,
+        stop=lambda: all(row.over for row in progress),  # every row done or abandoned
+    )
     out: list[RowResult] = []
-    for row, generated in zip(rows, result.generated, strict=True):
-        ids = generated[: row.generation.max_new_tokens]
-        with model.lock:  # the tokenizer is shared (LoadedModel)
-            decode = model.tokenizer.decode
-            texts = [decode(ids[:n], skip_special_tokens=True) for n in range(1, len(ids) + 1)]
-        pieces = _pieces(texts)
-        reason = "length" if len(ids) >= row.generation.max_new_tokens else "stop"
-        out.append(RowResult(ids, texts[-1] if texts else "", pieces, reason))
+    for row, generated, heard in zip(rows, result.generated, progress, strict=True):
+        out.append(_row_result(model, row, generated[: row.generation.max_new_tokens]))
+        if not heard.finished and heard.sink is not None and heard.sink.live:
+            heard.sink.done(out[-1])  # the call ended first (it stopped early)
     return out
 
 
-def execute_batch(model: LoadedModel, rows: list[Row]) -> list[RowResult]:
+def execute_batch(
+    model: LoadedModel, rows: list[Row], sinks: Sequence[RowSink | None] | None = None
+) -> list[RowResult]:
     """Complete every row; results in the rows' order. `model` runs the unsteered rows (a
-    profile's rows run on its compiled model: the same one, from the process's model cache)."""
+    profile's rows run on its compiled model: the same one, from the process's model cache).
+    `sinks` (one per row, or None) hear the rows as they are generated."""
     results: list[RowResult | None] = [None] * len(rows)
+    heard = list(sinks) if sinks is not None else [None] * len(rows)
     for indices in pass_groups(model, rows):
+        group = [rows[i] for i in indices]
         for index, result in zip(
-            indices, _run_group(model, [rows[i] for i in indices]), strict=True
+            indices, _run_group(model, group, [heard[i] for i in indices]), strict=True
         ):
             results[index] = result
     return [r for r in results if r is not None]

@@ -2,8 +2,8 @@
 of chunks (server-sent events), with `usage` and the steering that produced it (`steering` in
 the body, X-Steer-* headers).
 
-A stream is sent once its batch has finished: the engine generates a batch as one call, so the
-chunks (one per token) come all at once, in order, rather than as each token is decoded.
+A stream's chunks are sent as its tokens are generated (serve/live.py): per choice, a first
+chunk, one per token, then one with its finish reason; the usage last when asked for.
 """
 
 from __future__ import annotations
@@ -14,7 +14,15 @@ from dataclasses import dataclass, field
 from recipe_engine.serve.engine import RowResult
 from recipe_engine.serve.requests import Prepared
 
-__all__ = ["Reply", "reply_chunks", "reply_json", "steering_headers"]
+__all__ = [
+    "Choice",
+    "Reply",
+    "cut_at_stop",
+    "reply_json",
+    "steering_headers",
+    "stream_chunk",
+    "usage_chunk",
+]
 
 
 @dataclass
@@ -27,7 +35,7 @@ class Choice:
         return "".join(self.pieces)
 
 
-def _cut_at_stop(result: RowResult, stops: list[str]) -> Choice:
+def cut_at_stop(result: RowResult, stops: list[str]) -> Choice:
     """The tokens up to the first stop string (which is dropped, as OpenAI does)."""
     text = result.text
     cuts = [text.find(s) for s in stops if s in text]
@@ -54,7 +62,7 @@ class Reply:
     created: int = field(default_factory=lambda: int(time.time()))
 
     def choices(self) -> list[Choice]:
-        return [_cut_at_stop(r, self.prepared.stop) for r in self.results]
+        return [cut_at_stop(r, self.prepared.stop) for r in self.results]
 
     def usage(self) -> dict[str, int]:
         completion = sum(len(c.pieces) for c in self.choices())
@@ -119,30 +127,24 @@ def reply_json(reply: Reply) -> dict[str, object]:
     }
 
 
-def reply_chunks(reply: Reply, include_usage: bool) -> list[dict[str, object]]:
-    """The stream: per choice, one chunk per token, then one with the finish reason; the
-    steering in every chunk; the usage in a last chunk without choices when asked for."""
+def stream_chunk(
+    reply: Reply, index: int, piece: str | None, finish: str | None, first: bool = False
+) -> dict[str, object]:
+    """One chunk of a stream: a piece of choice `index`'s text, or its finish reason; the
+    role in a chat's first chunk; the steering in every chunk."""
+    if reply.chat:
+        delta: dict[str, str] = {"role": "assistant"} if first else {}
+        if piece is not None:
+            delta["content"] = piece
+        body: dict[str, object] = {"index": index, "delta": delta}
+    else:
+        body = {"index": index, "text": piece or ""}
+    body.update(finish_reason=finish, logprobs=None)
     kind = "chat.completion.chunk" if reply.chat else "text_completion"
-    chunks: list[dict[str, object]] = []
-    steering = reply.steering()
+    return {**reply.head(kind), "choices": [body], "steering": reply.steering()}
 
-    def chunk(index: int, piece: str | None, finish: str | None, first: bool) -> None:
-        if reply.chat:
-            delta: dict[str, str] = {"role": "assistant"} if first else {}
-            if piece is not None:
-                delta["content"] = piece
-            body: dict[str, object] = {"index": index, "delta": delta}
-        else:
-            body = {"index": index, "text": piece or ""}
-        body.update(finish_reason=finish, logprobs=None)
-        chunks.append({**reply.head(kind), "choices": [body], "steering": steering})
 
-    for index, choice in enumerate(reply.choices()):
-        chunk(index, "" if reply.chat else None, None, first=True)
-        for piece in choice.pieces:
-            if piece:
-                chunk(index, piece, None, first=False)
-        chunk(index, None, choice.finish_reason, first=False)
-    if include_usage:
-        chunks.append({**reply.head(kind), "choices": [], "usage": reply.usage()})
-    return chunks
+def usage_chunk(reply: Reply) -> dict[str, object]:
+    """A stream's last chunk when the usage is asked for: no choices."""
+    kind = "chat.completion.chunk" if reply.chat else "text_completion"
+    return {**reply.head(kind), "choices": [], "usage": reply.usage()}
