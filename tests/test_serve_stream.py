@@ -7,7 +7,9 @@ none, and its stop ends a call early."""
 
 from __future__ import annotations
 
+import io
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,13 +44,15 @@ class _Held:
         self.released: bool | None = None  # did the client release it, or did the wait end?
         real = engine.generate_pass
 
+        self.steps = 0  # steps the last call took
+
         def held(*args: Any, on_step: Callable[[list[int]], None], **kwargs: Any) -> Any:
-            steps = [0]
+            self.steps = 0
 
             def step(ids: list[int]) -> None:
                 on_step(ids)
-                steps[0] += 1
-                if steps[0] == after:
+                self.steps += 1
+                if self.steps == after:
                     self.released = self.release.wait(WAIT_S)
 
             return real(*args, on_step=step, **kwargs)
@@ -87,6 +91,29 @@ def test_chunks_go_out_while_the_batch_is_still_generating(
         assert held.released is True, "no chunk came while generation was held at step 3"
         expected = _text(server, f"{NAME}:positive", PROMPTS[2], max_tokens=NEW_TOKENS)
     assert "".join(texts) == expected[0] and chunk.choices[0].finish_reason == expected[1]
+
+
+def test_a_client_that_leaves_stops_its_generate_call(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = _Held(monkeypatch, after=2)
+    log = io.StringIO()
+    with serving(folder, log) as server:
+        stream = client(server).completions.create(
+            model=f"{NAME}:positive", prompt=PROMPTS[2], max_tokens=NEW_TOKENS, stream=True
+        )
+        chunks = iter(stream)
+        while not next(chunks).choices[0].text:
+            pass
+        stream.close()  # the client leaves mid-stream: its connection closes
+        for _ in range(WAIT_S * 10):  # until the server has seen it go
+            if "the client disconnected" in log.getvalue():
+                break
+            time.sleep(0.1)
+        held.release.set()
+        server.state.batcher.stop()  # waits for the running batch to end
+    assert "the client disconnected" in log.getvalue(), log.getvalue()
+    assert held.steps <= 3 < NEW_TOKENS  # the call stopped a step after it was released
 
 
 def test_a_short_row_ends_before_its_batch(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -215,6 +215,7 @@ def generate_pass(
     on_step (optional) hears each step as it is generated: one new token id per row of the
     running batch, in its row order (a row that has finished gets the pad id). stop (asked
     after each step, only with on_step) ends the batch's generation early when it says so.
+    Neither is called on a remote backend.
 
     Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
     `reduction` names what the report needs; the first step's logits are kept whole (the
@@ -228,7 +229,9 @@ def generate_pass(
     no state between requests, and for role or marker positions, whose token masks differ from
     batch to batch, the plan goes into every call instead: the same computation.
     """
-    kwargs = _generation_kwargs(model, gen) | _tap_kwargs(on_step, stop)
+    # A remote backend runs the call elsewhere: nothing comes back before its end.
+    tap = {} if model.remote else _tap_kwargs(on_step, stop)
+    kwargs = _generation_kwargs(model, gen) | tap
     nn = model.nn
     plans = _batch_plans(plan, prompts, batch_size)  # merged per batch: one plan each
     text_positions = any(batch_plan.text_positions() for batch_plan in plans)

@@ -98,6 +98,16 @@ async def _start_stream(
     return listener, futures, first
 
 
+def _gone(request: Request) -> Callable[[], Awaitable[None]]:
+    """Returns when the client disconnects (its body was read: nothing else comes)."""
+
+    async def wait() -> None:
+        while (await request.receive())["type"] != "http.disconnect":
+            pass
+
+    return wait
+
+
 async def _serve(
     state: ServerState, request: Request, body: CompletionRequest | ChatRequest, chat: bool
 ) -> Response:
@@ -135,7 +145,9 @@ async def _serve(
         reply = Reply(request_id, body.model, chat, prepared, [])
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         left = state.config.timeout_s - (time.perf_counter() - started)
-        events = live_stream(reply, listener, futures, first, left, include_usage, finished)
+        events = live_stream(
+            reply, listener, futures, first, left, include_usage, _gone(request), finished
+        )
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     reply = Reply(request_id, body.model, chat, prepared, results)
     finished(reply, None)

@@ -7,6 +7,10 @@ keeps its own plan (its profile's, compiled once per strength: Profile.plan) and
 merges them per batch with row masks (execute/rows.py), so a row computes what it would alone
 and no steering leaks between rows. What still splits a batch (`pass_groups`): sampling
 settings (one set per generate call), and a seeded sampled row, which runs alone.
+
+A row may have a sink (serve/streams.py): a streaming request hears its row's text pieces as
+they are generated and its result the step the row ends; a generate call whose rows have all
+ended or been abandoned by their requests stops early.
 """
 
 from __future__ import annotations
@@ -121,8 +125,8 @@ class _Progress:
 
     @property
     def over(self) -> bool:
-        """Nothing more of this row is wanted."""
-        return self.finished or self.sink is None or self.sink.abandoned
+        """Nothing more of this row is wanted (a row without a sink is wanted to its end)."""
+        return self.finished or (self.sink is not None and self.sink.abandoned)
 
     def step(self, token: int) -> None:
         if self.finished:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
 
 from recipe_engine.serve.engine import RowResult
@@ -73,6 +73,33 @@ def _error(message: str, kind: str) -> str:
     return _sse({"error": {"message": message, "type": kind, "param": None, "code": None}})
 
 
+async def _next(listener: Listener) -> Event | None:
+    return await listener.next()
+
+
+async def _watch(client_gone: Callable[[], Awaitable[None]]) -> Event | None:
+    await client_gone()
+    return None
+
+
+async def _next_event(
+    listener: Listener, gone: asyncio.Future[Event | None], left: float
+) -> Event | None:
+    """The listener's next event; None if the client left first; TimeoutError after `left` s.
+    Watched here, not left to the server: a client that leaves while no chunk is being sent
+    would otherwise be noticed only at the next chunk."""
+    getting = asyncio.ensure_future(_next(listener))
+    done, _ = await asyncio.wait(
+        {getting, gone}, timeout=max(left, 0.0), return_when=asyncio.FIRST_COMPLETED
+    )
+    if getting in done:
+        return getting.result()
+    getting.cancel()
+    if gone in done:
+        return None
+    raise asyncio.TimeoutError
+
+
 async def live_stream(
     reply: Reply,
     listener: Listener,
@@ -80,36 +107,51 @@ async def live_stream(
     first: Event,
     timeout_s: float,
     include_usage: bool,
+    client_gone: Callable[[], Awaitable[None]],
     finished: Callable[[Reply, str | None], None],
 ) -> AsyncIterator[str]:
     """The events of `reply`'s stream, from its first event on; `finished(reply, error)` when
-    it ends (error None: complete)."""
+    it ends (error None: complete). `client_gone` returns when the client disconnects."""
     choices = _Choices(reply)
     deadline = asyncio.get_running_loop().time() + timeout_s
+    gone = asyncio.ensure_future(_watch(client_gone))
+    logged = False
+
+    def end(error: str | None) -> None:
+        nonlocal logged
+        logged = True
+        finished(reply, error)
+
     try:
         for index in range(len(reply.prepared.rows)):
             yield _sse(stream_chunk(reply, index, "" if reply.chat else None, None, first=True))
         event: Event | None = first
-        while event is not None:
+        while not choices.done:
+            if event is None:
+                return  # the client left: `finally` says so
             index, item = event
             if isinstance(item, BaseException):
-                finished(reply, f"{type(item).__name__}: {item}")
+                end(f"{type(item).__name__}: {item}")
                 yield _error(f"generation failed: {item}", "server_error")
                 return
             for chunk in choices.chunks(index, item):
                 yield _sse(chunk)
-            left = deadline - asyncio.get_running_loop().time()
-            event = None if choices.done else await asyncio.wait_for(listener.next(), left)
+            if not choices.done:
+                left = deadline - asyncio.get_running_loop().time()
+                event = await _next_event(listener, gone, left)
         reply.results = [choices.results[i] for i in range(len(choices.heard))]
+        end(None)  # logged first: a client that reads the log after its stream finds it
         if include_usage:
             yield _sse(usage_chunk(reply))
         yield "data: [DONE]\n\n"
-        finished(reply, None)
     except asyncio.TimeoutError:
         message = f"no answer within {timeout_s} s (steer serve --timeout)"
-        finished(reply, message)
+        end(message)
         yield _error(message, "timeout_error")
     finally:  # complete, failed, timed out, or the client left: nothing more is wanted
+        gone.cancel()
         listener.abandon()
         for future in futures:
             future.cancel()
+        if not logged:
+            finished(reply, "the client disconnected")
