@@ -15,6 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+import openai
 import pytest
 import torch
 
@@ -114,6 +115,21 @@ def test_a_client_that_leaves_stops_its_generate_call(
         server.state.batcher.stop()  # waits for the running batch to end
     assert "the client disconnected" in log.getvalue(), log.getvalue()
     assert held.steps <= 3 < NEW_TOKENS  # the call stopped a step after it was released
+
+
+def test_a_stream_past_its_timeout_ends_with_an_error(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its first tokens went out (HTTP 200): the timeout comes as OpenAI's error event, which
+    the client raises."""
+    held = _Held(monkeypatch, after=3)
+    with serving(folder, timeout_s=5) as server:
+        texts: list[str] = []
+        with pytest.raises(openai.APIError, match="no answer within 5 s"):
+            for chunk in _stream(server, NAME, PROMPTS[0], max_tokens=NEW_TOKENS):
+                texts.append(chunk.choices[0].text)
+        held.release.set()
+    assert held.released is True and "".join(texts)  # released by the test, after text came
 
 
 def test_a_short_row_ends_before_its_batch(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -145,8 +145,9 @@ async def _serve(
         reply = Reply(request_id, body.model, chat, prepared, [])
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         left = state.config.timeout_s - (time.perf_counter() - started)
+        timeout = _timed_out(state).message
         events = live_stream(
-            reply, listener, futures, first, left, include_usage, _gone(request), finished
+            reply, listener, futures, first, left, timeout, include_usage, _gone(request), finished
         )
         return StreamingResponse(events, media_type="text/event-stream", headers=headers)
     reply = Reply(request_id, body.model, chat, prepared, results)

@@ -105,15 +105,17 @@ async def live_stream(
     listener: Listener,
     futures: list[Future[RowResult]],
     first: Event,
-    timeout_s: float,
+    left_s: float,
+    timeout_message: str,
     include_usage: bool,
     client_gone: Callable[[], Awaitable[None]],
     finished: Callable[[Reply, str | None], None],
 ) -> AsyncIterator[str]:
     """The events of `reply`'s stream, from its first event on; `finished(reply, error)` when
-    it ends (error None: complete). `client_gone` returns when the client disconnects."""
+    it ends (error None: complete); `timeout_message` after `left_s` seconds. `client_gone`
+    returns when the client disconnects."""
     choices = _Choices(reply)
-    deadline = asyncio.get_running_loop().time() + timeout_s
+    deadline = asyncio.get_running_loop().time() + left_s
     gone = asyncio.ensure_future(_watch(client_gone))
     logged = False
 
@@ -145,9 +147,8 @@ async def live_stream(
             yield _sse(usage_chunk(reply))
         yield "data: [DONE]\n\n"
     except asyncio.TimeoutError:
-        message = f"no answer within {timeout_s} s (steer serve --timeout)"
-        end(message)
-        yield _error(message, "timeout_error")
+        end(timeout_message)
+        yield _error(timeout_message, "timeout_error")
     finally:  # complete, failed, timed out, or the client left: nothing more is wanted
         gone.cancel()
         listener.abandon()
