@@ -122,6 +122,7 @@ class _Progress:
         self.ids: list[int] = []
         self.sent = ""
         self.finished = False
+        self.result: RowResult | None = None  # built the step a live row ends
 
     @property
     def over(self) -> bool:
@@ -148,7 +149,8 @@ class _Progress:
     def finish(self) -> None:
         self.finished = True
         if self.sink is not None and self.sink.live:
-            self.sink.done(_row_result(self.model, self.row, self.ids))
+            self.result = _row_result(self.model, self.row, self.ids)
+            self.sink.done(self.result)
 
 
 def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) -> list[RowResult]:
@@ -178,6 +180,9 @@ def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) 
     )
     out: list[RowResult] = []
     for row, generated, heard in zip(rows, result.generated, progress, strict=True):
+        if heard.result is not None:  # a live row's reply, built and sent the step it ended
+            out.append(heard.result)
+            continue
         out.append(_row_result(model, row, generated[: row.generation.max_new_tokens]))
         if not heard.finished and heard.sink is not None and heard.sink.live:
             heard.sink.done(out[-1])  # the call ended first (it stopped early)

@@ -73,10 +73,6 @@ def _error(message: str, kind: str) -> str:
     return _sse({"error": {"message": message, "type": kind, "param": None, "code": None}})
 
 
-async def _next(listener: Listener) -> Event | None:
-    return await listener.next()
-
-
 async def _watch(client_gone: Callable[[], Awaitable[None]]) -> Event | None:
     await client_gone()
     return None
@@ -88,7 +84,7 @@ async def _next_event(
     """The listener's next event; None if the client left first; TimeoutError after `left` s.
     Watched here, not left to the server: a client that leaves while no chunk is being sent
     would otherwise be noticed only at the next chunk."""
-    getting = asyncio.ensure_future(_next(listener))
+    getting: asyncio.Future[Event | None] = asyncio.ensure_future(listener.next())
     done, _ = await asyncio.wait(
         {getting, gone}, timeout=max(left, 0.0), return_when=asyncio.FIRST_COMPLETED
     )
