@@ -293,7 +293,7 @@ def run_recipe(
 
     `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
     the unsteered pass when only the interventions changed."""
-    from recipe_engine.controls import add_controls
+    from recipe_engine.evaluate.controls import add_controls
     from recipe_engine.execute.passes import run_passes
     from recipe_engine.report.build import build_report
 

@@ -39,7 +39,7 @@ STAGES: list[tuple[str, ...]] = [
     ("execute",),
     ("report",),
     ("training",),  # trains the embedded model offline; reads report/metrics
-    ("controls",),  # random-vector controls: reruns the passes, measured like the run
+    ("evaluate",),  # judges, prompting, random controls, the evaluation table
     ("pipeline",),
     ("sweep",),
     ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector

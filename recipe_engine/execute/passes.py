@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import torch
 
 from recipe_engine.errors import NumericalFailure, UsageError
-from recipe_engine.execute.instruction_judge import load_judge
-from recipe_engine.execute.judge import Judged, judge_side
+from recipe_engine.evaluate.instruction_judge import load_judge
+from recipe_engine.evaluate.judge import Judged, judge_side
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
-from recipe_engine.execute.prompting import prompting_texts
+from recipe_engine.evaluate.prompting import prompting_texts
 from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
     PassResult,

@@ -32,7 +32,7 @@ from recipe_engine.report.results import (
     RunReport,
     SideOutcome,
 )
-from recipe_engine.report.text_metrics import TEXT_MEASURES
+from recipe_engine.evaluate.text_metrics import TEXT_MEASURES
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
 

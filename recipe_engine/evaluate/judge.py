@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from recipe_engine.errors import EnvironmentFailure
-from recipe_engine.execute.instruction_judge import judge_scores
+from recipe_engine.evaluate.instruction_judge import judge_scores
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import ConceptMetric, FluencyMetric, InstructionMetric
 from recipe_engine.resolve.loaded_model import LoadedModel

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from recipe_engine.execute.judge import Judged
+from recipe_engine.evaluate.judge import Judged
 from recipe_engine.execute.passes import RunPasses
 from recipe_engine.format.report_spec import (
     ConceptMetric,
