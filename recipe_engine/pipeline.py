@@ -294,17 +294,16 @@ def run_recipe(
     `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
     the unsteered pass when only the interventions changed."""
     from recipe_engine.evaluate.controls import add_controls
-    from recipe_engine.execute.passes import run_passes
-    from recipe_engine.report.build import build_report
+    from recipe_engine.evaluate.sides import evaluate_passes, measure_run
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     doc, model, plan = compiled.loaded.document, compiled.model, compiled.plan
     recipe = batch_for_device(compiled.recipe, model)
     tensors = {name: v.tensor for name, v in compiled.vectors.items()}
-    passes = run_passes(
+    passes = evaluate_passes(
         recipe, model, plan, doc, progress, baseline, compiled.part_plans or None, tensors
     )
-    report = build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+    report = measure_run(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
     if recipe.report.controls is not None and recipe.report.controls.random:
         count = recipe.report.controls.random
         add_controls(report, recipe, doc, model, compiled.vectors, passes, count, progress)

@@ -1,4 +1,4 @@
-"""The word-level text metrics against values worked out by hand (report/text_metrics.py)."""
+"""The word-level text metrics against values worked out by hand (evaluate/text_metrics.py)."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ the unsteered model to answer.
                         message (the first message when there is no user turn).
 
 Only the text the model answers changes: every side is still judged after the original prompt
-(execute/judge.py), so the prompting side's numbers compare its answers, not its prompt.
+(evaluate/judge.py), so the prompting side's numbers compare its answers, not its prompt.
 """
 
 from __future__ import annotations

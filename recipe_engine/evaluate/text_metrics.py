@@ -1,5 +1,5 @@
 """Metrics read on generated continuations (generate and edit modes). Each side (baseline,
-steered, prompting) is scored the same way; execute/judge.py ran the unsteered model over the
+steered, prompting) is scored the same way; evaluate/judge.py ran the unsteered model over the
 continuations, and the numbers are computed here:
 
     concept:NAME        mean score per continuation. words: (phrase occurrences) / (words);
@@ -14,7 +14,7 @@ continuations, and the numbers are computed here:
     instruction         cosine of each answer's mean activation with the unsteered answer's to
                         the same prompt, averaged (baseline: 1 by definition)
     instruction:judge   with `judge: MODEL`: that model's P(Yes) / (P(Yes) + P(No)) that each
-                        answer addresses its question, averaged (execute/instruction_judge.py)
+                        answer addresses its question, averaged (evaluate/instruction_judge.py)
 
 Words are lowercase runs of letters, digits and apostrophes. With run.samples > 1, each metric
 of the steered side carries a 95% confidence interval of its mean (normal approximation,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -32,7 +32,6 @@ from recipe_engine.report.results import (
     RunReport,
     SideOutcome,
 )
-from recipe_engine.evaluate.text_metrics import TEXT_MEASURES
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
 
@@ -153,7 +152,6 @@ MEASURES: dict[type, Measure] = {
     LogitDiffMetric: _logit_diff,
     KLBaselineMetric: _kl_baseline,
     PerplexityMetric: _perplexity_metric,
-    **TEXT_MEASURES,
 }
 
 
@@ -181,14 +179,20 @@ def build_report(
     plan: Plan,
     passes: RunPasses,
     timing: dict[str, float],
+    measures: Mapping[type, Measure] | None = None,
 ) -> RunReport:
-    """Measure the passes of a run. `timing` holds the compile stages (load_s, vectors_s)."""
+    """Measure the passes of a run. `timing` holds the compile stages (load_s, vectors_s).
+    `measures`: the metric kinds a later stage measures (the text metrics of evaluate/, which
+    calls this with them: evaluate/sides.py), besides MEASURES."""
+    known = {**MEASURES, **(measures or {})}
     tokenizer, sides = model.tokenizer, passes.sides
     metrics: list[MetricValue] = []
     top = recipe.report.top_tokens
     with model.lock:  # the tokenizer is shared (LoadedModel)
         for index, metric in enumerate(recipe.report.metrics):
-            metrics.extend(MEASURES[type(metric)](metric, index, tokenizer, passes))
+            if type(metric) not in known:  # a text metric measured without the evaluate stage
+                raise TypeError(f"no measure for {type(metric).__name__}: evaluate/sides.py")
+            metrics.extend(known[type(metric)](metric, index, tokenizer, passes))
         outcomes = [
             PromptOutcome(
                 prompt,
