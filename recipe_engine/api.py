@@ -11,6 +11,7 @@ holds it to that), so whatever a command does, a program can do too.
     explain       explain_recipe (a JSON object)
     vectors       build_vectors_file; inspect_vectors -> VectorFileInfo
     sweep         run_sweep -> SweepResult; write_sweep
+    eval          evaluate_recipe -> EvalTable; render_eval_table (text/json/csv/markdown/plot)
     serve         ServeConfig -> run_server (foreground); start_server -> RunningServer (thread)
     export        export_recipe (hf folder, gguf control vector)
     schema        render_schema                                           (torch-free)
@@ -35,6 +36,9 @@ from typing import TYPE_CHECKING, Any
 from recipe_engine.model_config import BACKENDS
 
 if TYPE_CHECKING:
+    from recipe_engine.eval_runs import evaluate_recipe
+    from recipe_engine.evaluate.table import EvalTable
+    from recipe_engine.evaluate.table_output import render_eval_table
     from recipe_engine.examples import Example, copy_example, list_examples
     from recipe_engine.execute.batch import Row, RowResult, run_rows
     from recipe_engine.execute.gates import GateOutcome
@@ -68,6 +72,7 @@ __all__ = [
     "BuiltVector",
     "CompiledRecipe",
     "ConditionSearch",
+    "EvalTable",
     "Example",
     "GateOutcome",
     "LoadedRecipe",
@@ -85,6 +90,7 @@ __all__ = [
     "compile_recipe",
     "copy_example",
     "display_path",
+    "evaluate_recipe",
     "explain_recipe",
     "export_recipe",
     "find_condition",
@@ -92,6 +98,7 @@ __all__ = [
     "list_examples",
     "load_recipe",
     "looks_like_recipe",
+    "render_eval_table",
     "render_schema",
     "render_text",
     "run_recipe",
@@ -109,6 +116,9 @@ _WHERE = {
     "copy_example": "recipe_engine.examples",
     "list_examples": "recipe_engine.examples",
     "display_path": "recipe_engine.load.paths",
+    "evaluate_recipe": "recipe_engine.eval_runs",
+    "EvalTable": "recipe_engine.evaluate.table",
+    "render_eval_table": "recipe_engine.evaluate.table_output",
     "Row": "recipe_engine.execute.batch",
     "RowResult": "recipe_engine.execute.batch",
     "run_rows": "recipe_engine.execute.batch",

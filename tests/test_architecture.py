@@ -41,7 +41,7 @@ STAGES: list[tuple[str, ...]] = [
     ("training",),  # trains the embedded model offline; reads report/metrics
     ("evaluate",),  # judges, prompting, random controls, the evaluation table
     ("pipeline",),
-    ("sweep",),
+    ("sweep", "eval_runs"),  # eval_runs: steer eval's driver over pipeline.py
     ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector
     ("serve",),  # the OpenAI-compatible HTTP server (steer serve): compiled profiles, batching
     ("api",),

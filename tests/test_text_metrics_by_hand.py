@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from recipe_engine.report.metrics import MetricValue
 from recipe_engine.evaluate.text_metrics import distinct_n, longest_repeat, phrase_rate, words
+from recipe_engine.report.metrics import MetricValue
 
 
 def test_words_are_lowercase_runs_of_letters_digits_apostrophes() -> None:

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from recipe_engine.atomic import hold_sigint
 from recipe_engine.cli import (
     condition,
+    eval,
     examples,
     explain,
     export,
@@ -44,6 +45,7 @@ SUBCOMMANDS = (
     explain,
     vectors,
     sweep,
+    eval,
     condition,
     export,
     serve,
