@@ -37,6 +37,7 @@ STAGES: list[tuple[str, ...]] = [
     ("vectors",),
     ("plan", "compiler"),
     ("execute",),
+    ("learned",),  # steering vectors trained by gradient through compiled plans (kind: trained)
     ("report",),
     ("training",),  # trains the embedded model offline; reads report/metrics
     ("controls",),  # random-vector controls: reruns the passes, measured like the run
