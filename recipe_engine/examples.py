@@ -85,7 +85,12 @@ def needed_files(recipe_path: Path) -> list[Path]:
     relative to the recipe's folder, each below that folder."""
     from recipe_engine.format.file_fields import file_fields
     from recipe_engine.format.prompts import PromptFile
-    from recipe_engine.format.vectors import FileVector, ProbeVector, SaeFeatureVector
+    from recipe_engine.format.vectors import (
+        FileVector,
+        ProbeVector,
+        SaeFeatureVector,
+        TrainedVector,
+    )
     from recipe_engine.load.paths import resolve_reference
     from recipe_engine.model_config import is_local_path
 
@@ -102,6 +107,8 @@ def needed_files(recipe_path: Path) -> list[Path]:
             add(field.owner.path, field.pointer + "/path")
             if isinstance(field.owner, SaeFeatureVector):  # sae-lens: cfg.json names the hook
                 add(str(Path(field.owner.path).parent / "cfg.json"), field.pointer + "/path")
+        elif isinstance(field.owner, TrainedVector):
+            add(field.owner.targets.file, field.pointer + "/file")  # type: ignore[union-attr]
         elif isinstance(field.owner, PromptFile):
             add(field.owner.file, field.pointer + "/file")
     if is_local_path(recipe.model.id) or any(

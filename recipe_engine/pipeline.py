@@ -212,6 +212,7 @@ def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
 def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
     from recipe_engine.compiler import compile_part_plans, compile_plan, probe_logits
+    from recipe_engine.learned import train_vector
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 
@@ -221,7 +222,7 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     _check_prompt_lengths(loaded, model)
     loaded_at = time.perf_counter()
-    vectors = build_vectors(recipe, model, doc)
+    vectors = build_vectors(recipe, model, doc, trainer=train_vector)
     built_at = time.perf_counter()
     tensors = {n: v.tensor for n, v in vectors.items()}
     probes = probe_logits({n: v.provenance for n, v in vectors.items()})
@@ -345,6 +346,7 @@ def build_vectors_file(
     """Build a recipe's vectors (all, or `names`) and write them into one safetensors file,
     atomically, with their provenance (vectors/artifacts.py). Returns what was written."""
     from recipe_engine import __version__
+    from recipe_engine.learned import train_vector
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
     from recipe_engine.vectors.artifacts import write_vector_file
@@ -353,7 +355,9 @@ def build_vectors_file(
     recipe = loaded.recipe
     names = list(recipe.vectors) if names is None else names
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
-    built = build_vectors(recipe, model, loaded.document, names, cache=cache, progress=progress)
+    built = build_vectors(
+        recipe, model, loaded.document, names, cache=cache, progress=progress, trainer=train_vector
+    )
     wanted = {n: built[n] for n in names}
     header = {
         "engine_version": __version__,

@@ -37,6 +37,7 @@ STAGES: list[tuple[str, ...]] = [
     ("vectors",),
     ("plan", "compiler"),
     ("execute",),
+    ("learned",),  # steering vectors trained by gradient through compiled plans (kind: trained)
     ("report",),
     ("training",),  # trains the embedded model offline; reads report/metrics
     ("evaluate",),  # judges, prompting, random controls, the evaluation table
