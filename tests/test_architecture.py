@@ -37,10 +37,11 @@ STAGES: list[tuple[str, ...]] = [
     ("vectors",),
     ("plan", "compiler"),
     ("execute",),
-    ("learned",),  # steering vectors trained by gradient through compiled plans (kind: trained)
     ("report",),
     ("training",),  # trains the embedded model offline; reads report/metrics
     ("evaluate",),  # judges, prompting, random controls, the evaluation table
+    ("learned",),  # steering vectors trained by gradient through compiled plans (kind: trained;
+    # after evaluate: prompted targets are the prompting side's answers)
     ("pipeline",),
     ("sweep", "eval_runs"),  # eval_runs: steer eval's driver over pipeline.py
     ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector

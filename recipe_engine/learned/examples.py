@@ -1,5 +1,5 @@
 """A trained vector's examples as token ids: read from its target file, or written by the
-unsteered model itself under an instruction (the prompting side's texts, execute/prompting.py).
+unsteered model itself under an instruction (the prompting side's texts, evaluate/prompting.py).
 
 Each example is a prompt's ids and one completion's ids (lm) or two (chosen, rejected). The
 prompt is tokenized the way a run tokenizes it (the tokenizer's own markers included, a
@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from recipe_engine.errors import RecipeError
-from recipe_engine.execute.prompting import instructed_prompt
+from recipe_engine.evaluate.prompting import instructed_prompt
 from recipe_engine.execute.runner import generate_pass
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.format.trained import PromptedTargets, TargetFile
