@@ -205,9 +205,11 @@ def test_github_actions_example_as_written(base_venv: Path, tmp_path: Path) -> N
     project = tmp_path / "project"
     (project / ".git").mkdir(parents=True)
     listed = _ok([base_venv / "steer", "ls"]).stdout.splitlines()
-    assert len(listed) == len([p for p in RECIPES.glob("*.yaml")])
+    shipped = [*RECIPES.glob("*.yaml"), *(RECIPES / "real").glob("*.yaml")]
+    assert len(listed) == len([p for p in shipped if not p.name.startswith("_")])
     for line in listed:
-        _ok([base_venv / "steer", "cp", line.split()[0], project / "recipes"])
+        name = line.split()[0]
+        _ok([base_venv / "steer", "cp", name, project / "recipes" / Path(name).parent])
     result = _ok([base_venv / "steer", "validate", "recipes/", "--format", "github"], cwd=project)
     assert "::error" not in result.stdout
 
