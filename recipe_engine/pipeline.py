@@ -312,6 +312,7 @@ def run_recipe(
         recipe, model, plan, doc, progress, baseline, compiled.part_plans or None, tensors
     )
     report = build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+    report.groups = compiled._groups().get("groups", [])
     if recipe.report.controls is not None and recipe.report.controls.random:
         count = recipe.report.controls.random
         add_controls(report, recipe, doc, model, compiled.vectors, passes, count, progress)

@@ -41,3 +41,30 @@ def test_groups_that_make_sense_pass(tmp_path: Path) -> None:
         '    - {prompts: ["z"]}\n    - {prompts: ["w"]}\n'  # unnamed groups may be many
     )
     assert _errors(tmp_path, groups) == []
+
+
+def test_the_report_summarises_conditions_and_lists_the_groups_plans() -> None:
+    """Issue 24 item 7: the JSON `plan` held only the recipe's plan, and how many prompts a
+    `when:` fired on had to be counted by hand from each prompt's line."""
+    from recipe_engine.api import load_recipe, render_text, run_recipe
+    from tests.conftest import RECIPES
+
+    recipe = RECIPES / "conditional-steering.yaml"
+    groups = (
+        "run.prompts=[{name: food, prompts: [\"The kitchen closes at ten. The pizza was\"]}, "
+        "{name: films, prompts: [\"We watched the show on Friday. The movie was\"], "
+        "strength: 1.0}]"
+    )
+    report = run_recipe(load_recipe(recipe, overrides=[groups, "report.metrics=[]"]))
+    fired = [p.conditions[0].fired for p in report.prompts]  # each prompt's own verdict
+    [summary] = report.to_json()["conditions"]
+    assert summary["fired"] == sum(fired) and summary["prompts"] == 2
+    assert summary["groups"] == {
+        "food": {"fired": int(fired[0]), "prompts": 1},
+        "films": {"fired": int(fired[1]), "prompts": 1},
+    }
+    assert fired == [True, False]  # the recipe's own README example
+    [own] = report.to_json()["groups"]
+    assert own["group"] == "films" and [op["strength"] for op in own["plan"]] == [1.0]
+    text = render_text(report)
+    assert "intervention 0 fired on 1 of 2 prompts" in text and "food: 1 of 1" in text
