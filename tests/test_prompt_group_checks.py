@@ -51,8 +51,8 @@ def test_the_report_summarises_conditions_and_lists_the_groups_plans() -> None:
 
     recipe = RECIPES / "conditional-steering.yaml"
     groups = (
-        "run.prompts=[{name: food, prompts: [\"The kitchen closes at ten. The pizza was\"]}, "
-        "{name: films, prompts: [\"We watched the show on Friday. The movie was\"], "
+        'run.prompts=[{name: food, prompts: ["The kitchen closes at ten. The pizza was"]}, '
+        '{name: films, prompts: ["We watched the show on Friday. The movie was"], '
         "strength: 1.0}]"
     )
     report = run_recipe(load_recipe(recipe, overrides=[groups, "report.metrics=[]"]))
