@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from recipe_engine.validate import validate_file
 
 HEAD = (
@@ -68,3 +70,32 @@ def test_the_report_summarises_conditions_and_lists_the_groups_plans() -> None:
     assert own["group"] == "films" and [op["strength"] for op in own["plan"]] == [1.0]
     text = render_text(report)
     assert "intervention 0 fired on 1 of 2 prompts" in text and "food: 1 of 1" in text
+
+
+def test_each_group_has_its_metric_rows_equal_to_the_group_run_alone() -> None:
+    """Issue 24 item 7: metrics were pooled over the groups. A group's rows are the metric over
+    its prompts; the reference is the recipe run on that group's prompts alone."""
+    from recipe_engine.api import load_recipe, render_text, run_recipe
+    from tests.conftest import RECIPES
+
+    recipe = RECIPES / "activation-addition.yaml"
+    weak, strong = ['"The weather today is"', '"Our flight home was"'], ['"The new phone is"']
+    groups = (
+        f"run.prompts=[{{name: weak, prompts: [{', '.join(weak)}], strength: 1.0}}, "
+        f"{{name: strong, prompts: [{', '.join(strong)}], strength: 5.0}}]"
+    )
+    mixed = run_recipe(load_recipe(recipe, overrides=[groups]))
+    rows = mixed.to_json()["group_metrics"]
+    assert list(rows) == ["weak", "strong"]
+    for name, prompts, strength in (("weak", weak, 1.0), ("strong", strong, 5.0)):
+        sets = [f"run.prompts=[{', '.join(prompts)}]", f"interventions.0.strength={strength}"]
+        alone = run_recipe(load_recipe(recipe, overrides=sets))
+        got = {m["name"]: m for m in rows[name]}
+        assert "kl_baseline" in got and "kl_baseline:text" not in got  # per-prompt metrics only
+        for metric in ("token_prob:positive", "kl_baseline"):
+            # another batch: logits agree to float32 summation order (tiny_logits_tolerance,
+            # ~2e-4); a probability or a KL moves by at most about that
+            assert got[metric]["steered"] == pytest.approx(alone.metric(metric).steered, abs=5e-4)
+    pooled = mixed.metric("token_prob:positive").steered
+    assert rows["weak"][0]["steered"] != pytest.approx(pooled, abs=1e-3)  # not the pooled mean
+    assert "group strong" in render_text(mixed)

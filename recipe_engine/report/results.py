@@ -16,6 +16,8 @@
                   "prompting" (report.prompt_baseline), "ci95": [lo, hi] (run.samples > 1),
                   "controls": {"n", "mean", "sd", "z", "values"} (report.controls)}],
      "groups": [{"group", "plan"}]: the plan of each prompt group with its own,
+     "group_metrics": {NAME: [the metrics that are means over prompts (token_prob,
+                        logit_diff, kl_baseline of the prompts), over that group's prompts]},
      "conditions": [{"intervention", "condition", "fired", "prompts",
                      "groups": {NAME: {"fired", "prompts"}}}]: how many prompts each fired on,
      "warnings": [one line each: the steered output looks broken, and the likely cause],
@@ -97,6 +99,8 @@ class RunReport:
     warnings: list[str] = field(default_factory=list)
     # The plan of each prompt group that has its own: [{"group", "plan"}] (issue 24 item 7)
     groups: list[dict[str, Any]] = field(default_factory=list)
+    # Per prompt group: the metrics that are means over prompts, over its prompts alone
+    group_metrics: dict[str, list[MetricValue]] = field(default_factory=dict)
 
     def condition_summary(self) -> list[dict[str, Any]]:
         """How many prompts each `when:` condition fired on, overall and per prompt group: a
@@ -147,6 +151,9 @@ class RunReport:
             ],
             "metrics": [m.to_json() for m in self.metrics],
             "groups": list(self.groups),
+            "group_metrics": {
+                name: [m.to_json() for m in values] for name, values in self.group_metrics.items()
+            },
             "conditions": self.condition_summary(),
             "warnings": list(self.warnings),
             "timing": {k: round(v, 4) for k, v in self.timing.items()},

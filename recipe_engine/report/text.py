@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from recipe_engine.report.results import RunReport
@@ -83,6 +84,11 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
     if report.metrics:
         lines.append("")
         lines.extend(_metric_table(report, bold))
+    for name, values in report.group_metrics.items():
+        if values:
+            lines.append("")
+            lines.append(bold(f"group {name}"))
+            lines.extend(_metric_table(replace(report, metrics=values), bold))
     timing = report.timing
     lines.append("")
     lines.append(
