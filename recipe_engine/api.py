@@ -16,8 +16,9 @@ holds it to that), so whatever a command does, a program can do too.
     export        export_recipe (hf folder, gguf control vector)
     schema        render_schema                                           (torch-free)
     examples      list_examples -> [Example]; copy_example                (torch-free)
-    rows          run_rows(model, [Row(prompt, plan)]) -> [RowResult]: rows with their own plans
-                  in shared batches (prompt groups; a server's profiles)
+    rows          run_rows(model, [Row(prompt, plan)], generation=GenerationSpec(...))
+                  -> [RowResult]: rows with their own plans (CompiledRecipe.plan, or Plan() for
+                  none) in shared batches (prompt groups; a server's profiles)
     condition     find_condition -> ConditionSearch; write_condition_search
 
 Each name is imported from its stage on first use (PEP 562), so importing this module is cheap
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
     from recipe_engine.execute.batch import Row, RowResult, run_rows
     from recipe_engine.execute.gates import GateOutcome
     from recipe_engine.export import EXPORT_FORMATS, export_recipe
+    from recipe_engine.format.run_spec import GenerationSpec
     from recipe_engine.format.schema_export import render_schema
     from recipe_engine.load.paths import display_path
     from recipe_engine.pipeline import (
@@ -55,6 +57,7 @@ if TYPE_CHECKING:
         load_recipe,
         run_recipe,
     )
+    from recipe_engine.plan import Plan
     from recipe_engine.report.results import RunReport
     from recipe_engine.report.text import render_text
     from recipe_engine.serve.server import RunningServer, ServeConfig, run_server, start_server
@@ -75,7 +78,9 @@ __all__ = [
     "EvalTable",
     "Example",
     "GateOutcome",
+    "GenerationSpec",
     "LoadedRecipe",
+    "Plan",
     "Progress",
     "Row",
     "RowResult",
@@ -125,7 +130,9 @@ _WHERE = {
     "GateOutcome": "recipe_engine.execute.gates",
     "EXPORT_FORMATS": "recipe_engine.export",
     "export_recipe": "recipe_engine.export",
+    "GenerationSpec": "recipe_engine.format.run_spec",
     "render_schema": "recipe_engine.format.schema_export",
+    "Plan": "recipe_engine.plan",
     "CompiledRecipe": "recipe_engine.pipeline",
     "LoadedRecipe": "recipe_engine.pipeline",
     "Progress": "recipe_engine.pipeline",

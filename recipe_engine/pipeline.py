@@ -218,6 +218,13 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
 
     loaded = _as_loaded(source)
     recipe, doc = loaded.recipe, loaded.document
+    # Chat prompts on a model the header says has no chat template: refused before the load (a
+    # GGUF conversion takes minutes), as `validate --check-model` refuses them.
+    from recipe_engine.validate.chat_template import chat_template_problems
+
+    problems = chat_template_problems(recipe, doc)
+    if problems:
+        raise RecipeError(problems)
     start = time.perf_counter()
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     _check_prompt_lengths(loaded, model)
@@ -305,6 +312,7 @@ def run_recipe(
         recipe, model, plan, doc, progress, baseline, compiled.part_plans or None, tensors
     )
     report = measure_run(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+    report.groups = compiled._groups().get("groups", [])
     if recipe.report.controls is not None and recipe.report.controls.random:
         count = recipe.report.controls.random
         add_controls(report, recipe, doc, model, compiled.vectors, passes, count, progress)

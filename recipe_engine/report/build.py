@@ -155,6 +155,47 @@ MEASURES: dict[type, Measure] = {
 }
 
 
+# Metrics that are a mean over the run's prompts, so a prompt group's rows are the same metric
+# over its prompts alone (text metrics read other texts; judged ones their own passes).
+_PER_PROMPT = (TokenProbMetric, LogitDiffMetric)
+
+
+def _rows(result: PassResult, rows: list[int]) -> PassResult:
+    def pick(items: list[Any]) -> list[Any]:
+        return [items[i] for i in rows] if items else []
+
+    return PassResult(
+        result.next_logits[rows],
+        pick(result.generated),
+        pick(result.step_finite),
+        {key: pick(masses) for key, masses in result.step_mass.items()},
+        pick(result.step_logits),
+        pick(result.gates),
+    )
+
+
+def group_metrics(
+    recipe: Recipe, tokenizer: Any, passes: RunPasses
+) -> dict[str, list[MetricValue]]:
+    """Per prompt group (issue 24 item 7: metrics were pooled over the groups), the metrics that
+    are means over prompts, over that group's prompts; prompts outside any group count as
+    "(no group)". Empty without groups, or with run.samples > 1 (rows are samples there)."""
+    if not any(passes.groups) or passes.samples != 1:
+        return {}
+    found: dict[str, list[MetricValue]] = {}
+    for name in dict.fromkeys(passes.groups):
+        rows = [i for i, g in enumerate(passes.groups) if g == name]
+        sides = {side: _rows(result, rows) for side, result in passes.sides.items()}
+        sub = RunPasses([passes.prompts[i] for i in rows], sides, passes.started)
+        values: list[MetricValue] = []
+        for index, metric in enumerate(recipe.report.metrics):
+            prompts_only = isinstance(metric, KLBaselineMetric) and metric.text is None
+            if isinstance(metric, _PER_PROMPT) or prompts_only:
+                values.extend(MEASURES[type(metric)](metric, index, tokenizer, sub))
+        found[name if name is not None else "(no group)"] = values
+    return found
+
+
 def _vectors(
     model: LoadedModel, vectors: dict[str, BuiltVector], vector_tokens: int
 ) -> dict[str, dict[str, Any]]:
@@ -204,6 +245,7 @@ def build_report(
             )
             for row, prompt in enumerate(passes.prompts)
         ]
+        by_group = group_metrics(recipe, tokenizer, passes)
     shape = model.shape
     return RunReport(
         recipe_name=recipe.name,
@@ -223,4 +265,5 @@ def build_report(
         timing={**timing, "run_s": time.perf_counter() - passes.started},
         passes=sides,
         warnings=garbage_warnings(metrics, plan, len(tokenizer)),
+        group_metrics=by_group,
     )

@@ -33,6 +33,7 @@ from recipe_engine.model_config import (
     shape_from_config,
 )
 from recipe_engine.model_store import PACKAGE_PREFIX, local_model
+from recipe_engine.validate.chat_template import chat_template_problems
 from recipe_engine.validate.conditions import all_interventions, check_condition_order
 
 __all__ = ["ENVIRONMENT_CODES", "check_against_model"]
@@ -72,6 +73,7 @@ def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]
         return [doc.diagnostic(exc.code, str(exc), "/model/id")]
     found = list(_ModelChecks(recipe, doc, shape).run())
     found += check_condition_order(recipe, doc, shape.n_layers)
+    found += chat_template_problems(recipe, doc)
     if (
         builtin_name(spec.id) is None
         and not is_local_path(spec.id)
