@@ -10,7 +10,10 @@ from __future__ import annotations
 import io
 import json
 import random
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -30,6 +33,7 @@ from recipe_engine.resolve.chat_tokens import text_masks
 from recipe_engine.serve import engine
 from recipe_engine.serve.live import sendable_end
 from recipe_engine.serve.profiles import ProfileStore
+from recipe_engine.serve.server import free_port
 from tests.conftest import RECIPES
 from tests.serve_support import (
     MODEL,
@@ -448,6 +452,61 @@ def test_a_stream_cut_by_the_drain_ends_with_an_error_event(
     assert "".join(texts)  # its first tokens went out before the cut
     cut = [r for r in _records(log) if r["event"] == "request"]
     assert len(cut) == 1 and "shutting down" in cut[0]["error"]
+
+
+# The command, in its own process: each generate step slowed (0.8 s) so that a request is in
+# flight when SIGTERM comes; then the command as `steer serve` runs it.
+_SLOW_SERVE = """
+import sys, time
+from recipe_engine.serve import engine
+real = engine.generate_pass
+def slow(*args, on_step, **kwargs):
+    def step(ids):
+        on_step(ids)
+        time.sleep(0.8)
+    return real(*args, on_step=step, **kwargs)
+engine.generate_pass = slow
+from recipe_engine.cli.main import main
+sys.exit(main(["serve", *sys.argv[1:]]))
+"""
+
+
+def test_sigterm_drains_the_command(folder: Path, tmp_path: Path) -> None:
+    expected = steer_run(folder / "mild.yaml")[PROMPTS[0]]["steered"]
+    port = free_port()
+    log = tmp_path / "serve.log"
+    argv = [str(folder), "--model", MODEL, "--port", str(port), "--reload-interval", "0"]
+    with log.open("wb") as stderr:
+        process = subprocess.Popen([sys.executable, "-c", _SLOW_SERVE, *argv], stderr=stderr)
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def up() -> bool:
+            assert process.poll() is None, log.read_text()
+            try:
+                return httpx.get(f"{url}/health", timeout=5).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        _wait_for(up, "the server to start", seconds=300)
+        with ThreadPoolExecutor(1) as pool:
+            body = {"model": f"{NAME}:mild", "prompt": PROMPTS[0], "max_tokens": NEW_TOKENS}
+            answer = pool.submit(
+                lambda: httpx.post(f"{url}/v1/completions", json=body, timeout=300)
+            )
+            time.sleep(1.5)  # its batch has begun: 10 steps of 0.8 s, past uvicorn's old 5 s
+            process.send_signal(signal.SIGTERM)
+            reply = answer.result(120)
+        assert reply.status_code == 200, reply.text
+        assert reply.json()["choices"][0]["text"] == expected
+        # after the drain uvicorn re-raises the signal it caught: the usual end of a SIGTERM
+        assert process.wait(120) == -signal.SIGTERM
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(60)
+    events = [json.loads(line)["event"] for line in log.read_text().splitlines() if line[:1] == "{"]
+    assert "draining" in events and "request" in events, log.read_text()
 
 
 # 26.10 ----------------------------------------------------------------------------------------

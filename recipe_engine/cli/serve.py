@@ -128,6 +128,11 @@ def serve(args: argparse.Namespace) -> int:
     for flag in ("max_tokens", "max_prompt_tokens", "max_queue", "max_batch", "max_connections"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
+    for flag in ("read_timeout", "timeout"):
+        if not getattr(args, flag) > 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be over 0 seconds")
+    if args.drain_timeout is not None and not args.drain_timeout >= 0:
+        raise UsageError("--drain-timeout must be 0 seconds or more")
     require_serve_extra("steer serve")
     from recipe_engine.api import ServeConfig, run_server
 
