@@ -16,10 +16,13 @@ ended or been abandoned by their requests stops early.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
-from recipe_engine.execute.runner import generate_pass
+from recipe_engine.errors import NumericalFailure
+from recipe_engine.execute.gates import GateOutcome
+from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
+from recipe_engine.execute.runner import PassResult, generate_pass
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -61,6 +64,8 @@ class RowResult:
     text: str
     pieces: list[str]  # the text each token adds (what a stream sends), joined: `text`
     finish_reason: str  # "stop" (EOS) or "length" (max_new_tokens reached)
+    failure: str | None = None  # NaN/Inf logits: `steer run`'s message; the reply is an error
+    conditions: tuple[GateOutcome, ...] = ()  # each `when:` of its plan: did it fire
 
 
 def _group_key(index: int, row: Row, model: LoadedModel) -> tuple[object, ...]:
@@ -123,6 +128,7 @@ class _Progress:
         self.sent = ""
         self.finished = False
         self.result: RowResult | None = None  # built the step a live row ends
+        self.announced = False  # its result sent to its sink
 
     @property
     def over(self) -> bool:
@@ -150,7 +156,26 @@ class _Progress:
         self.finished = True
         if self.sink is not None and self.sink.live:
             self.result = _row_result(self.model, self.row, self.ids)
+
+    def announce(self) -> None:
+        """Send a live row's result while its call goes on for longer rows. A row whose end
+        ends the call is announced after it instead, once its logits are known finite."""
+        if self.result is not None and not self.announced and self.sink is not None:
+            self.announced = True
             self.sink.done(self.result)
+
+
+def _non_finite(result: PassResult, index: int, plan: Plan, model: LoadedModel) -> str | None:
+    """`steer run`'s NaN/Inf message if row `index` met NaN/Inf logits (execute/numerics.py)."""
+    dtype = getattr(model.hf, "dtype", None)
+    try:
+        first = result.next_logits[index]
+        require_finite(first, "next-token logits of the prompts", plan, dtype)
+        steps = result.step_finite[index : index + 1]
+        require_finite(steps, "generated steps", plan, dtype)
+    except NumericalFailure as exc:
+        return str(exc)
+    return None
 
 
 def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) -> list[RowResult]:
@@ -167,23 +192,48 @@ def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) 
     def on_step(ids: list[int]) -> None:
         for row, token in zip(progress, ids, strict=True):
             row.step(token)
+        if not all(row.over for row in progress):  # the call goes on: ended rows go now
+            for row in progress:
+                row.announce()
 
     listened = any(sink is not None for sink in sinks)
-    result = generate_pass(
-        model,
-        plans,
-        [r.prompt for r in rows],
-        gen,
-        batch_size=len(rows),
-        on_step=on_step if listened else None,
-        stop=lambda: all(row.over for row in progress),  # every row done or abandoned
-    )
+    try:
+        result = generate_pass(
+            model,
+            plans,
+            [r.prompt for r in rows],
+            gen,
+            batch_size=len(rows),
+            on_step=on_step if listened else None,
+            stop=lambda: all(row.over for row in progress),  # every row done or abandoned
+        )
+    except RuntimeError as exc:  # the sampler refuses NaN/Inf probabilities (as steer run)
+        if not is_non_finite_error(exc):
+            raise
+        worst = max(plans, key=lambda p: max((abs(op.strength) for op in p.ops), default=0))
+        raise NumericalFailure(
+            "the steered model produced NaN/Inf probabilities while sampling: "
+            f"{likely_cause(worst, getattr(model.hf, 'dtype', None))}"
+        ) from exc
     out: list[RowResult] = []
-    for row, generated, heard in zip(rows, result.generated, progress, strict=True):
-        if heard.result is not None:  # a live row's reply, built and sent the step it ended
-            out.append(heard.result)
+    for index, (row, generated, heard) in enumerate(
+        zip(rows, result.generated, progress, strict=True)
+    ):
+        failure = _non_finite(result, index, plans[index], model)
+        if failure is not None:  # what `steer run` says, for this row only
+            out.append(RowResult([], "", [], "stop", failure))
+            if not heard.announced and heard.sink is not None and heard.sink.live:
+                heard.announced = True
+                heard.sink.done(out[-1])
             continue
-        out.append(_row_result(model, row, generated[: row.generation.max_new_tokens]))
+        gates = tuple(result.gates[index]) if index < len(result.gates) else ()
+        if heard.result is not None:  # a live row's reply, built the step it ended
+            out.append(replace(heard.result, conditions=gates))
+            heard.result = out[-1]
+            heard.announce()
+            continue
+        built = _row_result(model, row, generated[: row.generation.max_new_tokens])
+        out.append(replace(built, conditions=gates))
         if not heard.finished and heard.sink is not None and heard.sink.live:
             heard.sink.done(out[-1])  # the call ended first (it stopped early)
     return out

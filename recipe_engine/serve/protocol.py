@@ -1,56 +1,90 @@
 """The OpenAI request bodies `steer serve` accepts, and how a chat becomes a prompt.
 
-Fields the engine does not implement (logprobs, tools, n > 1...) are refused with a 400 naming
-them rather than silently ignored, except the few that change nothing here (user, stream
-options, presence and frequency penalties of 0). Steering fields (`profile`, `strength`) come at
-the top level, which is where the openai client puts `extra_body`.
+Fields the engine does not implement (tools, n > 1...) are refused with a 400 naming them
+rather than silently ignored; the values that change nothing are accepted (user, stream
+options, presence and frequency penalties of 0, `logprobs: false`, `response_format: {type:
+text}`, `tool_choice: "none"`, `parallel_tool_calls`, `store: false`, `metadata`). Types are
+strict, as OpenAI's: `max_tokens: "6"` or `true`, `stream: "yes"` are refused, not coerced.
+Steering fields (`profile`, `strength`) come at the top level, which is where the openai client
+puts `extra_body`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
+    "MAX_STOPS",
+    "MAX_STOP_CHARS",
     "ChatMessage",
     "ChatRequest",
     "CompletionRequest",
+    "ResponseFormat",
     "StreamOptions",
     "TextPart",
     "fallback_chat_prompt",
 ]
 
 
+# OpenAI's limits: at most 4 stop strings; a seed is a signed 64-bit integer. Each stop string
+# is held back from a stream while its start may be forming (serve/live.py): capped in length.
+MAX_STOPS = 4
+MAX_STOP_CHARS = 1024
+SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1
+
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class StreamOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     include_usage: bool = False
+    continuous_usage_stats: Literal[False] | None = None  # vLLM's; usage comes last, once
+
+
+class ResponseFormat(BaseModel):
+    model_config = _STRICT
+
+    type: Literal["text"]  # plain text is what is generated; json modes are not implemented
+
+
+StopString = Annotated[str, Field(max_length=MAX_STOP_CHARS)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=1)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
-    seed: int | None = None
+    top_k: int | None = Field(default=None, ge=-1)  # vLLM's; -1 or 0: off
+    seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     stream: bool = False
     stream_options: StreamOptions | None = None
     n: Literal[1] = 1
-    stop: str | list[str] | None = None
+    stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = None
     user: str | None = None
     presence_penalty: Literal[0] | None = None
     frequency_penalty: Literal[0] | None = None
+    # accepted values that change nothing here
+    logprobs: Literal[False] | None = None
+    response_format: ResponseFormat | None = None
+    tool_choice: Literal["none"] | None = None
+    parallel_tool_calls: bool | None = None
+    store: Literal[False] | None = None
+    metadata: dict[str, str] | None = None
     # steering (the openai client's extra_body lands here)
     profile: str | None = None
     strength: float | None = None
 
 
 class CompletionRequest(_Body):
-    prompt: str | list[str] = Field(min_length=1)
+    # "" and [""] alike are refused: an empty prompt would generate from BOS alone
+    prompt: str | list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
     echo: Literal[False] = False
 
     def prompts(self) -> list[str]:
@@ -58,18 +92,28 @@ class CompletionRequest(_Body):
 
 
 class TextPart(BaseModel):
+    model_config = _STRICT
+
     type: Literal["text"]
     text: str
 
 
 class ChatMessage(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     role: Literal["system", "developer", "user", "assistant"]
-    content: str | list[TextPart]
+    content: str | list[TextPart] | None  # None: an assistant turn without text (OpenAI's)
     name: str | None = None
 
+    @model_validator(mode="after")
+    def _content_given(self) -> ChatMessage:
+        if self.content is None and self.role != "assistant":
+            raise ValueError("content may be null only in an assistant message")
+        return self
+
     def text(self) -> str:
+        if self.content is None:
+            return ""
         if isinstance(self.content, str):
             return self.content
         return "".join(part.text for part in self.content)

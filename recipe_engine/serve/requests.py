@@ -4,9 +4,12 @@ with the HTTP status and a message saying what to change."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.load.prompt_files import Conversation
+from recipe_engine.resolve.chat import ChatTemplateError, render_conversation
 from recipe_engine.serve.engine import Row
 from recipe_engine.serve.profiles import Profile
 from recipe_engine.serve.protocol import ChatRequest, CompletionRequest, fallback_chat_prompt
@@ -77,6 +80,10 @@ def choose_profile(state: ServerState, body: CompletionRequest | ChatRequest) ->
     return found
 
 
+# Ops whose output does not depend on the strength (execute/ops.py).
+_IGNORE_STRENGTH = frozenset({"zero", "mean_ablate"})
+
+
 def _strength(
     state: ServerState, body: CompletionRequest | ChatRequest, profile: Profile | None
 ) -> float | None:
@@ -84,6 +91,18 @@ def _strength(
         return None
     if profile is None:
         raise ApiError(400, "strength needs a profile (model NAME:PROFILE)", param="strength")
+    if not math.isfinite(body.strength):
+        raise ApiError(
+            400, f"strength must be a finite number, not {body.strength}", param="strength"
+        )
+    ops = {i.op for i in profile.compiled.recipe.interventions}
+    if ops <= _IGNORE_STRENGTH:
+        raise ApiError(
+            400,
+            f"profile {profile.name!r} has no strength to set: its interventions "
+            f"({', '.join(sorted(ops))}) do not read one; leave strength out",
+            param="strength",
+        )
     limit = state.config.max_strength
     if not abs(body.strength) <= limit:
         raise ApiError(
@@ -121,6 +140,8 @@ def _generation(
         update["temperature"] = body.temperature if sampled else None
     if body.top_p is not None:
         update["top_p"] = body.top_p
+    if body.top_k is not None:  # vLLM's spelling: -1 or 0 turn it off
+        update["top_k"] = body.top_k if body.top_k > 0 else None
     if body.seed is not None:
         update["seed"] = body.seed
     if not update.get("do_sample", gen.do_sample):  # greedy: sampling knobs do nothing
@@ -129,16 +150,19 @@ def _generation(
 
 
 def chat_prompt(state: ServerState, body: ChatRequest) -> str:
-    """The tokenizer's chat template when it has one, else fallback_chat_prompt."""
-    messages = [(m.role, m.text()) for m in body.messages]
-    if getattr(state.tokenizer, "chat_template", None):
-        rendered: str = state.tokenizer.apply_chat_template(
-            [{"role": r, "content": c} for r, c in messages],
-            tokenize=False,
-            add_generation_prompt=True,
-        )
-        return rendered
-    return fallback_chat_prompt(messages)
+    """The conversation as `steer run` renders a chat prompt (resolve/chat.py): the tokenizer's
+    chat template, each message's role span kept (so `positions: user`, `system`, `assistant`
+    select what they select there), a trailing assistant message continued as a prefill.
+    A tokenizer without a template: fallback_chat_prompt (no roles to select)."""
+    messages = [("system" if m.role == "developer" else m.role, m.text()) for m in body.messages]
+    if not getattr(state.tokenizer, "chat_template", None):
+        return fallback_chat_prompt(messages)
+    try:
+        return render_conversation(state.tokenizer, Conversation(tuple(messages)))
+    except ChatTemplateError as exc:
+        raise ApiError(
+            400, f"this conversation cannot be rendered: {exc}", param="messages"
+        ) from None
 
 
 def _count_tokens(state: ServerState, prompt: str, new_tokens: int) -> int:

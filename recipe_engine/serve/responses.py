@@ -81,6 +81,21 @@ class Reply:
             "vectors": dict(profile.vector_hashes) if profile else {},
         }
 
+    def conditions(self) -> list[list[dict[str, object]]]:
+        """Per choice: each `when:` of its plan, and whether it fired (execute/gates.py)."""
+        return [
+            [
+                {
+                    "intervention": gate.intervention,
+                    "condition": gate.condition,
+                    "fired": gate.fired,
+                    "scores": list(gate.scores),
+                }
+                for gate in result.conditions
+            ]
+            for result in self.results
+        ]
+
     def head(self, kind: str) -> dict[str, object]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
@@ -119,12 +134,11 @@ def reply_json(reply: Reply) -> dict[str, object]:
                 }
             )
     kind = "chat.completion" if reply.chat else "text_completion"
-    return {
-        **reply.head(kind),
-        "choices": choices,
-        "usage": reply.usage(),
-        "steering": reply.steering(),
-    }
+    steering = reply.steering()
+    conditions = reply.conditions()
+    if any(conditions):  # a profile with `when:`: per choice, which fired
+        steering["conditions"] = conditions
+    return {**reply.head(kind), "choices": choices, "usage": reply.usage(), "steering": steering}
 
 
 def stream_chunk(
