@@ -40,6 +40,7 @@ STAGES: list[tuple[str, ...]] = [
     ("report",),
     ("training",),  # trains the embedded model offline; reads report/metrics
     ("controls",),  # random-vector controls: reruns the passes, measured like the run
+    ("evaluate",),  # evaluation of a run: expect: claims checked against its report
     ("pipeline",),
     ("sweep",),
     ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector
