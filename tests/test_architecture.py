@@ -42,6 +42,8 @@ STAGES: list[tuple[str, ...]] = [
     ("controls",),  # random-vector controls: reruns the passes, measured like the run
     ("evaluate",),  # evaluation of a run: expect: claims checked against its report
     ("pipeline",),
+    ("lock",),  # RECIPE.lock: hashes of a recipe's inputs (torch-free)
+    ("recipe_tests",),  # steer test: runs recipes with expect: through the pipeline
     ("sweep",),
     ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector
     ("serve",),  # the OpenAI-compatible HTTP server (steer serve): compiled profiles, batching

@@ -134,7 +134,7 @@ def _conditions(
         source = getattr(spec, key)
         if source is None:
             continue
-        bounds.append(f"{'fires' if want else 'silent'} on {key.split('_')[1]} prompts listed")
+        bounds.append(f"{'fires' if want else 'silent'} on each {key} prompt")
         for text in _prompt_set(source, doc, f"{at}/conditions/{key}"):
             total += 1
             if text not in fired:
@@ -143,7 +143,9 @@ def _conditions(
                 wrong.append(f"{'silent' if want else 'fired'} on {text!r}")
     measured = f"{total - len(wrong)}/{total} as claimed"
     if wrong:
-        measured += ": " + "; ".join(wrong[:3]) + (f" (+{len(wrong) - 3})" if len(wrong) > 3 else "")
+        measured += (
+            ": " + "; ".join(wrong[:3]) + (f" (+{len(wrong) - 3})" if len(wrong) > 3 else "")
+        )
     return not wrong, measured, ", ".join(bounds)
 
 

@@ -107,7 +107,9 @@ def _model(recipe: Recipe, doc: LoadedDocument, hashes: HashCache) -> dict[str, 
     return {**out, **_folder_model(local.path, hashes)}
 
 
-def build_lock(recipe: Recipe, doc: LoadedDocument, hashes: HashCache | None = None) -> dict[str, Any]:
+def build_lock(
+    recipe: Recipe, doc: LoadedDocument, hashes: HashCache | None = None
+) -> dict[str, Any]:
     """The lock of a validated recipe, as a JSON object."""
     hashes = hashes or default_hash_cache()
     base = doc.path.parent
