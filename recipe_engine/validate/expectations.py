@@ -35,6 +35,16 @@ _KNOWN = re.compile(
     r"token_prob:.+|logit_diff|kl_baseline(:text)?|perplexity|concept:.+|fluency"
     r"|repetition:(distinct-\d+|longest)|instruction(:judge)?"
 )
+_FIXED_NAMES = (
+    "logit_diff",
+    "kl_baseline",
+    "kl_baseline:text",
+    "perplexity",
+    "fluency",
+    "repetition:longest",
+    "instruction",
+    "instruction:judge",
+)
 _ADD = {
     "token_prob": "{kind: token_prob, tokens: {SET: [...]}}",
     "logit_diff": "{kind: logit_diff, positive: [...], negative: [...]}",
@@ -110,9 +120,10 @@ def _metric(
                 at + "/metric",
             )
         else:
+            candidates = [*computed, *(n for n in _FIXED_NAMES if n not in computed)]
             yield error(
                 "expect-unknown-metric",
-                f"unknown metric {name!r}{did_you_mean(name, computed)} (this recipe computes "
+                f"unknown metric {name!r}{did_you_mean(name, candidates)} (this recipe computes "
                 f"{', '.join(computed) or 'no metric'})",
                 at + "/metric",
             )
