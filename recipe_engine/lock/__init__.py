@@ -20,6 +20,7 @@ Torch-free: hashes are read from files (cached by path, size and mtime: lock/has
 
 from __future__ import annotations
 
+import functools
 import json
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -49,6 +50,11 @@ def lock_path(recipe_path: str | Path) -> Path:
 
 
 def _version(name: str) -> str | None:
+    return _installed_version(name)
+
+
+@functools.cache  # reading a distribution's metadata costs ~25 ms; it cannot change mid-process
+def _installed_version(name: str) -> str | None:
     try:
         return version(name)
     except PackageNotFoundError:
