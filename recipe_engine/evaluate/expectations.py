@@ -160,11 +160,12 @@ def _untouched(report: RunReport) -> tuple[bool, str, str]:
     ]
     differ = []
     for row in rows:
-        same = steered is not None and baseline is not None
-        if same:
-            same = torch.equal(steered.next_logits[row], baseline.next_logits[row])
-            if steered.generated or baseline.generated:
-                same = same and steered.generated[row] == baseline.generated[row]
+        if steered is None or baseline is None:
+            differ.append(row)
+            continue
+        same = torch.equal(steered.next_logits[row], baseline.next_logits[row])
+        if steered.generated or baseline.generated:
+            same = same and steered.generated[row] == baseline.generated[row]
         if not same:
             differ.append(row)
     measured = f"{len(rows) - len(differ)}/{len(rows)} untouched rows identical"

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from recipe_engine.errors import RecipeEngineError, RecipeError
-from recipe_engine.evaluate.expectations import ExpectationResult, check_expectations
+from recipe_engine.evaluate.expectations import check_expectations
 from recipe_engine.load.paths import display_path
 from recipe_engine.lock import check_lock, write_lock
 from recipe_engine.pipeline import load_recipe, run_recipe
 from recipe_engine.recipe_tests.changes import changed_files, recipe_inputs
 from recipe_engine.recipe_tests.junit import junit_xml
+from recipe_engine.recipe_tests.result import RecipeTestResult
 
 __all__ = [
     "RecipeTestResult",
@@ -31,23 +31,6 @@ __all__ = [
     "recipe_inputs",
     "run_recipe_tests",
 ]
-
-
-@dataclass
-class RecipeTestResult:
-    """One recipe's test: its claims' results, or the error that stopped it (invalid recipe,
-    lock mismatch, runtime failure), and the lock's differences."""
-
-    path: Path
-    display: str
-    results: list[ExpectationResult] = field(default_factory=list)
-    error: str | None = None
-    lock_differences: list[str] = field(default_factory=list)
-    seconds: float = 0.0
-
-    @property
-    def passed(self) -> bool:
-        return self.error is None and all(r.passed for r in self.results)
 
 
 def find_recipe_files(paths: Iterable[str | Path]) -> list[Path]:

@@ -5,10 +5,8 @@ line; a recipe that did not run is one <testcase> with an <error>."""
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from recipe_engine.recipe_tests import RecipeTestResult
+from recipe_engine.recipe_tests.result import RecipeTestResult
 
 __all__ = ["junit_xml"]
 

@@ -108,7 +108,14 @@ def _metric(
     recipe: Recipe, claim: MetricExpectation, at: str, error: Report
 ) -> Iterator[Diagnostic]:
     computed = computed_metrics(recipe)
-    name = claim.metric
+    yield from _metric_name(claim.metric, computed, at, error)
+    yield from _sides(recipe, claim, at, error)
+    yield from _bounds(claim, computed, at, error)
+
+
+def _metric_name(
+    name: str, computed: dict[str, bool], at: str, error: Report
+) -> Iterator[Diagnostic]:
     if name not in computed:
         if _KNOWN.fullmatch(name):
             kind = name.split(":")[0]
@@ -127,6 +134,11 @@ def _metric(
                 f"{', '.join(computed) or 'no metric'})",
                 at + "/metric",
             )
+
+
+def _sides(
+    recipe: Recipe, claim: MetricExpectation, at: str, error: Report
+) -> Iterator[Diagnostic]:
     sides = [claim.of, claim.minus, claim.ratio_to]
     if claim.minus is not None and claim.ratio_to is not None:
         yield error(
@@ -158,6 +170,12 @@ def _metric(
             "the prompting side needs report.prompt_baseline (the instruction it is run with)",
             f"{at}/{key}",
         )
+
+
+def _bounds(
+    claim: MetricExpectation, computed: dict[str, bool], at: str, error: Report
+) -> Iterator[Diagnostic]:
+    name = claim.metric
     bounds = claim.per_prompt if claim.per_prompt is not None else claim
     if claim.per_prompt is not None:
         if claim.at_least is not None or claim.at_most is not None:
