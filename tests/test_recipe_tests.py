@@ -107,6 +107,11 @@ def test_gallery_claims_pass_and_read_the_report(tmp_path: Path) -> None:
     assert float(result.results[0].measured) == pytest.approx(
         food["steered"] - food["baseline"], abs=1e-5
     )
+    # per_prompt (what per_prompt claims read): one value per prompt, whose mean is the side's
+    rows = food["per_prompt"]
+    assert len(rows["steered"]) == len(report["prompts"]) == len(rows["baseline"])
+    for side in ("baseline", "steered"):
+        assert sum(rows[side]) / len(rows[side]) == pytest.approx(food[side], abs=1e-5)
 
 
 def test_halved_strength_fails_the_right_claim_at_its_line(
@@ -250,3 +255,30 @@ def test_steer_run_checks_the_lock_before_running(
     assert main(["lock", str(recipe), "--check"]) == 1
     assert main(["run", str(recipe), "--update-lock", "--format", "json"]) == 0
     assert main(["lock", str(recipe), "--check"]) == 0
+
+
+def test_steer_test_stops_at_a_lock_mismatch_before_running(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import recipe_engine.recipe_tests as recipe_tests
+
+    recipe = _copy_gallery_recipe(tmp_path, "activation-addition.yaml")
+    assert main(["lock", str(recipe)]) == 0
+    neutral = tmp_path / "data" / "neutral.txt"
+    neutral.write_text(neutral.read_text(encoding="utf-8") + "An extra prompt was\n", "utf-8")
+
+    def never(*args: object, **kwargs: object) -> None:
+        raise AssertionError("ran a recipe whose lock does not match")
+
+    monkeypatch.setattr(recipe_tests, "run_recipe", never)
+    junit = tmp_path / "r.xml"
+    assert main(["test", str(recipe), "--junit", str(junit)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert [line for line in out if line.startswith("LOCK ")] == [
+        next(line for line in out if "a data file changed: data/neutral.txt" in line)
+    ]
+    assert any(line.startswith("ERROR ") and "lock" in line for line in out)
+    import junitparser
+
+    (case,) = [c for suite in junitparser.JUnitXml.fromfile(str(junit)) for c in suite]
+    assert isinstance(case.result[0], junitparser.Error)
