@@ -20,6 +20,8 @@ holds it to that), so whatever a command does, a program can do too.
                   -> [RowResult]: rows with their own plans (CompiledRecipe.plan, or Plan() for
                   none) in shared batches (prompt groups; a server's profiles)
     condition     find_condition -> ConditionSearch; write_condition_search
+    test          run_recipe_tests -> [RecipeTestResult] (expect: claims); junit_xml
+    lock          write_lock, check_lock (RECIPE.lock; torch-free)
 
 Each name is imported from its stage on first use (PEP 562), so importing this module is cheap
 and torch-free: the CLI builds its parser from it (BACKENDS) before any command runs.
@@ -40,6 +42,7 @@ if TYPE_CHECKING:
     from recipe_engine.eval_runs import evaluate_recipe
     from recipe_engine.evaluate.table import EvalTable
     from recipe_engine.evaluate.table_output import render_eval_table
+    from recipe_engine.evaluate.expectations import ExpectationResult
     from recipe_engine.examples import Example, copy_example, list_examples
     from recipe_engine.execute.batch import Row, RowResult, run_rows
     from recipe_engine.execute.gates import GateOutcome
@@ -47,6 +50,7 @@ if TYPE_CHECKING:
     from recipe_engine.format.run_spec import GenerationSpec
     from recipe_engine.format.schema_export import render_schema
     from recipe_engine.load.paths import display_path
+    from recipe_engine.lock import check_lock, write_lock
     from recipe_engine.pipeline import (
         CompiledRecipe,
         LoadedRecipe,
@@ -58,6 +62,7 @@ if TYPE_CHECKING:
         run_recipe,
     )
     from recipe_engine.plan import Plan
+    from recipe_engine.recipe_tests import RecipeTestResult, junit_xml, run_recipe_tests
     from recipe_engine.report.results import RunReport
     from recipe_engine.report.text import render_text
     from recipe_engine.serve.server import RunningServer, ServeConfig, run_server, start_server
@@ -77,11 +82,13 @@ __all__ = [
     "ConditionSearch",
     "EvalTable",
     "Example",
+    "ExpectationResult",
     "GateOutcome",
     "GenerationSpec",
     "LoadedRecipe",
     "Plan",
     "Progress",
+    "RecipeTestResult",
     "Row",
     "RowResult",
     "RunReport",
@@ -92,6 +99,7 @@ __all__ = [
     "ValidationResult",
     "VectorFileInfo",
     "build_vectors_file",
+    "check_lock",
     "compile_recipe",
     "copy_example",
     "display_path",
@@ -100,6 +108,7 @@ __all__ = [
     "export_recipe",
     "find_condition",
     "inspect_vectors",
+    "junit_xml",
     "list_examples",
     "load_recipe",
     "looks_like_recipe",
@@ -107,12 +116,14 @@ __all__ = [
     "render_schema",
     "render_text",
     "run_recipe",
+    "run_recipe_tests",
     "run_rows",
     "run_server",
     "run_sweep",
     "start_server",
     "validate_file",
     "write_condition_search",
+    "write_lock",
     "write_sweep",
 ]
 
@@ -128,6 +139,12 @@ _WHERE = {
     "RowResult": "recipe_engine.execute.batch",
     "run_rows": "recipe_engine.execute.batch",
     "GateOutcome": "recipe_engine.execute.gates",
+    "ExpectationResult": "recipe_engine.evaluate.expectations",
+    "check_lock": "recipe_engine.lock",
+    "write_lock": "recipe_engine.lock",
+    "RecipeTestResult": "recipe_engine.recipe_tests",
+    "junit_xml": "recipe_engine.recipe_tests",
+    "run_recipe_tests": "recipe_engine.recipe_tests",
     "EXPORT_FORMATS": "recipe_engine.export",
     "export_recipe": "recipe_engine.export",
     "GenerationSpec": "recipe_engine.format.run_spec",

@@ -43,6 +43,8 @@ STAGES: list[tuple[str, ...]] = [
     ("learned",),  # steering vectors trained by gradient through compiled plans (kind: trained;
     # after evaluate: prompted targets are the prompting side's answers)
     ("pipeline",),
+    ("lock",),  # RECIPE.lock: hashes of a recipe's inputs (torch-free)
+    ("recipe_tests",),  # steer test: runs recipes with expect: through the pipeline
     ("sweep", "eval_runs"),  # eval_runs: steer eval's driver over pipeline.py
     ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector
     ("serve",),  # the OpenAI-compatible HTTP server (steer serve): compiled profiles, batching

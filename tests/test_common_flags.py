@@ -23,6 +23,7 @@ RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "condition", "vectors 
 NO_CACHE_COMMANDS = ("run", "explain", "sweep", "condition", "vectors build")
 OUT_COMMANDS = ("run", "sweep", "condition", "vectors build", "schema", "export")
 ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "serve", "schema", "ls", "cp", "export")
+ALL_COMMANDS += ("test", "lock")
 
 
 def _subparser(words: str) -> argparse.ArgumentParser:

@@ -214,6 +214,28 @@ def test_github_actions_example_as_written(base_venv: Path, tmp_path: Path) -> N
     assert "::error" not in result.stdout
 
 
+def test_github_actions_steer_test_job_as_written(run_venv: Path, tmp_path: Path) -> None:
+    """README: the steer-test job's `steer test` step, as written there, in a recipe repository
+    that is not this one (recipes with expect: claims from `steer cp`): it passes, and writes
+    its JUnit file."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    job = readme.split("  steer-test:\n", 1)[1].split("```", 1)[0]
+    (step,) = [line.split("- run: ", 1)[1] for line in job.splitlines() if "- run: steer" in line]
+    assert step.startswith("steer test recipes/ ")
+    project = tmp_path / "project"
+    (project / ".git").mkdir(parents=True)
+    for name in ("activation-addition", "conditional-steering"):
+        _ok([run_venv / "steer", "cp", name, project / "recipes"])
+    result = _ok(
+        [run_venv / step.split()[0], *step.split()[1:]],
+        cwd=project,
+        env={"STEER_CACHE_DIR": str(tmp_path / "cache"), "STEER_HASH_CACHE": str(tmp_path / "h")},
+    )
+    assert "::error" not in result.stdout and "FAIL" not in result.stdout
+    assert result.stdout.count("PASS ") == 4
+    assert "<testsuites" in (project / "steer-test.xml").read_text(encoding="utf-8")
+
+
 def test_run_extra_install_runs_the_readme_demo_offline(run_venv: Path, tmp_path: Path) -> None:
     installed = _installed(run_venv)
     assert installed["torch"] == "2.13.0+cpu"  # the local CPU wheel, never a CUDA build

@@ -11,6 +11,7 @@
     table.py              the evaluation table: methods side by side, the strength of each
                           chosen on tuning prompts, the aggregate score
     table_output.py       the table as text, JSON, CSV, markdown and a figure
+    expectations.py       a recipe's `expect:` claims checked against its run's report (steer test)
 
 Placement: after execute/ and report/ (and before pipeline.py, which drives it). This stage
 runs passes through execute/ and measures them with report/build.py, passing it the text

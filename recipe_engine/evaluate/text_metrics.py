@@ -111,6 +111,7 @@ def _value(
         detail or {},
         prompting=scores.get("prompting"),
         ci95=ci,
+        per_prompt={side: list(values) for side, values in per_side.items()},
     )
 
 
@@ -152,6 +153,7 @@ def _fluency(metric: FluencyMetric, index: int, passes: RunPasses) -> list[Metri
     value.steered = exp(value.steered)
     if value.ci95 is not None:
         value.ci95 = (exp(value.ci95[0]), exp(value.ci95[1]))
+    value.per_prompt = {side: [exp(v) for v in nll] for side, nll in value.per_prompt.items()}
     return [value]
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from recipe_engine.format.expectations import ConditionsExpectation
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.prompts import PromptSource
 from recipe_engine.format.recipe import Recipe
@@ -59,3 +60,9 @@ def file_fields(recipe: Recipe) -> Iterator[FileField]:
         text = getattr(metric, "text", None)
         if text is not None:
             yield FileField(text, f"/report/metrics/{index}/text")
+    for index, claim in enumerate(recipe.expect):
+        if isinstance(claim, ConditionsExpectation):
+            for key in ("fires_on", "silent_on"):
+                source = getattr(claim.conditions, key)
+                if source is not None:
+                    yield FileField(source, f"/expect/{index}/conditions/{key}")

@@ -76,12 +76,16 @@ def _token_prob(
     for set_name, words in metric.tokens.items():
         ids = token_ids(tokenizer, words)
         scores: dict[str, float] = {}
+        rows: dict[str, list[float]] = {}
         for side, result in passes.items():
             if metric.at == "next":
-                scores[side] = _mean(token_mass(result.next_logits, ids))
+                mass = token_mass(result.next_logits, ids)
+                scores[side] = _mean(mass)
+                rows[side] = [float(v) for v in mass.float()]
             else:
                 # reduced on the device as each step ran (execute/reduce.py)
                 masses = result.step_mass[tuple(ids)]
+                rows[side] = [_mean(m) for m in masses]
                 per_prompt = [_mean(m) for m in masses if len(m)]
                 scores[side] = float(sum(per_prompt) / len(per_prompt)) if per_prompt else math.nan
         values.append(
@@ -92,6 +96,7 @@ def _token_prob(
                 scores["steered"],
                 {"at": metric.at, "tokens": [tokenizer.decode([i]) for i in ids]},
                 prompting=scores.get("prompting"),
+                per_prompt=rows,
             )
         )
     return values
@@ -102,12 +107,14 @@ def _logit_diff(
 ) -> list[MetricValue]:
     passes = run.sides
     pos, neg = token_ids(tokenizer, metric.positive), token_ids(tokenizer, metric.negative)
-    scores = {
-        side: _mean(r.next_logits[:, pos].mean(-1) - r.next_logits[:, neg].mean(-1))
+    diffs = {
+        side: r.next_logits[:, pos].mean(-1) - r.next_logits[:, neg].mean(-1)
         for side, r in passes.items()
     }
+    scores = {side: _mean(d) for side, d in diffs.items()}
     value = MetricValue("logit_diff", "logit_diff", scores.get("baseline"), scores["steered"], {})
     value.prompting = scores.get("prompting")
+    value.per_prompt = {side: [float(v) for v in d.float()] for side, d in diffs.items()}
     return [value]
 
 
@@ -122,6 +129,7 @@ def _kl_baseline(
     if metric.text is None:
         kl = kl_divergence(sides["steered"].next_logits, sides["baseline"].next_logits)
         value = MetricValue("kl_baseline", "kl_baseline", 0.0, _mean(kl), {"unit": "nats"})
+        value.per_prompt = {"steered": [float(v) for v in kl.float()]}
         if "prompting" in sides:
             prompted = kl_divergence(sides["prompting"].next_logits, sides["baseline"].next_logits)
             value.prompting = _mean(prompted)
