@@ -18,6 +18,7 @@ from recipe_engine.load.paths import display_path
 from recipe_engine.validate.conditions import check_conditions
 from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
 from recipe_engine.validate.phases import schema_without_unknown_keys, skipped_note
+from recipe_engine.validate.prompt_texts import check_prompt_texts
 from recipe_engine.validate.references import check_references
 from recipe_engine.validate.schema_errors import validate_schema
 from recipe_engine.validate.semantic import check_semantics
@@ -90,6 +91,7 @@ def validate_file(
     if recipe is not None:
         later = check_semantics(recipe, checked)
         later += check_conditions(recipe, checked)
+        later += check_prompt_texts(recipe, checked)
         later += check_references(
             recipe, checked, allow_outside_root=allow_outside_root, check_model=check_model
         )
