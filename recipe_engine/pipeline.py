@@ -212,6 +212,7 @@ def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
 def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
     from recipe_engine.compiler import compile_part_plans, compile_plan, probe_logits
+    from recipe_engine.execute.marker_check import check_markers
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 
@@ -220,6 +221,7 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     start = time.perf_counter()
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     _check_prompt_lengths(loaded, model)
+    check_markers(recipe, doc, model.tokenizer)
     loaded_at = time.perf_counter()
     vectors = build_vectors(recipe, model, doc)
     built_at = time.perf_counter()
