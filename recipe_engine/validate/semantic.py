@@ -65,11 +65,14 @@ class _Checker:
     # -- model -------------------------------------------------------------------------------
     def model(self) -> Iterator[Diagnostic]:
         spec = self.recipe.model
-        yield from self.builtin(spec.id, "/model/id")
-        for index, metric in enumerate(self.recipe.report.metrics):
-            judge = getattr(metric, "judge", None)
-            if judge is not None:  # named as model.id names a model (references.py: the rest)
-                yield from self.builtin(judge, f"/report/metrics/{index}/judge")
+        name = builtin_name(spec.id)
+        if name is not None and name not in BUILTINS:
+            yield self.error(
+                "unknown-builtin",
+                f"no builtin model {name!r} (available: {', '.join(sorted(BUILTINS))})"
+                f"{did_you_mean(name, BUILTINS)}",
+                "/model/id",
+            )
         backend = self.recipe.run.backend
         kind = machine_only_kind(spec.id)
         if backend in ("remote", "vllm") and kind is not None:
@@ -90,16 +93,6 @@ class _Checker:
                     "running a model's own code must be asked for in the recipe itself",
                     "/model/trust_remote_code",
                 )
-
-    def builtin(self, reference: str, pointer: str) -> Iterator[Diagnostic]:
-        name = builtin_name(reference)
-        if name is not None and name not in BUILTINS:
-            yield self.error(
-                "unknown-builtin",
-                f"no builtin model {name!r} (available: {', '.join(sorted(BUILTINS))})"
-                f"{did_you_mean(name, BUILTINS)}",
-                pointer,
-            )
 
     # -- vectors -----------------------------------------------------------------------------
     def vector_names(self) -> Iterator[Diagnostic]:
