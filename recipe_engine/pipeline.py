@@ -213,6 +213,7 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
     from recipe_engine.compiler import compile_part_plans, compile_plan, probe_logits
     from recipe_engine.learned import train_vector
+    from recipe_engine.execute.marker_check import check_markers
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 
@@ -228,6 +229,7 @@ def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     start = time.perf_counter()
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     _check_prompt_lengths(loaded, model)
+    check_markers(recipe, doc, model.tokenizer)
     loaded_at = time.perf_counter()
     vectors = build_vectors(recipe, model, doc, trainer=train_vector)
     built_at = time.perf_counter()

@@ -138,7 +138,9 @@ def test_generation_holds_the_step0_gate_on_every_step(compiled: CompiledRecipe)
         ),
         (
             "{any: [{vector: food_topic, layer: 0, threshold: 0.2011}, "
-            "{vector: food_topic, layer: 0, compare: below, threshold: -2}]}",
+            # a leaf that (practically) never fires; cosine < -2 is impossible, so validation
+            # refuses it (condition-never-fires)
+            "{vector: food_topic, layer: 0, compare: below, threshold: -0.999}]}",
             "food",
         ),
     ],

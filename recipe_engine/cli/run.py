@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from recipe_engine.cli.common import add_recipe_arguments
 from recipe_engine.cli.common_flags import add_out
+from recipe_engine.diagnostics import FlagOverride
 from recipe_engine.errors import UsageError
 from recipe_engine.terminal import use_colour
 
@@ -94,7 +95,8 @@ def run(args: argparse.Namespace) -> int:
     if args.controls is not None:
         if args.controls < 0:
             raise UsageError(f"--controls {args.controls}: give a count of 0 or more")
-        overrides.append(f"report.controls={{random: {args.controls}}}")
+        flag = f"--controls {args.controls}"
+        overrides.append(FlagOverride(f"report.controls={{random: {args.controls}}}", flag))
     loaded = load_recipe(
         args.recipe, overrides=overrides, allow_outside_root=args.allow_outside_root
     )

@@ -99,7 +99,16 @@ def _score_batches(
 
 def template_leaf(recipe: Recipe, intervention: int) -> ConditionLeaf:
     items = recipe.interventions
-    if not 0 <= intervention < len(items) or items[intervention].when is None:
+    if not 0 <= intervention < len(items):
+        if not items:
+            raise UsageError(f"--intervention {intervention}: the recipe has no interventions")
+        indices = "index 0" if len(items) == 1 else f"indices 0..{len(items) - 1}"
+        noun = "intervention" if len(items) == 1 else "interventions"
+        raise UsageError(
+            f"--intervention {intervention} is out of range: the recipe has {len(items)} {noun} "
+            f"({indices})"
+        )
+    if items[intervention].when is None:
         raise UsageError(
             f"intervention {intervention} has no `when:` to search for; give --intervention N "
             "of an intervention with a condition"

@@ -360,7 +360,9 @@ class _References:
         try:
             read_sae_config(found)
         except SaeLayoutError as exc:
-            yield self.doc.diagnostic("sae-layout", f"{spec.path}: {exc}", at + "/path")
+            # The SAE's own files are at fault, not the recipe's fields: say so first.
+            message = f"the SAE at {spec.path} is not in sae-lens's layout: {exc}"
+            yield self.doc.diagnostic("sae-layout", message, at + "/path")
         if len(shape) == 2 and spec.feature >= shape[0]:
             yield self.doc.diagnostic(
                 "sae-feature-range",
