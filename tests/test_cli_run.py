@@ -46,6 +46,9 @@ REPORT_KEYS = {
     "vectors",
     "prompts",
     "metrics",
+    "groups",  # issue 24 item 7: the prompt groups' own plans
+    "group_metrics",
+    "conditions",  # when: fired on how many prompts
     "timing",
 }
 PLAN_KEYS = {
