@@ -104,18 +104,16 @@ def test_sentiment_eval_negated_vector_moves_the_probe_the_other_way() -> None:
 
 
 def test_sentiment_eval_strength_is_the_tuning_prompts_pick() -> None:
-    """Its strength 1.5 is what scripts/eval_table.py's rule picks on the tuning openings."""
-    import argparse
+    """Its strength is what `steer eval`'s rule picks on the (disjoint) tuning openings."""
+    from recipe_engine.api import evaluate_recipe
 
-    from scripts.eval_table import tune
-
-    args = argparse.Namespace(
-        recipe=str(RECIPES / "real" / "sentiment-eval.yaml"),
-        allow_outside_root=False,
-        tune="data/tuning-openings.txt",
-        strengths=[1.0, 1.5, 2.0, 3.0],
-        fluency_budget=1.5,
+    path = RECIPES / "real" / "sentiment-eval.yaml"
+    table = evaluate_recipe(
+        path,
+        strengths=[1.0, 1.5, 2.0, 3.0, 4.0],
+        tune="data/tuning-openings-chat.jsonl",
+        controls=0,
+        prompting=(),
     )
-    assert tune(args, []) == 1.5
-    written = load_recipe(RECIPES / "real" / "sentiment-eval.yaml").recipe.interventions[0]
-    assert written.strength == 1.5
+    written = load_recipe(path).recipe.interventions[0]
+    assert table.row("sentiment").strength == written.strength

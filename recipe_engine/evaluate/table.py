@@ -243,8 +243,12 @@ def _test_rows(
         setup.log(f"test prompts: {method} at strength {strength:g}, {setup.controls} controls")
         sets = [*setup.base, f"interventions.0.vector={method}"]
         sets += [f"interventions.0.strength={strength}", "report.prompt_baseline=null"]
-        sets.append(f"report.controls={{random: {setup.controls}}}" if setup.controls else "")
-        report = setup.run([s for s in sets if s], baseline)
+        sets.append(
+            f"report.controls={{random: {setup.controls}}}"
+            if setup.controls
+            else "report.controls=null"
+        )
+        report = setup.run(sets, baseline)
         baseline, first = report.passes.get("baseline"), first or report
         columns = _columns(report)[0]
         row = EvalRow(method, "method", strength, _values(report, "steered", columns))
