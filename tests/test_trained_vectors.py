@@ -26,9 +26,19 @@ from recipe_engine.vectors.trained_request import TrainRequest
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROWS = [
-    {"prompt": "the food was", "completion": " good and warm", "chosen": " great", "rejected": " bad"},
+    {
+        "prompt": "the food was",
+        "completion": " good and warm",
+        "chosen": " great",
+        "rejected": " bad",
+    },
     {"prompt": "my day", "completion": " went well", "chosen": " was lovely", "rejected": " hurt"},
-    {"prompt": "we saw a film", "completion": " and loved it", "chosen": " fun", "rejected": " dull"},
+    {
+        "prompt": "we saw a film",
+        "completion": " and loved it",
+        "chosen": " fun",
+        "rejected": " dull",
+    },
     {"prompt": "the trip", "completion": " was nice", "chosen": " was fine", "rejected": " sad"},
     {"prompt": "how was it", "completion": " great", "chosen": " good", "rejected": " awful"},
 ]
@@ -155,7 +165,9 @@ def test_the_training_gradient_equals_a_plain_pytorch_hooks(repo_dir: Path, obje
     weights = {0: 0.5, 1: 1.0}
     if objective == "lm":
         vectors = {layer: weights[layer] * ref_param[layer] for layer in (0, 1)}
-        logp, count = _hooked_logps(request.model, [(e.prompt, e.completions[0]) for _, e in batch], vectors)
+        logp, count = _hooked_logps(
+            request.model, [(e.prompt, e.completions[0]) for _, e in batch], vectors
+        )
         loss = -logp.sum() / count.sum()
     else:
         terms = []
@@ -170,7 +182,9 @@ def test_the_training_gradient_equals_a_plain_pytorch_hooks(repo_dir: Path, obje
                 margin = (lw - rw) - (ll - rl)
                 terms.append(-torch.nn.functional.logsigmoid(d * 0.1 * margin))
             else:  # RePS: winner and loser swap with the sign
-                a, b, ra, rb, na, nb = (lw, ll, rw, rl, nw, nl) if d > 0 else (ll, lw, rl, rw, nl, nw)
+                a, b, ra, rb, na, nb = (
+                    (lw, ll, rw, rl, nw, nl) if d > 0 else (ll, lw, rl, rw, nl, nw)
+                )
                 scale = max(1.0, 1.0 * (rb - ra))
                 terms.append(-torch.nn.functional.logsigmoid(scale * a / na - b / nb))
         loss = torch.stack(terms).mean()
@@ -208,7 +222,9 @@ def test_a_rebuild_is_bit_identical_and_a_second_run_trains_nothing(
     assert again.provenance["train_loss"] == record["train_loss"]
 
 
-def test_the_cache_key_follows_the_data_and_the_hyperparameters(repo_dir: Path, tmp_path: Path) -> None:
+def test_the_cache_key_follows_the_data_and_the_hyperparameters(
+    repo_dir: Path, tmp_path: Path
+) -> None:
     cache = VectorCache(tmp_path / "cache")
     keys = set()
     for recipe, rows in [
@@ -218,7 +234,9 @@ def test_the_cache_key_follows_the_data_and_the_hyperparameters(repo_dir: Path, 
     ]:
         loaded = load_recipe(_write(repo_dir, recipe, rows))
         model = load_model(loaded.recipe.model, loaded.model_dir)
-        built = build_vectors(loaded.recipe, model, loaded.document, cache=cache, trainer=train_vector)
+        built = build_vectors(
+            loaded.recipe, model, loaded.document, cache=cache, trainer=train_vector
+        )
         keys.add(built["v"].provenance["cache_key"])
     assert len(keys) == 3
 
