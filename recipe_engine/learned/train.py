@@ -130,15 +130,20 @@ class _Bar:
             self.bar.close()
 
 
-def _split(examples: list[Example], share: float, generator: torch.Generator) -> tuple[list, list]:
+Indexed = list[tuple[int, Example]]  # (index among all examples, example)
+
+
+def _split(
+    examples: list[Example], share: float, generator: torch.Generator
+) -> tuple[Indexed, Indexed]:
     order = torch.randperm(len(examples), generator=generator).tolist()
-    n_held = int(round(share * len(examples))) if share > 0 else 0
+    n_held = round(share * len(examples)) if share > 0 else 0
     n_held = min(n_held, len(examples) - 1)
     indexed = list(enumerate(examples))
     return [indexed[i] for i in order[n_held:]], [indexed[i] for i in order[:n_held]]
 
 
-def _held_out_loss(request: TrainRequest, context: tuple, held: list) -> float | None:
+def _held_out_loss(request: TrainRequest, context: tuple[Any, ...], held: Indexed) -> float | None:
     if not held:
         return None
     plan, param, rows, reference = context
@@ -182,7 +187,9 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
     bar = _Bar(request)
     curve: list[list[float | None]] = []
     best: tuple[float, int, torch.Tensor] | None = None
-    waited, step, order, losses = 0, 0, [], []
+    waited, step = 0, 0
+    order: list[int] = []
+    losses: list[float] = []
     context = (plan, param, rows, reference)
     try:
         for p, _ in frozen:
@@ -198,7 +205,7 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
                 if not bool(torch.isfinite(loss)):
                     raise _diverged(request, step, "loss")
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
                 if spec.max_norm is not None:
                     with torch.no_grad():

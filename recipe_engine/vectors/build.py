@@ -260,7 +260,7 @@ class _Builder:
             provenance.update(expr=spec.expr, orthogonalize_against=spec.orthogonalize_against)
             return self.expression(name, spec)
         if isinstance(spec, TrainedVector):
-            return self.trained(name, spec, at, provenance)  # type: ignore[no-any-return]
+            return self.trained(name, spec, at, provenance)
         position = spec.position
         if isinstance(position, AfterMarker):  # a JSON value in the provenance
             position = position.model_dump(exclude_none=True)
