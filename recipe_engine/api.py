@@ -40,9 +40,9 @@ from recipe_engine.model_config import BACKENDS
 
 if TYPE_CHECKING:
     from recipe_engine.eval_runs import evaluate_recipe
+    from recipe_engine.evaluate.expectations import ExpectationResult
     from recipe_engine.evaluate.table import EvalTable
     from recipe_engine.evaluate.table_output import render_eval_table
-    from recipe_engine.evaluate.expectations import ExpectationResult
     from recipe_engine.examples import Example, copy_example, list_examples
     from recipe_engine.execute.batch import Row, RowResult, run_rows
     from recipe_engine.execute.gates import GateOutcome

@@ -212,8 +212,8 @@ def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
 def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
     from recipe_engine.compiler import compile_part_plans, compile_plan, probe_logits
-    from recipe_engine.learned import train_vector
     from recipe_engine.execute.marker_check import check_markers
+    from recipe_engine.learned import train_vector
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from recipe_engine.builtin_models import builtin_name
 from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
@@ -36,7 +37,6 @@ from recipe_engine.model_config import (
 )
 from recipe_engine.model_store import PACKAGE_PREFIX, local_model
 from recipe_engine.validate.chat_template import chat_template_problems
-from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.validate.conditions import all_interventions, check_condition_order
 from recipe_engine.validate.sae_placement import sae_placement
 
