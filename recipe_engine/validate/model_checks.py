@@ -12,6 +12,7 @@ from pathlib import Path
 
 from recipe_engine.builtin_models import builtin_name
 from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
@@ -35,7 +36,6 @@ from recipe_engine.model_config import (
     shape_from_config,
 )
 from recipe_engine.model_store import PACKAGE_PREFIX, local_model
-from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.validate.conditions import all_interventions, check_condition_order
 from recipe_engine.validate.sae_placement import sae_placement
 
@@ -130,13 +130,16 @@ class _ModelChecks:
         for index, metric in enumerate(self.recipe.report.metrics):
             # The instruction metric reads the unsteered model's residual stream at `layer`
             # (without a judge); torch would wrap an index past the model (layer 7 of 4 is 3).
-            if isinstance(metric, InstructionMetric) and metric.judge is None:
-                if not -shape.n_layers <= metric.layer < shape.n_layers:
-                    yield self.doc.diagnostic(
-                        "layer-range",
-                        str(LayerRangeError(metric.layer, shape.n_layers)),
-                        f"/report/metrics/{index}/layer",
-                    )
+            if (
+                isinstance(metric, InstructionMetric)
+                and metric.judge is None
+                and not -shape.n_layers <= metric.layer < shape.n_layers
+            ):
+                yield self.doc.diagnostic(
+                    "layer-range",
+                    str(LayerRangeError(metric.layer, shape.n_layers)),
+                    f"/report/metrics/{index}/layer",
+                )
 
     def layers(self, spec: object, pointer: str) -> Iterator[Diagnostic]:
         n = self.shape.n_layers
