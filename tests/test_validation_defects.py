@@ -30,9 +30,7 @@ def _messages(result) -> list[str]:  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize(("layer", "ok"), [(7, False), (100, False), (-5, False), (-4, True)])
-def test_instruction_metric_layer_is_checked_against_the_model(
-    write, layer: int, ok: bool
-) -> None:  # type: ignore[no-untyped-def]
+def test_instruction_metric_layer_is_checked_against_the_model(write, layer: int, ok: bool) -> None:  # type: ignore[no-untyped-def]
     text = HEAD + (
         "vectors: {r: {kind: random}}\ninterventions: [{vector: r, layers: 1}]\n"
         "run: {mode: generate, prompts: [hi]}\n"
@@ -88,13 +86,17 @@ def test_probability_lies_between_zero_and_one(write, repo_dir: Path) -> None:  
         assert codes(_when(write, leaf, vectors)) == ["condition-never-fires"]
 
 
-@pytest.mark.parametrize(("built", "read", "bad"), [("resid_post", "heads", True),
-                                                    ("heads", "resid_post", True),
-                                                    ("resid_pre", "mlp_out", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    ("built", "read", "bad"),
+    [("resid_post", "heads", True), ("heads", "resid_post", True), ("resid_pre", "mlp_out", False)],
+)
 def test_condition_site_must_be_the_vectors_space(write, built: str, read: str, bad: bool) -> None:  # type: ignore[no-untyped-def]
-    vectors = f"topic: {{kind: contrastive, positive: [pizza], negative: [car], layer: 0, site: {built}}}"
+    vectors = (
+        f"topic: {{kind: contrastive, positive: [pizza], negative: [car], layer: 0, site: {built}}}"
+    )
     result = _when(write, f"{{vector: topic, layer: 0, site: {read}, threshold: 0.2}}", vectors)
-    assert [c for c in codes(result) if c == "condition-site"] == (["condition-site"] if bad else [])
+    found = [c for c in codes(result) if c == "condition-site"]
+    assert found == (["condition-site"] if bad else [])
 
 
 def test_when_vector_typo_gets_a_suggestion(write) -> None:  # type: ignore[no-untyped-def]
@@ -123,7 +125,8 @@ def _sae(write, repo_dir: Path, hook: str, steer: str):  # type: ignore[no-untyp
     ("hook", "steer", "expected"),
     [
         ("blocks.9.hook_resid_post", "layers: 1", [("sae-hook-layer", "error")]),
-        ("blocks.1.hook_resid_pre", "layers: 1, site: resid_post", [("sae-hook-mismatch", "warning")]),
+        ("blocks.1.hook_resid_pre", "layers: 1, site: resid_post",
+         [("sae-hook-mismatch", "warning")]),
         ("blocks.1.hook_resid_post", "layers: 2", [("sae-hook-mismatch", "warning")]),
         ("blocks.1.hook_resid_post", "layers: 1, site: heads", [("sae-hook-site", "error")]),
         # the same point of the forward pass, spelled two ways: block 0's output is block 1's input
@@ -233,8 +236,10 @@ def test_role_position_on_plain_text_data(write, data: str, bad: bool) -> None: 
 
 
 def test_position_typo_gets_a_suggestion_and_the_full_list(write) -> None:  # type: ignore[no-untyped-def]
-    text = MINIMAL + "vectors: {r: {kind: random}}\n" + (
-        "interventions: [{vector: r, layers: 1, positions: asistant}]\n"
+    text = (
+        MINIMAL
+        + "vectors: {r: {kind: random}}\n"
+        + ("interventions: [{vector: r, layers: 1, positions: asistant}]\n")
     )
     (found,) = validate_file(write("a.yaml", text)).diagnostics
     assert found.message == (

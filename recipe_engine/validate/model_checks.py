@@ -132,13 +132,16 @@ class _ModelChecks:
         for index, metric in enumerate(self.recipe.report.metrics):
             # The instruction metric reads the unsteered model's residual stream at `layer`
             # (without a judge); torch would wrap an index past the model (layer 7 of 4 is 3).
-            if isinstance(metric, InstructionMetric) and metric.judge is None:
-                if not -shape.n_layers <= metric.layer < shape.n_layers:
-                    yield self.doc.diagnostic(
-                        "layer-range",
-                        str(LayerRangeError(metric.layer, shape.n_layers)),
-                        f"/report/metrics/{index}/layer",
-                    )
+            if (
+                isinstance(metric, InstructionMetric)
+                and metric.judge is None
+                and not -shape.n_layers <= metric.layer < shape.n_layers
+            ):
+                yield self.doc.diagnostic(
+                    "layer-range",
+                    str(LayerRangeError(metric.layer, shape.n_layers)),
+                    f"/report/metrics/{index}/layer",
+                )
 
     def layers(self, spec: object, pointer: str) -> Iterator[Diagnostic]:
         n = self.shape.n_layers
