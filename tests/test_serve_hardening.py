@@ -608,11 +608,6 @@ def test_error_messages_show_no_server_paths(server: RunningServer, folder: Path
     assert str(folder) not in error["message"] and str(Path.cwd()) not in error["message"]
 
 
-def test_readme_counts_the_profiles_of_recipes() -> None:
-    store = ProfileStore([RECIPES], [], lambda *a, **k: None, allow_outside_root=False)
-    count = len(store._recipe_files())
-    assert f"http://127.0.0.1:8000/v1, {count} profiles" in README.read_text()
-
 
 # 24.3 -----------------------------------------------------------------------------------------
 
