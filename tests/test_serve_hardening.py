@@ -32,9 +32,7 @@ from recipe_engine.format.positions import RolePositions
 from recipe_engine.resolve.chat_tokens import text_masks
 from recipe_engine.serve import engine
 from recipe_engine.serve.live import sendable_end
-from recipe_engine.serve.profiles import ProfileStore
 from recipe_engine.serve.server import free_port
-from tests.conftest import RECIPES
 from tests.serve_support import (
     MODEL,
     NAME,
@@ -606,7 +604,6 @@ def test_error_messages_show_no_server_paths(server: RunningServer, folder: Path
     error = _error(reply, 400)
     assert "typo.yaml" in error["message"]
     assert str(folder) not in error["message"] and str(Path.cwd()) not in error["message"]
-
 
 
 # 24.3 -----------------------------------------------------------------------------------------
