@@ -32,6 +32,7 @@ if str(ROOT) not in sys.path:
 
 from recipe_engine.diagnostics import Diagnostic  # noqa: E402
 from recipe_engine.errors import RecipeError  # noqa: E402
+from recipe_engine.format.trained import TrainedVector  # noqa: E402
 from recipe_engine.learned.examples import load_examples  # noqa: E402
 from recipe_engine.learned.train import batch_loss, train_vector, vector_plan  # noqa: E402
 from recipe_engine.pipeline import load_recipe  # noqa: E402
@@ -52,6 +53,7 @@ def _request(args: argparse.Namespace) -> TrainRequest:
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     builder = _Builder(recipe, model, loaded.document, None, None)
     spec = recipe.vectors[args.vector]
+    assert isinstance(spec, TrainedVector), f"{args.vector} is not a trained vector"
     pointer = f"/vectors/{args.vector}"
     prompted = hasattr(spec.targets, "prompted")
 
@@ -60,12 +62,12 @@ def _request(args: argparse.Namespace) -> TrainRequest:
 
     return TrainRequest(
         name=args.vector,
-        spec=spec,  # type: ignore[arg-type]
+        spec=spec,
         recipe=recipe,
         model=model,
         doc=loaded.document,
         pointer=pointer,
-        targets_path=None if prompted else builder.target_path(spec, pointer + "/targets"),  # type: ignore[arg-type]
+        targets_path=None if prompted else builder.target_path(spec, pointer + "/targets"),
         prompts=builder.source(spec.targets.prompts, pointer) if prompted else None,  # type: ignore[union-attr]
         progress=None,
         error=error,
@@ -109,7 +111,7 @@ def _floor(request: TrainRequest, batch: list[Any], vector: torch.Tensor, path: 
             picked = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
             wanted = target[:, 1:].to(picked.device)
             loss = -(picked * wanted).sum() / wanted.sum()
-            loss.backward()  # type: ignore[no-untyped-call]
+            loss.backward()
         finally:
             handle.remove()
 
@@ -154,7 +156,7 @@ def main() -> None:
 
     def engine_step() -> None:
         with model.lock:
-            batch_loss(request, plan, param, rows, batch, signs, {}).backward()  # type: ignore[no-untyped-call]
+            batch_loss(request, plan, param, rows, batch, signs, {}).backward()
 
     floor()  # warm-up
     engine_step()
