@@ -169,6 +169,39 @@ def _diverged(request: TrainRequest, step: int, what: str) -> Exception:
     )
 
 
+def _record(
+    request: TrainRequest,
+    split: tuple[Indexed, Indexed],
+    step: int,
+    best: tuple[float, int, torch.Tensor],
+    curve: list[list[float | None]],
+    losses: list[float],
+    started: float,
+    made_s: float,
+    rows: dict[int | None, int],
+) -> dict[str, Any]:
+    """The training record kept in the vector's provenance."""
+    spec = request.spec
+    train, held = split
+    return {
+        "objective": spec.objective,
+        "examples": {"train": len(train), "held_out": len(held)},
+        "steps": spec.steps,
+        "steps_run": step,
+        "best_step": best[1],
+        "stopped_early": step < spec.steps,
+        "train_loss": curve[-1][1],
+        "held_out_loss": None if not held else round(best[0], 6),
+        "first_loss": round(losses[0], 6),
+        "loss_curve": curve[-50:],  # [step, mean train loss since last eval, held-out loss]
+        "seconds": round(time.perf_counter() - started, 3),
+        "targets_seconds": round(made_s, 3),
+        "layers": sorted(k for k in rows if k is not None),
+        "shared": spec.shared,
+        "site": spec.site,
+    }
+
+
 def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
     """Train the vector; returns it (float32, CPU) and its training record."""
     started = time.perf_counter()
@@ -234,21 +267,5 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
             p.requires_grad_(flag)
     assert best is not None
     vector = best[2]
-    record = {
-        "objective": spec.objective,
-        "examples": {"train": len(train), "held_out": len(held)},
-        "steps": spec.steps,
-        "steps_run": step,
-        "best_step": best[1],
-        "stopped_early": step < spec.steps,
-        "train_loss": curve[-1][1],
-        "held_out_loss": None if not held else round(best[0], 6),
-        "first_loss": round(losses[0], 6),
-        "loss_curve": curve[-50:],  # [step, mean train loss since last eval, held-out loss]
-        "seconds": round(time.perf_counter() - started, 3),
-        "targets_seconds": round(made_s, 3),
-        "layers": sorted(k for k in rows if k is not None),
-        "shared": spec.shared,
-        "site": spec.site,
-    }
+    record = _record(request, (train, held), step, best, curve, losses, started, made_s, rows)
     return (vector[0] if n_rows == 1 else vector).float().cpu(), record
