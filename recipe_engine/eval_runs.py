@@ -23,8 +23,8 @@ def evaluate_recipe(
     methods: Sequence[str] | None = None,
     strengths: Sequence[float] | None = None,
     tune: str | None = None,
-    fluency_budget: float = 1.5,
-    controls: int = 8,
+    fluency_budget: float | None = None,
+    controls: int | None = None,
     prompting: Sequence[str] = MODES,
     instruction: str | None = None,
     overrides: Sequence[str] = (),
@@ -35,14 +35,21 @@ def evaluate_recipe(
     """The evaluation table of a recipe (evaluate/table.py documents the rule and the
     aggregate): `methods` (vector names) at strengths chosen among `strengths` on the `tune`
     prompt file, next to the baseline, prompting (`prompting` modes, the recipe's
-    report.prompt_baseline or `instruction`) and `controls` random controls per method."""
+    report.prompt_baseline or `instruction`) and `controls` random controls per method. A
+    setting left None comes from the recipe's `eval:` block, else its default."""
 
+    # The table's runs change strength, prompting and controls, which the recipe's `expect:`
+    # claims may rely on; the claims are `steer test`'s to check, so its runs drop them.
     def load(sets: Sequence[str]) -> tuple[Recipe, LoadedDocument]:
-        loaded = load_recipe(path, overrides=list(sets), allow_outside_root=allow_outside_root)
+        loaded = load_recipe(
+            path, overrides=[*sets, "expect=[]"], allow_outside_root=allow_outside_root
+        )
         return loaded.recipe, loaded.document
 
     def run(sets: Sequence[str], baseline: PassResult | None) -> RunReport:
-        loaded = load_recipe(path, overrides=list(sets), allow_outside_root=allow_outside_root)
+        loaded = load_recipe(
+            path, overrides=[*sets, "expect=[]"], allow_outside_root=allow_outside_root
+        )
         return run_recipe(loaded, progress=progress, baseline=baseline)
 
     return evaluate_table(

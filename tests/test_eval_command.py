@@ -23,6 +23,7 @@ RECIPE = RECIPES / "sentiment-eval.yaml"
 # A short grid and few controls keep this fast; 8 tokens per continuation.
 FAST = ["--set", "run.generation.max_new_tokens=8"]
 GRID = ["--strengths", "1", "3", "8", "--tune", "data/neutral-tune.txt", "--controls", "3"]
+GRID += ["--methods", "sentiment"]
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_the_chosen_tuning_point_and_the_test_row_match_a_plain_run(
     row = _rows(doc)["sentiment"]
     strength = row["strength"]
     sets = ["run.generation.max_new_tokens=8", f"interventions.0.strength={strength}"]
-    sets += ["report.controls=null", "report.prompt_baseline=null"]
+    sets += ["report.controls=null", "report.prompt_baseline=null", "expect=[]"]
     tuning = run_recipe(
         load_recipe(RECIPE, overrides=[*sets, "run.prompts={file: data/neutral-tune.txt}"])
     )
@@ -156,7 +157,7 @@ def test_overlapping_tuning_and_test_prompts_are_refused(
 
 
 def test_bad_arguments_are_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
-    assert "--tune FILE" in _usage(["--strengths", "1", "2"], capsys)
+    assert "--tune FILE" in _usage(["--set", "eval=null", "--strengths", "1", "2"], capsys)
     assert "no vector nope" in _usage(["--methods", "sentiment", "nope"], capsys)
 
 
@@ -168,3 +169,28 @@ def test_no_admissible_strength_leaves_the_method_unmeasured() -> None:
     assert choose_strength(ties) == 1.0  # a tie goes to the smaller |strength|
     nan = [TuningPoint(1.0, math.nan, 1.0, True), TuningPoint(2.0, 0.5, 1.0, True)]
     assert choose_strength(nan) == 2.0
+
+
+def test_the_recipes_eval_block_gives_what_the_flags_leave_out(tmp_path: Path) -> None:
+    """No --methods/--strengths/--tune/--controls: the recipe's `eval:` block decides."""
+    out = tmp_path / "table.json"
+    sets = ["eval.methods=[sentiment]", "eval.strengths=[1, 3]", "eval.controls=0"]
+    argv = ["eval", str(RECIPE), *FAST, *[a for s in sets for a in ("--set", s)]]
+    assert main([*argv, "--prompting", "--json", str(out)]) == 0
+    rows = _rows(json.loads(out.read_text()))
+    assert [p["strength"] for p in rows["sentiment"]["tuning"]] == [1.0, 3.0]
+    assert set(rows) == {"baseline", "sentiment"}  # no controls, no prompting, one method
+
+
+@pytest.mark.parametrize(
+    ("override", "code"),
+    [
+        ("eval.methods=[sentimnt]", "undefined-vector"),
+        ("eval.tune=null", "eval-strengths-need-tune"),
+    ],
+)
+def test_a_wrong_eval_block_is_a_validation_error(override: str, code: str) -> None:
+    from recipe_engine.api import validate_file
+
+    result = validate_file(RECIPE, overrides=[override])
+    assert code in {d.code for d in result.errors}, [d.format() for d in result.errors]

@@ -21,6 +21,8 @@ examples:
       --strengths 1 1.5 2 3 --tune data/tuning-openings.txt --controls 8 \\
       --markdown docs/eval/real.md --plot docs/eval/real.png
 
+The recipe's `eval:` block (methods, strengths, tune, controls, fluency_budget) gives each
+setting a flag leaves out, so `steer eval RECIPE` alone reproduces its table.
 Each method (a vector of the recipe, default: the first intervention's) replaces the vector of
 the recipe's first intervention. With --strengths, each method's strength is chosen on the
 --tune prompts (a prompt file, relative to the recipe; refused when it shares a prompt with
@@ -42,13 +44,28 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_recipe_arguments(parser)
-    parser.add_argument("--methods", nargs="+", metavar="NAME", help="vectors of the recipe")
-    parser.add_argument("--strengths", nargs="+", type=float, help="the grid tuned over")
     parser.add_argument(
-        "--tune", metavar="FILE", help="tuning prompt file (relative to the recipe)"
+        "--methods", nargs="+", metavar="NAME", help="vectors of the recipe (default: eval.methods)"
     )
-    parser.add_argument("--fluency-budget", type=float, default=1.5, help="x baseline perplexity")
-    parser.add_argument("--controls", type=int, default=8, metavar="N", help="random controls")
+    parser.add_argument(
+        "--strengths", nargs="+", type=float, help="the grid tuned over (default: eval.strengths)"
+    )
+    parser.add_argument(
+        "--tune", metavar="FILE", help="tuning prompt file, relative to the recipe (eval.tune)"
+    )
+    parser.add_argument(
+        "--fluency-budget",
+        type=float,
+        default=None,
+        help="x baseline perplexity (default: eval.fluency_budget, else 1.5)",
+    )
+    parser.add_argument(
+        "--controls",
+        type=int,
+        default=None,
+        metavar="N",
+        help="random controls (default: eval.controls, else 8)",
+    )
     parser.add_argument(
         "--prompting",
         nargs="*",

@@ -65,6 +65,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="address to listen on (0.0.0.0 exposes the server to the network)",
     )
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    _add_limits(parser)
+    parser.add_argument(
+        "--reload-interval",
+        type=float,
+        default=1.0,
+        help="seconds between checks of the recipe files (0: never reload)",
+    )
+    parser.add_argument(
+        "--allow-post",
+        action="store_true",
+        help="accept new recipes by POST /v1/profiles (into the served folder)",
+    )
+    add_allow_outside_root(parser)
+    parser.set_defaults(handler=serve)
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """What one request, one connection and the queue may take."""
     parser.add_argument(
         "--max-strength", type=float, default=16.0, help="largest |strength| a request may set"
     )
@@ -106,19 +124,6 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         default=512,
         help="open connections at most; past it a new one gets 503",
     )
-    parser.add_argument(
-        "--reload-interval",
-        type=float,
-        default=1.0,
-        help="seconds between checks of the recipe files (0: never reload)",
-    )
-    parser.add_argument(
-        "--allow-post",
-        action="store_true",
-        help="accept new recipes by POST /v1/profiles (into the served folder)",
-    )
-    add_allow_outside_root(parser)
-    parser.set_defaults(handler=serve)
 
 
 def serve(args: argparse.Namespace) -> int:

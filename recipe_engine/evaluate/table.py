@@ -43,6 +43,7 @@ from typing import Any
 
 from recipe_engine.errors import RecipeError, UsageError
 from recipe_engine.execute.runner import PassResult
+from recipe_engine.format.eval_spec import EvalSpec
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import PromptBaseline
@@ -203,7 +204,7 @@ def _tune(setup: _Setup, method: str) -> tuple[list[TuningPoint], float | None]:
     sets = [
         *setup.base,
         f"interventions.0.vector={method}",
-        f"run.prompts={{file: {json.dumps(setup.tune)}}}",
+        f"run.prompts={setup.tune}",
         "report.controls=null",
         "report.prompt_baseline=null",
     ]
@@ -294,18 +295,35 @@ def _score(rows: list[EvalRow], concept: str, instruction: str | None) -> None:
             row.control_aggregates.append(aggregate(values, base, best, concept, instruction)[0])
 
 
+DEFAULT_FLUENCY_BUDGET = 1.5
+DEFAULT_CONTROLS = 8
+
+
+def _tune_value(tune: str | None, spec: EvalSpec) -> str | None:
+    """The tuning prompts as a `run.prompts=` override value: --tune's file, else eval.tune."""
+    if tune:
+        return json.dumps({"file": tune})
+    if spec.tune is not None:
+        return json.dumps(spec.tune.model_dump(exclude_none=True, by_alias=True))
+    return None
+
+
+def _tune_label(value: str) -> str:
+    return str(json.loads(value)["file"])
+
+
 def _disjoint_tuning_keys(
     load: Loader, overrides: Sequence[str], tune: str | None, keys: list[str]
 ) -> list[str]:
     """The tuning prompts' keys; a UsageError when any is also a test prompt."""
     if not tune:
         return []
-    tuning_recipe, tuning_doc = load([*overrides, f"run.prompts={{file: {json.dumps(tune)}}}"])
+    tuning_recipe, tuning_doc = load([*overrides, f"run.prompts={tune}"])
     tuning_keys = _prompt_keys(tuning_recipe, tuning_doc)
     shared = sorted(set(keys) & set(tuning_keys))
     if shared:
         raise UsageError(
-            f"the tuning prompts ({tune}) and the test prompts (run.prompts) share "
+            f"the tuning prompts ({_tune_label(tune)}) and the test prompts (run.prompts) share "
             f"{len(shared)} prompt(s), e.g. {shared[0]!r}: a strength chosen on test data "
             "is not a measurement; make them disjoint"
         )
@@ -319,16 +337,24 @@ def evaluate_table(
     methods: Sequence[str] | None = None,
     strengths: Sequence[float] | None = None,
     tune: str | None = None,
-    fluency_budget: float = 1.5,
-    controls: int = 8,
+    fluency_budget: float | None = None,
+    controls: int | None = None,
     prompting: Sequence[str] = MODES,
     instruction: str | None = None,
     overrides: Sequence[str] = (),
     log: Log | None = None,
 ) -> EvalTable:
     """The table (module docstring). `run` and `load` run and load the recipe with overrides;
-    `tune`: the tuning prompt file, relative to the recipe (needed with `strengths`)."""
+    `tune`: the tuning prompt file, relative to the recipe (needed with `strengths`). Each
+    setting left None comes from the recipe's `eval:` block, else its default."""
     recipe, doc = load(list(overrides))
+    spec = recipe.eval or EvalSpec()
+    methods = methods or spec.methods or None
+    strengths = strengths or spec.strengths
+    tuning = _tune_value(tune, spec)
+    fluency_budget = fluency_budget or spec.fluency_budget or DEFAULT_FLUENCY_BUDGET
+    controls = controls if controls is not None else spec.controls
+    controls = DEFAULT_CONTROLS if controls is None else controls
     first = recipe.interventions[0] if recipe.interventions else None
     if first is None or first.vector is None:
         raise UsageError("steer eval steers with the recipe's first intervention: give it a vector")
@@ -339,8 +365,11 @@ def evaluate_table(
             f"--methods: no vector {', '.join(unknown)} in the recipe "
             f"(it has {', '.join(recipe.vectors)})"
         )
-    if strengths and not tune:
-        raise UsageError("--strengths needs --tune FILE: the prompts the strength is chosen on")
+    if strengths and not tuning:
+        raise UsageError(
+            "--strengths needs --tune FILE (or eval.tune in the recipe): the prompts the "
+            "strength is chosen on"
+        )
     spec = recipe.report.prompt_baseline
     text = instruction or (spec.text if isinstance(spec, PromptBaseline) else spec)
     grid = list(strengths or []) or None
@@ -350,7 +379,7 @@ def evaluate_table(
         log or (lambda _: None),
         names,
         grid,
-        tune,
+        tuning,
         fluency_budget,
         controls,
         list(prompting),
@@ -358,7 +387,7 @@ def evaluate_table(
         list(overrides),
     )
     keys = _prompt_keys(recipe, doc)
-    tuning_keys = _disjoint_tuning_keys(load, overrides, tune, keys)
+    tuning_keys = _disjoint_tuning_keys(load, overrides, tuning, keys)
     chosen: dict[str, float | None] = {}
     tuned: dict[str, list[TuningPoint]] = {}
     tuning_fluency = None

@@ -66,3 +66,5 @@ def file_fields(recipe: Recipe) -> Iterator[FileField]:
                 source = getattr(claim.conditions, key)
                 if source is not None:
                     yield FileField(source, f"/expect/{index}/conditions/{key}")
+    if recipe.eval is not None and recipe.eval.tune is not None:
+        yield FileField(recipe.eval.tune, "/eval/tune")
