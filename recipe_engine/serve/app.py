@@ -24,6 +24,7 @@ from recipe_engine.serve.requests import ApiError, Prepared, prepare
 from recipe_engine.serve.responses import Reply, reply_json, steering_headers
 from recipe_engine.serve.state import ServerState
 from recipe_engine.serve.streams import Event, Listener
+from recipe_engine.serve.tokenizer_routes import add_tokenizer_routes
 
 __all__ = ["create_app"]
 
@@ -69,14 +70,33 @@ def _timed_out(state: ServerState) -> ApiError:
     )
 
 
-async def _complete(state: ServerState, prepared: Prepared) -> list[RowResult]:
+class _ClientGone(Exception):
+    """A non-stream client disconnected before its answer."""
+
+
+async def _complete(
+    state: ServerState, prepared: Prepared, client_gone: Callable[[], Awaitable[None]]
+) -> list[RowResult]:
+    """The rows' results; a client that leaves abandons its rows at once (the batcher skips
+    those not started, a generate call of only abandoned rows stops at its next step)."""
     listener = Listener(None)  # results only; there to say when the request gives up
-    waiting = [asyncio.wrap_future(f) for f in _submit(state, prepared, listener)]
+    futures = _submit(state, prepared, listener)
+    answers = asyncio.ensure_future(asyncio.gather(*[asyncio.wrap_future(f) for f in futures]))
+    gone = asyncio.ensure_future(client_gone())
     try:
-        return list(await asyncio.wait_for(asyncio.gather(*waiting), state.config.timeout_s))
-    except asyncio.TimeoutError:  # wait_for cancels the rows: the batcher skips them
-        listener.abandon()  # and a started generate call of only abandoned rows stops early
-        raise _timed_out(state) from None
+        done, _ = await asyncio.wait(
+            {answers, gone}, timeout=state.config.timeout_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        if answers in done:
+            return list(answers.result())
+        raise _ClientGone if gone in done else _timed_out(state)
+    finally:
+        gone.cancel()
+        if not answers.done():
+            answers.cancel()
+            listener.abandon()
+            for future in futures:
+                future.cancel()
 
 
 async def _start_stream(
@@ -130,7 +150,11 @@ async def _serve(
         if body.stream:
             listener, futures, first = await _start_stream(state, prepared)
         else:
-            results = await _complete(state, prepared)
+            results = await _complete(state, prepared, _gone(request))
+    except _ClientGone:
+        seconds = round(time.perf_counter() - started, 4)
+        state.log("request", **fields, status=499, error="the client disconnected", seconds=seconds)
+        return Response(status_code=499)  # nobody reads it: the connection is gone
     except ApiError as exc:
         state.log(
             "request",
@@ -215,6 +239,7 @@ def _post_profile(state: ServerState, posted: PostedRecipe) -> Response:
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="steer serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.middleware("http")(_limit_body(state))
+    add_tokenizer_routes(app, state)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:
