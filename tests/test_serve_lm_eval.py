@@ -36,12 +36,14 @@ TASKS = ["steer_sentiment_mc", "steer_sentiment_gen"]
 def write_tasks(folder: Path) -> Path:
     """A multiple-choice and a generate_until task over one local JSONL file."""
     data = folder / "reviews.jsonl"
-    rows = [{"text": t, "label": label, "answer": ["positive", "negative"][label]}
-            for t, label in REVIEWS]
+    rows = [
+        {"text": t, "label": label, "answer": ["positive", "negative"][label]}
+        for t, label in REVIEWS
+    ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     common = (
         f"dataset_path: json\ndataset_kwargs:\n  data_files:\n    test: {data}\n"
-        "test_split: test\ndoc_to_text: \"Review: {{text}}\\nThe review is\"\n"
+        'test_split: test\ndoc_to_text: "Review: {{text}}\\nThe review is"\n'
     )
     (folder / "mc.yaml").write_text(
         f"task: {TASKS[0]}\n{common}output_type: multiple_choice\n"
@@ -58,7 +60,9 @@ def write_tasks(folder: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Iterator[RunningServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None
+) -> Iterator[RunningServer]:
     folder = write_profiles(tmp_path_factory.mktemp("profiles"))
     with serving(folder) as running:
         yield running
@@ -109,8 +113,6 @@ def test_lm_eval_local_completions_equals_hf_and_reports_steered(
             else:
                 assert a["resps"] == b["resps"]  # the generated texts
     assert _scores(served) == _scores(hf)
-    steered = evaluate(
-        "local-completions", f"model={NAME}:positive,base_url={base_url}", tasks
-    )
+    steered = evaluate("local-completions", f"model={NAME}:positive,base_url={base_url}", tasks)
     print(f"\nunsteered {_scores(served)}\nsteered (positive) {_scores(steered)}")
     assert steered["samples"][TASKS[0]] != served["samples"][TASKS[0]]  # steering reached it

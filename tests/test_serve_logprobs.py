@@ -6,9 +6,11 @@ answered."""
 
 from __future__ import annotations
 
+import io
+import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future
-from pathlib import Path
 
 import httpx
 import pytest
@@ -29,12 +31,15 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_torch_thread")]
 WEIGHTS = BUILTINS["tiny-sentiment"].weights_dir
 PROMPT_IDS = [266, 660, 267, 582]  # token ids as lm-evaluation-harness sends them (no BOS)
 TOL = 1e-4
+LOG = io.StringIO()  # the server's JSON lines
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None) -> Iterator[RunningServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, one_torch_thread: None
+) -> Iterator[RunningServer]:
     folder = write_profiles(tmp_path_factory.mktemp("profiles"))
-    with serving(folder) as running:
+    with serving(folder, LOG) as running:
         yield running
 
 
@@ -71,7 +76,12 @@ def test_echo_logprobs_of_token_ids_equal_plain_transformers(
     expected = _log_softmax(reference, PROMPT_IDS, strength)
     for max_tokens in (0, 1):
         reply = _post(
-            server, model=model, prompt=[PROMPT_IDS], echo=True, logprobs=5, max_tokens=max_tokens,
+            server,
+            model=model,
+            prompt=[PROMPT_IDS],
+            echo=True,
+            logprobs=5,
+            max_tokens=max_tokens,
             temperature=0,
         )
         assert reply.status_code == 200, reply.text
@@ -91,24 +101,32 @@ def test_echo_logprobs_of_token_ids_equal_plain_transformers(
             best = expected[-1].max()
             assert abs(got[-1] - float(best)) < TOL
             assert max(scores["top_logprobs"][-1].values()) == got[-1]  # lm-eval's is_greedy
-        assert choice["text"].startswith(httpx.post(
-            f"{server.url.removesuffix('/v1')}/detokenize", json={"tokens": PROMPT_IDS}
-        ).json()["prompt"])
+        assert choice["text"].startswith(
+            httpx.post(
+                f"{server.url.removesuffix('/v1')}/detokenize", json={"tokens": PROMPT_IDS}
+            ).json()["prompt"]
+        )
 
 
 def test_generated_logprobs_are_the_steered_distribution(
     server: RunningServer, reference: AutoModelForCausalLM
 ) -> None:
     reply = _post(
-        server, model=f"{NAME}:positive", prompt=PROMPT_IDS, logprobs=3, max_tokens=6,
+        server,
+        model=f"{NAME}:positive",
+        prompt=PROMPT_IDS,
+        logprobs=3,
+        max_tokens=6,
         temperature=0,
     )
     assert reply.status_code == 200, reply.text
     scores = reply.json()["choices"][0]["logprobs"]
     tokenize = f"{server.url.removesuffix('/v1')}/tokenize"
     names = scores["tokens"]
-    new = [httpx.post(tokenize, json={"prompt": n, "add_special_tokens": False}).json()["tokens"]
-           for n in names]
+    new = [
+        httpx.post(tokenize, json={"prompt": n, "add_special_tokens": False}).json()["tokens"]
+        for n in names
+    ]
     assert all(len(ids) == 1 for ids in new)
     ids = PROMPT_IDS + [i[0] for i in new]
     expected = _log_softmax(reference, ids, 4.0)
@@ -121,8 +139,12 @@ def test_generated_logprobs_are_the_steered_distribution(
 
 def test_chat_logprobs_and_top_logprobs(server: RunningServer) -> None:
     reply = client(server).chat.completions.create(
-        model=NAME, messages=[{"role": "user", "content": "The movie was"}], max_tokens=4,
-        temperature=0, logprobs=True, top_logprobs=2,
+        model=NAME,
+        messages=[{"role": "user", "content": "The movie was"}],
+        max_tokens=4,
+        temperature=0,
+        logprobs=True,
+        top_logprobs=2,
     )
     content = reply.choices[0].logprobs.content  # type: ignore[union-attr]
     assert content and len(content) <= 5
@@ -180,8 +202,9 @@ def test_a_failing_row_fails_alone(server: RunningServer) -> None:
 
     batcher = Batcher(server.state.model, JsonLog(None), max_queue=8, max_batch=8, wait_s=0.5)
     good = Row("The movie was", None, None, GenerationSpec(max_new_tokens=3))
-    bad = Row("The movie was", None, None,
-              GenerationSpec(max_new_tokens=3, do_sample=True, seed=2**70))
+    bad = Row(
+        "The movie was", None, None, GenerationSpec(max_new_tokens=3, do_sample=True, seed=2**70)
+    )
     futures: list[Future[RowResult]] = batcher.submit([good, bad, good])
     batcher.start()
     try:
@@ -190,3 +213,31 @@ def test_a_failing_row_fails_alone(server: RunningServer) -> None:
     finally:
         batcher.stop()
     assert batcher.batches_started == 1  # they were one batch
+
+
+def test_a_non_stream_client_that_leaves_stops_its_generation(server: RunningServer) -> None:
+    """Defect 6: the client gives up after 0.2 s of 128 rows of 120 tokens (4 batches of 32:
+    about 480 forward passes); its rows are abandoned, the running generate call stops at its
+    next step, the queued batches never start, and the log says the client left."""
+    forwards = [0]
+    hf = server.state.model.hf
+    handle = hf.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
+    try:
+        with pytest.raises(httpx.TimeoutException):
+            httpx.post(
+                f"{server.url}/completions",
+                json={"model": NAME, "prompt": ["The movie was"] * 32, "n": 4,
+                      "max_tokens": 120, "temperature": 0},
+                timeout=0.2,
+            )
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            lines = [json.loads(line) for line in LOG.getvalue().splitlines()]
+            if any(line.get("status") == 499 for line in lines):
+                break
+            time.sleep(0.05)
+        time.sleep(1.0)  # a generate call that did not stop would go on counting
+    finally:
+        handle.remove()
+    assert any(line.get("error") == "the client disconnected" for line in lines)
+    assert forwards[0] < 121  # not even the first batch ran to its end

@@ -19,10 +19,10 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from recipe_engine.errors import UsageError
 from recipe_engine.execute.gates import GateOutcome, gate_outcomes
 from recipe_engine.execute.logprobs import StepLogprobs, TokenLogprob
 from recipe_engine.execute.positions import TextMasks, text_masks
-from recipe_engine.errors import UsageError
 from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
 from recipe_engine.execute.rows import merge_row_plans
 from recipe_engine.execute.steer import apply_plan

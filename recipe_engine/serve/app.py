@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -81,11 +82,14 @@ async def _complete(
     those not started, a generate call of only abandoned rows stops at its next step)."""
     listener = Listener(None)  # results only; there to say when the request gives up
     futures = _submit(state, prepared, listener)
-    answers = asyncio.ensure_future(asyncio.gather(*[asyncio.wrap_future(f) for f in futures]))
-    gone = asyncio.ensure_future(client_gone())
+    answers: asyncio.Future[list[RowResult]] = asyncio.ensure_future(
+        asyncio.gather(*[asyncio.wrap_future(f) for f in futures])
+    )
+    gone: asyncio.Future[None] = asyncio.ensure_future(client_gone())
     try:
+        waiting: list[asyncio.Future[Any]] = [answers, gone]
         done, _ = await asyncio.wait(
-            {answers, gone}, timeout=state.config.timeout_s, return_when=asyncio.FIRST_COMPLETED
+            waiting, timeout=state.config.timeout_s, return_when=asyncio.FIRST_COMPLETED
         )
         if answers in done:
             return list(answers.result())

@@ -194,7 +194,11 @@ def _top_k(entries: list[TokenLogprob], k: int) -> list[TokenLogprob]:
 
 
 def _with_logprobs(
-    model: LoadedModel, row: Row, result: RowResult, prompt: list[TokenLogprob], new: list
+    model: LoadedModel,
+    row: Row,
+    result: RowResult,
+    prompt: list[TokenLogprob],
+    new: list[TokenLogprob],
 ) -> RowResult:
     if row.logprobs is None:
         return result
@@ -230,7 +234,9 @@ def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) 
     out: list[RowResult | None] = [None] * len(rows)
     for index, row in enumerate(rows):
         if not row.new_tokens:  # max_tokens 0: the prompt's scores are the whole reply
-            out[index] = _with_logprobs(model, row, RowResult([], "", [], "length"), scored[index], [])
+            out[index] = _with_logprobs(
+                model, row, RowResult([], "", [], "length"), scored[index], []
+            )
     todo = [i for i, row in enumerate(rows) if row.new_tokens]
     if todo:
         generating = [rows[i] for i in todo]

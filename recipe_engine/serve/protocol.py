@@ -75,7 +75,7 @@ class CompletionRequest(_Body):
     def prompts(self) -> list[Prompt]:
         prompt = self.prompt
         if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)):
-            return [prompt]  # type: ignore[list-item]
+            return [prompt]
         return list(prompt)  # type: ignore[arg-type]
 
 

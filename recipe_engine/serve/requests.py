@@ -258,14 +258,14 @@ def prepare(state: ServerState, body: CompletionRequest | ChatRequest) -> Prepar
         prompts, limit = body.prompts(), body.max_tokens
     gen = _generation(state, body, limit or None, profile)
     new_tokens = 0 if limit == 0 else gen.max_new_tokens
-    if profile is not None and profile.plan(strength).text_positions():
-        if any(not isinstance(p, str) for p in prompts):
-            raise ApiError(
-                400,
-                f"profile {profile.name!r} steers by role or marker positions, which are "
-                "found in a prompt's text: send the prompt as text, not token ids",
-                param="prompt",
-            )
+    ids_given = any(not isinstance(p, str) for p in prompts)
+    if ids_given and profile is not None and profile.plan(strength).text_positions():
+        raise ApiError(
+            400,
+            f"profile {profile.name!r} steers by role or marker positions, which are "
+            "found in a prompt's text: send the prompt as text, not token ids",
+            param="prompt",
+        )
     stop = [body.stop] if isinstance(body.stop, str) else list(body.stop or [])
     stops = tuple(s for s in stop if s)
     rows: list[Row] = []

@@ -17,9 +17,9 @@ from recipe_engine.serve.requests import Prepared
 
 __all__ = [
     "Choice",
+    "Reply",
     "chat_logprobs",
     "completion_logprobs",
-    "Reply",
     "cut_at_stop",
     "reply_json",
     "steering_headers",
@@ -62,7 +62,7 @@ def _kept(choice: Choice, scores: RowLogprobs) -> list[TokenLogprob]:
     return scores.new[: len(choice.pieces)] if choice.cut else scores.new
 
 
-def completion_logprobs(choice: Choice, scores: RowLogprobs, echo: str | None) -> dict:
+def completion_logprobs(choice: Choice, scores: RowLogprobs, echo: str | None) -> dict[str, object]:
     """OpenAI's legacy completion `logprobs`: tokens, token_logprobs, top_logprobs (a dict per
     token, None for the first token of an echoed prompt) and each token's text_offset."""
     names = scores.names
