@@ -226,8 +226,13 @@ def test_a_non_stream_client_that_leaves_stops_its_generation(server: RunningSer
         with pytest.raises(httpx.TimeoutException):
             httpx.post(
                 f"{server.url}/completions",
-                json={"model": NAME, "prompt": ["The movie was"] * 32, "n": 4,
-                      "max_tokens": 120, "temperature": 0},
+                json={
+                    "model": NAME,
+                    "prompt": ["The movie was"] * 32,
+                    "n": 4,
+                    "max_tokens": 120,
+                    "temperature": 0,
+                },
                 timeout=0.2,
             )
         deadline = time.monotonic() + 60
