@@ -348,12 +348,12 @@ def evaluate_table(
     `tune`: the tuning prompt file, relative to the recipe (needed with `strengths`). Each
     setting left None comes from the recipe's `eval:` block, else its default."""
     recipe, doc = load(list(overrides))
-    spec = recipe.eval or EvalSpec()
-    methods = methods or spec.methods or None
-    strengths = strengths or spec.strengths
-    tuning = _tune_value(tune, spec)
-    fluency_budget = fluency_budget or spec.fluency_budget or DEFAULT_FLUENCY_BUDGET
-    controls = controls if controls is not None else spec.controls
+    settings = recipe.eval or EvalSpec()
+    methods = methods or settings.methods or None
+    strengths = strengths or settings.strengths
+    tuning = _tune_value(tune, settings)
+    fluency_budget = fluency_budget or settings.fluency_budget or DEFAULT_FLUENCY_BUDGET
+    controls = controls if controls is not None else settings.controls
     controls = DEFAULT_CONTROLS if controls is None else controls
     first = recipe.interventions[0] if recipe.interventions else None
     if first is None or first.vector is None:

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -26,6 +27,7 @@ from recipe_engine.serve.requests import ApiError, Prepared, prepare
 from recipe_engine.serve.responses import Reply, reply_json, steering_headers
 from recipe_engine.serve.state import ServerState
 from recipe_engine.serve.streams import Event, Listener
+from recipe_engine.serve.tokenizer_routes import add_tokenizer_routes
 from recipe_engine.serve.validation import explain_invalid
 
 __all__ = ["create_app"]
@@ -70,14 +72,41 @@ def _refuse_failures(results: list[RowResult]) -> list[RowResult]:
     return results
 
 
-async def _complete(state: ServerState, prepared: Prepared, deadline: Deadline) -> list[RowResult]:
+class _ClientGone(Exception):
+    """A non-stream client disconnected before its answer."""
+
+
+async def _complete(
+    state: ServerState,
+    prepared: Prepared,
+    deadline: Deadline,
+    client_gone: Callable[[], Awaitable[None]],
+) -> list[RowResult]:
+    """The rows' results; a client that leaves, or a deadline that passes, abandons its rows
+    at once (the batcher skips those not started, a generate call of only abandoned rows
+    stops at its next step)."""
     listener = Listener(None)  # results only; there to say when the request gives up
-    waiting = [asyncio.wrap_future(f) for f in _submit(state, prepared, listener)]
+    futures = _submit(state, prepared, listener)
+    answers: asyncio.Future[list[RowResult]] = asyncio.ensure_future(
+        asyncio.gather(*[asyncio.wrap_future(f) for f in futures])
+    )
+    gone: asyncio.Future[None] = asyncio.ensure_future(client_gone())
     try:
-        return _refuse_failures(list(await deadline.wait(asyncio.gather(*waiting))))
-    except asyncio.TimeoutError:  # the rows were cancelled: the batcher skips them
-        listener.abandon()  # and a started generate call of only abandoned rows stops early
+        waiting: list[asyncio.Future[Any]] = [answers, gone]
+        either = asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+        await deadline.wait(either)
+        if answers.done():
+            return _refuse_failures(list(answers.result()))
+        raise _ClientGone
+    except asyncio.TimeoutError:
         raise deadline.error() from None
+    finally:
+        gone.cancel()
+        if not answers.done():
+            answers.cancel()
+            listener.abandon()
+            for future in futures:
+                future.cancel()
 
 
 async def _start_stream(
@@ -134,7 +163,11 @@ async def _serve(
         if body.stream:
             listener, futures, first = await _start_stream(state, prepared, deadline)
         else:
-            results = await _complete(state, prepared, deadline)
+            results = await _complete(state, prepared, deadline, _gone(request))
+    except _ClientGone:
+        seconds = round(time.perf_counter() - started, 4)
+        state.log("request", **fields, status=499, error="the client disconnected", seconds=seconds)
+        return Response(status_code=499)  # nobody reads it: the connection is gone
     except ApiError as exc:
         state.log(
             "request",
@@ -200,6 +233,7 @@ def _post_profile(state: ServerState, posted: PostedRecipe) -> Response:
 def create_app(state: ServerState) -> FastAPI:
     # The body's size, read time and encoding are checked before the app (serve/guard.py).
     app = FastAPI(title="steer serve", docs_url=None, redoc_url=None, openapi_url=None)
+    add_tokenizer_routes(app, state)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Response:

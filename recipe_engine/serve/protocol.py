@@ -1,12 +1,12 @@
 """The OpenAI request bodies `steer serve` accepts, and how a chat becomes a prompt.
 
-Fields the engine does not implement (tools, n > 1...) are refused with a 400 naming them
-rather than silently ignored; the values that change nothing are accepted (user, stream
-options, presence and frequency penalties of 0, `logprobs: false`, `response_format: {type:
-text}`, `tool_choice: "none"`, `parallel_tool_calls`, `store: false`, `metadata`). Types are
-strict, as OpenAI's: `max_tokens: "6"` or `true`, `stream: "yes"` are refused, not coerced.
-Steering fields (`profile`, `strength`) come at the top level, which is where the openai client
-puts `extra_body`.
+Fields the engine does not implement (tools, best_of other than n...) are refused with a 400
+naming them rather than silently ignored; the values that change nothing are accepted (user,
+stream options, presence and frequency penalties of 0, `response_format: {type: text}`,
+`tool_choice: "none"`, `parallel_tool_calls`, `store: false`, `metadata`). Types are strict, as
+OpenAI's: `max_tokens: "6"` or `true`, `stream: "yes"` are refused, not coerced. Steering fields
+(`profile`, `strength`) come at the top level, which is where the openai client puts
+`extra_body`.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, field_validator, model_validator
 
 __all__ = [
+    "MAX_LOGPROBS",
+    "MAX_N",
     "MAX_STOPS",
     "MAX_STOP_CHARS",
     "ChatMessage",
@@ -34,6 +36,8 @@ __all__ = [
 MAX_STOPS = 4
 MAX_STOP_CHARS = 1024
 SEED_MIN, SEED_MAX = -(1 << 63), (1 << 63) - 1
+MAX_LOGPROBS = 20  # OpenAI's limit on logprobs / top_logprobs
+MAX_N = 16  # choices per prompt
 
 _STRICT = ConfigDict(extra="forbid", strict=True)
 
@@ -58,20 +62,19 @@ class _Body(BaseModel):
     model_config = _STRICT
 
     model: str = Field(min_length=1)
-    max_tokens: int | None = Field(default=None, ge=1)
+    max_tokens: int | None = Field(default=None, ge=0)  # 0: score the prompt (echo) only
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=-1)  # vLLM's; -1 or 0: off
     seed: int | None = Field(default=None, ge=SEED_MIN, le=SEED_MAX)
     stream: bool = False
     stream_options: StreamOptions | None = None
-    n: Literal[1] = 1
+    n: int = Field(default=1, ge=1, le=MAX_N)  # choices per prompt
     stop: StopString | Annotated[list[StopString], Field(max_length=MAX_STOPS)] | None = None
     user: str | None = None
     presence_penalty: Literal[0] | None = None
     frequency_penalty: Literal[0] | None = None
     # accepted values that change nothing here
-    logprobs: Literal[False] | None = None
     response_format: ResponseFormat | None = None
     tool_choice: Literal["none"] | None = None
     parallel_tool_calls: bool | None = None
@@ -82,13 +85,30 @@ class _Body(BaseModel):
     strength: float | None = None
 
 
-class CompletionRequest(_Body):
-    # "" and [""] alike are refused: an empty prompt would generate from BOS alone
-    prompt: str | list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    echo: Literal[False] = False
+# A prompt: text, or token ids (what lm-evaluation-harness sends once it has a tokenizer).
+Prompt = str | list[StrictInt]
 
-    def prompts(self) -> list[str]:
-        return [self.prompt] if isinstance(self.prompt, str) else list(self.prompt)
+
+class CompletionRequest(_Body):
+    prompt: str | list[str] | list[list[StrictInt]] | list[StrictInt]
+    echo: bool = False  # the prompt comes first in each choice (with its logprobs if asked)
+    logprobs: int | None = Field(default=None, ge=0, le=MAX_LOGPROBS)  # top k per token
+    best_of: int | None = Field(default=None, ge=1, le=MAX_N)
+
+    @field_validator("prompt")
+    @classmethod
+    def _some_prompt(cls, value: object) -> object:
+        # "", [] and [""] alike are refused: an empty prompt would generate from BOS alone
+        empty = value in ("", []) or (isinstance(value, list) and any(v in ("", []) for v in value))
+        if empty:
+            raise ValueError("give a prompt: a string, token ids, or a list of either")
+        return value
+
+    def prompts(self) -> list[Prompt]:
+        prompt = self.prompt
+        if isinstance(prompt, str) or (prompt and isinstance(prompt[0], int)):
+            return [prompt]
+        return list(prompt)  # type: ignore[arg-type]
 
 
 class TextPart(BaseModel):
@@ -122,6 +142,8 @@ class ChatMessage(BaseModel):
 class ChatRequest(_Body):
     messages: list[ChatMessage] = Field(min_length=1)
     max_completion_tokens: int | None = Field(default=None, ge=1)
+    logprobs: bool | None = None
+    top_logprobs: int | None = Field(default=None, ge=0, le=MAX_LOGPROBS)
 
     def token_limit(self) -> int | None:
         return self.max_completion_tokens or self.max_tokens
