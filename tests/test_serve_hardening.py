@@ -100,9 +100,7 @@ def _extra_profiles(folder: Path) -> None:
         )
     )
     for name, compare in (("when-fires", "above"), ("when-not", "below")):
-        when = (
-            f"{{vector: sentiment, layer: 0, aggregate: mean, compare: {compare}, threshold: -50}}"
-        )
+        when = f"{{vector: sentiment, layer: 0, aggregate: mean, compare: {compare}, threshold: -0.999}}"
         (folder / f"{name}.yaml").write_text(
             _recipe(
                 name,
@@ -560,8 +558,8 @@ def test_openais_no_op_fields_are_accepted(server: RunningServer) -> None:
         ("max_tokens", "6", "max_tokens", "`max_tokens` must be an integer"),
         ("max_tokens", True, "max_tokens", "`max_tokens` must be an integer"),
         ("stream", "yes", "stream", "`stream` must be true or false"),
-        ("logprobs", True, "logprobs", "`logprobs` must be false"),
-        ("max_tokens", 0, "max_tokens", "`max_tokens` must be at least 1"),
+        ("logprobs", 21, "logprobs", "at most 20"),
+        ("max_tokens", 0, "max_tokens", "give at least 1"),
     ],
 )
 def test_invalid_fields_are_said_with_their_param_and_the_fix(

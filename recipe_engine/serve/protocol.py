@@ -101,7 +101,7 @@ class CompletionRequest(_Body):
         # "", [] and [""] alike are refused: an empty prompt would generate from BOS alone
         empty = value in ("", []) or (isinstance(value, list) and any(v in ("", []) for v in value))
         if empty:
-            raise ValueError("give a prompt: a string, token ids, or a list of either")
+            raise ValueError("must not be empty: give a string, token ids, or a list of either")
         return value
 
     def prompts(self) -> list[Prompt]:
