@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import atexit
 import importlib
+import os
 import signal
 import sys
 import traceback
@@ -148,6 +149,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # build their methods with exec). Exec-ing any string clears the flag.
         exec("")
         return 130
+    except BrokenPipeError:  # `steer validate recipes/ | head -1`: the reader has gone
+        # Python would report the failed flush of stdout at exit too: point it at /dev/null.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141  # what a shell reports for a process ended by SIGPIPE (128 + 13)
 
 
 # Commands that load a model import torch with Ctrl-C held. Interrupted mid-import, torch's
@@ -183,6 +189,8 @@ def _main(argv: Sequence[str] | None) -> int:
                 importlib.import_module("torch")
         code: int = args.handler(args)
         return code
+    except BrokenPipeError:
+        raise  # `main` ends quietly: the reader of stdout has gone
     except RecipeError as exc:
         for diag in exc.diagnostics:
             print(diag.format(), file=sys.stderr)

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from recipe_engine.diagnostics import FlagOverride
 from recipe_engine.errors import NumericalFailure, UsageError
 from recipe_engine.sweep.axes import (
     metric_names,
@@ -191,7 +192,9 @@ def _cell_overrides(recipe: Recipe, ranking: SweepRanking) -> list[str]:
     extra.append("run.compare_baseline=true")
     extra.append("report.prompt_baseline=null")  # a sweep compares settings, not prompting
     if ranking.controls:
-        extra.append(f"report.controls={{random: {ranking.controls}}}")
+        # its diagnostics name the flag typed, `--controls N`, not a --set never written
+        controls = f"report.controls={{random: {ranking.controls}}}"
+        extra.append(FlagOverride(controls, f"--controls {ranking.controls}"))
     elif recipe.report.controls is not None:
         extra.append("report.controls=null")  # the recipe's own controls: not per cell
     return extra
