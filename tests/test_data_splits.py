@@ -80,6 +80,9 @@ def _files(path: Path) -> tuple[set[Path], set[Path]]:
             pointer + ("" if isinstance(owner, ProbeVector) else "/file")
         )
         target = (base / name).resolve()
+        if pointer.startswith("/eval/tune"):  # steer eval's tuning prompts (checked below)
+            assert target.name in TUNING, f"{path.name}: eval.tune {name} is no tuning file"
+            continue
         (build if pointer.startswith("/vectors") else evaluate).add(target)
     evaluate |= {DATA / n for n in EXTRA_EVALUATION.get(path.name, [])}
     return build, evaluate
@@ -102,6 +105,8 @@ def _inline_texts(path: Path) -> tuple[list[str], list[str]]:
     build: list[str] = []
     evaluate: list[str] = []
     for field in file_fields(loaded.recipe):
+        if field.pointer.startswith("/eval/tune"):
+            continue  # tuning prompts, not measured on
         texts = _inline(field.owner)
         (build if field.pointer.startswith("/vectors") else evaluate).extend(texts)
     return build, evaluate

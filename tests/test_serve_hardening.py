@@ -100,7 +100,8 @@ def _extra_profiles(folder: Path) -> None:
         )
     )
     for name, compare in (("when-fires", "above"), ("when-not", "below")):
-        when = f"{{vector: sentiment, layer: 0, aggregate: mean, compare: {compare}, threshold: -0.999}}"
+        when = "{vector: sentiment, layer: 0, aggregate: mean, "
+        when += f"compare: {compare}, threshold: -0.999}}"
         (folder / f"{name}.yaml").write_text(
             _recipe(
                 name,

@@ -42,8 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from recipe_engine.errors import RecipeError, UsageError
+from recipe_engine.evaluate.settings import EvalSettings, resolve_settings
 from recipe_engine.execute.runner import PassResult
-from recipe_engine.format.eval_spec import EvalSpec
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import PromptBaseline
@@ -295,36 +295,19 @@ def _score(rows: list[EvalRow], concept: str, instruction: str | None) -> None:
             row.control_aggregates.append(aggregate(values, base, best, concept, instruction)[0])
 
 
-DEFAULT_FLUENCY_BUDGET = 1.5
-DEFAULT_CONTROLS = 8
-
-
-def _tune_value(tune: str | None, spec: EvalSpec) -> str | None:
-    """The tuning prompts as a `run.prompts=` override value: --tune's file, else eval.tune."""
-    if tune:
-        return json.dumps({"file": tune})
-    if spec.tune is not None:
-        return json.dumps(spec.tune.model_dump(exclude_none=True, by_alias=True))
-    return None
-
-
-def _tune_label(value: str) -> str:
-    return str(json.loads(value)["file"])
-
-
 def _disjoint_tuning_keys(
-    load: Loader, overrides: Sequence[str], tune: str | None, keys: list[str]
+    load: Loader, overrides: Sequence[str], settings: EvalSettings, keys: list[str]
 ) -> list[str]:
     """The tuning prompts' keys; a UsageError when any is also a test prompt."""
-    if not tune:
+    if not settings.tuning:
         return []
-    tuning_recipe, tuning_doc = load([*overrides, f"run.prompts={tune}"])
+    tuning_recipe, tuning_doc = load([*overrides, f"run.prompts={settings.tuning}"])
     tuning_keys = _prompt_keys(tuning_recipe, tuning_doc)
     shared = sorted(set(keys) & set(tuning_keys))
     if shared:
         raise UsageError(
-            f"the tuning prompts ({_tune_label(tune)}) and the test prompts (run.prompts) share "
-            f"{len(shared)} prompt(s), e.g. {shared[0]!r}: a strength chosen on test data "
+            f"the tuning prompts ({settings.tuning_label}) and the test prompts (run.prompts) "
+            f"share {len(shared)} prompt(s), e.g. {shared[0]!r}: a strength chosen on test data "
             "is not a measurement; make them disjoint"
         )
     return tuning_keys
@@ -348,57 +331,42 @@ def evaluate_table(
     `tune`: the tuning prompt file, relative to the recipe (needed with `strengths`). Each
     setting left None comes from the recipe's `eval:` block, else its default."""
     recipe, doc = load(list(overrides))
-    settings = recipe.eval or EvalSpec()
-    methods = methods or settings.methods or None
-    strengths = strengths or settings.strengths
-    tuning = _tune_value(tune, settings)
-    fluency_budget = fluency_budget or settings.fluency_budget or DEFAULT_FLUENCY_BUDGET
-    controls = controls if controls is not None else settings.controls
-    controls = DEFAULT_CONTROLS if controls is None else controls
-    first = recipe.interventions[0] if recipe.interventions else None
-    if first is None or first.vector is None:
-        raise UsageError("steer eval steers with the recipe's first intervention: give it a vector")
-    names = list(methods or [first.vector])
-    unknown = [n for n in names if n not in recipe.vectors]
-    if unknown:
-        raise UsageError(
-            f"--methods: no vector {', '.join(unknown)} in the recipe "
-            f"(it has {', '.join(recipe.vectors)})"
-        )
-    if strengths and not tuning:
-        raise UsageError(
-            "--strengths needs --tune FILE (or eval.tune in the recipe): the prompts the "
-            "strength is chosen on"
-        )
+    settings = resolve_settings(
+        recipe,
+        methods=methods,
+        strengths=strengths,
+        tune=tune,
+        fluency_budget=fluency_budget,
+        controls=controls,
+    )
     spec = recipe.report.prompt_baseline
     text = instruction or (spec.text if isinstance(spec, PromptBaseline) else spec)
-    grid = list(strengths or []) or None
     setup = _Setup(
         run,
         load,
         log or (lambda _: None),
-        names,
-        grid,
-        tuning,
-        fluency_budget,
-        controls,
+        settings.methods,
+        settings.strengths,
+        settings.tuning,
+        settings.fluency_budget,
+        settings.controls,
         list(prompting),
         text,
         list(overrides),
     )
     keys = _prompt_keys(recipe, doc)
-    tuning_keys = _disjoint_tuning_keys(load, overrides, tuning, keys)
+    tuning_keys = _disjoint_tuning_keys(load, overrides, settings, keys)
     chosen: dict[str, float | None] = {}
     tuned: dict[str, list[TuningPoint]] = {}
     tuning_fluency = None
-    for name in names:
+    for name in settings.methods:
         if setup.strengths:
             tuned[name], tuning_fluency = _tune(setup, name)
             chosen[name] = choose_strength(tuned[name])
             setup.log(f"chosen on the tuning prompts: {name} strength {chosen[name]}")
         else:
-            chosen[name] = first.strength
-    rows, report = _test_rows(setup, chosen, first.strength)
+            chosen[name] = settings.recipe_strength
+    rows, report = _test_rows(setup, chosen, settings.recipe_strength)
     for row in rows:
         row.tuning = tuned.get(row.label, []) if row.kind == "method" else []
     columns, concept, instruction_metric = _columns(report)
@@ -410,10 +378,10 @@ def evaluate_table(
         instruction=instruction_metric,
         columns=columns,
         rows=rows,
-        fluency_budget=fluency_budget,
+        fluency_budget=settings.fluency_budget,
         tuning_fluency=tuning_fluency,
         test_prompts=len(keys),
         tuning_prompts=len(tuning_keys),
-        controls=controls,
+        controls=settings.controls,
         instruction_text=text,
     )

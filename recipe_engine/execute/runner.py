@@ -225,6 +225,27 @@ def _cut_at_eos(entries: list[TokenLogprob], eos: int | None) -> list[TokenLogpr
     return entries
 
 
+def _keep_batch(
+    result: PassResult,
+    ids: torch.Tensor,
+    steps: list[Any],
+    how: tuple[int | None, StepReduction, StepLogprobs | None],
+) -> None:
+    """One batch's generated rows and, when asked, their log-probabilities, into `result`."""
+    eos, reduction, scores = how
+    _split_generated(result, ids, eos, reduction, steps)
+    if scores is not None:
+        new = ids[:, ids.shape[1] - len(steps) :].tolist()
+        result.logprobs.extend(_cut_at_eos(r, eos) for r in scores.rows(new))
+
+
+# persistent=False: the plan is part of each generate trace.
+# persistent=True (edit mode): the plan is installed once as an in-place nnsight edit
+# (`model.edit(inplace=True)`, looping over every step), every batch is generated through the
+# edited model with no per-call interventions, and the edit is cleared in `finally`, so the model
+# is clean afterwards even if generation fails. On a remote backend, which keeps no state between
+# requests, and for role or marker positions, whose token masks differ from batch to batch, the
+# plan goes into every call instead: the same computation.
 def generate_pass(
     model: LoadedModel,
     plan: RowPlans,
@@ -241,10 +262,9 @@ def generate_pass(
 ) -> PassResult:
     """Generate with the plan applied on every step. `prompts`: texts, or token ids.
 
-    on_step (optional) hears each step as it is generated: one new token id per row of the
-    running batch, in its row order (a row that has finished gets the pad id). stop (asked
-    after each step, only with on_step) ends the batch's generation early when it says so.
-    Neither is called on a remote backend. logprobs=k (local backend only) keeps each new
+    on_step (optional) hears each step: one new token id per row of the running batch, in row
+    order (a finished row gets the pad id); stop (asked after each step, only with on_step)
+    ends the batch early when it says so. Neither is called on a remote backend. logprobs=k (local backend only) keeps each new
     token's log-probability and the top k of its step (execute/logprobs.py), on the device
     until the batch ends.
 
@@ -252,13 +272,7 @@ def generate_pass(
     `reduction` names what the report needs; the first step's logits are kept whole (the
     next-token logits); everything is copied to the host once per batch.
 
-    persistent=False: the plan is part of each generate trace.
-    persistent=True (edit mode): the plan is installed once as an in-place nnsight edit
-    (`model.edit(inplace=True)`, looping over every step), every batch is generated through
-    the edited model with no per-call interventions, and the edit is cleared in `finally`, so
-    the model is clean afterwards even if generation fails. On a remote backend, which keeps
-    no state between requests, and for role or marker positions, whose token masks differ from
-    batch to batch, the plan goes into every call instead: the same computation.
+    persistent: see the comment above this function.
     """
     if logprobs is not None and model.remote:
         raise UsageError("log-probabilities of generated tokens need the local backend")
@@ -303,10 +317,7 @@ def generate_pass(
                 first = steps[0][1]
                 assert first is not None  # reduce_step keeps step 0's logits
                 firsts.append(first.float().cpu())
-                _split_generated(result, ids, eos, reduction, steps)
-                if scores is not None:
-                    new = ids[:, ids.shape[1] - len(steps) :].tolist()
-                    result.logprobs.extend(_cut_at_eos(r, eos) for r in scores.rows(new))
+                _keep_batch(result, ids, steps, (eos, reduction, scores))
                 result.gates.extend(gate_outcomes(active, record, len(batch)))
                 if progress:
                     progress(len(batch))

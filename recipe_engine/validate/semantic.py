@@ -19,6 +19,7 @@ from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.source_map import join_pointer
 from recipe_engine.model_config import machine_only_kind
 from recipe_engine.validate.conditions import all_interventions
+from recipe_engine.validate.eval_settings import check_eval_settings
 from recipe_engine.validate.schema_errors import did_you_mean
 from recipe_engine.validate.text_metrics import check_evaluation
 
@@ -55,7 +56,9 @@ class _Checker:
         self.used.update(
             m.probe for m in self.recipe.report.metrics if isinstance(m, ConceptMetric) and m.probe
         )
-        yield from self.eval_methods()
+        if self.recipe.eval is not None:  # the methods steer eval compares are used too
+            self.used.update(self.recipe.eval.methods)
+            yield from check_eval_settings(self.recipe, self.doc, self.undefined)
         yield from self.unused_vectors()
         yield from self.run_section()
         yield from self.metrics()
@@ -168,28 +171,6 @@ class _Checker:
         for name in graph:
             if state.get(name) is None:
                 yield from visit(name, [name])
-
-    def eval_methods(self) -> Iterator[Diagnostic]:
-        spec = self.recipe.eval
-        if spec is None:
-            return
-        for index, name in enumerate(spec.methods):
-            self.used.add(name)
-            if name not in self.recipe.vectors:
-                yield self.undefined(name, f"/eval/methods/{index}")
-        if spec.strengths and spec.tune is None:
-            yield self.error(
-                "eval-strengths-need-tune",
-                "eval.strengths are chosen among on tuning prompts: add eval.tune: {file: PATH} "
-                "(prompts disjoint from run.prompts)",
-                "/eval/strengths",
-            )
-        if spec.tune is not None and not spec.strengths:
-            yield self.warning(
-                "eval-tune-unused",
-                "eval.tune is only read to choose among eval.strengths: add the grid, or drop it",
-                "/eval/tune",
-            )
 
     def unused_vectors(self) -> Iterator[Diagnostic]:
         for name in self.recipe.vectors:
