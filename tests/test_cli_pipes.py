@@ -14,19 +14,24 @@ from tests.conftest import RECIPES, REPO
 
 
 def test_a_closed_pipe_ends_quietly_with_sigpipes_status() -> None:
+    """`steer ls | head -0`: the reader is gone before the first write (its end of the pipe
+    is closed before steer starts, so the write fails whatever the timing)."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "recipe_engine", "ls"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        env=env,
-        cwd=REPO,
-    )
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.read(5)  # `| head -c 5`: read a little, then go away
-    proc.stdout.close()
-    err = proc.stderr.read().decode()
-    assert proc.wait() == 141, err
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "recipe_engine", "ls"],
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            env=env,
+            cwd=REPO,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    err = proc.stderr.decode()
+    assert proc.returncode == 141, err
     assert err == ""
 
 
