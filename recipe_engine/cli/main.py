@@ -140,7 +140,9 @@ def _ignore_sigint_at_exit() -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     _ignore_sigint_at_exit()
     try:
-        return _main(argv)
+        code = _main(argv)
+        sys.stdout.flush()  # here, so that a reader gone by now is the BrokenPipeError below
+        return code
     except KeyboardInterrupt:  # also while parsing arguments or reporting another error
         print("steer: interrupted", file=sys.stderr)
         # CPython flags a KeyboardInterrupt that escapes an exec() of a string as unhandled,
