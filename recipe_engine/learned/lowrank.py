@@ -54,12 +54,17 @@ class VectorTrainable:
 class _Rotation(torch.nn.Module):
     """Holds R [n, r, D]; the orthogonal parametrization makes each R[i] have orthonormal rows."""
 
-    def __init__(self, start: torch.Tensor) -> None:
+    def __init__(self, start: torch.Tensor, seed: int) -> None:
         super().__init__()
         self.weight = torch.nn.Parameter(torch.zeros_like(start))
-        orthogonal(self)
-        with torch.no_grad():
-            self.weight = start  # the parametrization's right inverse: weight reads as `start`
+        # The parametrization completes R [r, D] into a D x D orthogonal base with columns drawn
+        # from torch's global generator: seeded here (and the global state left as it was), so
+        # a rebuild starts from the same base and stays bit-identical.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            orthogonal(self)
+            with torch.no_grad():
+                self.weight = start  # the parametrization's right inverse: weight reads `start`
 
 
 class LowRankTrainable:
@@ -71,7 +76,7 @@ class LowRankTrainable:
         generator = torch.Generator().manual_seed(spec.seed)
         gaussian = torch.randn(n_rows, width, rank, generator=generator)
         start = torch.linalg.qr(gaussian).Q.transpose(-1, -2).contiguous()  # [n, r, D]
-        self.rotation = _Rotation(start)
+        self.rotation = _Rotation(start, spec.seed)
         self.weight = start.clone().requires_grad_(True)
         self.bias = torch.zeros(n_rows, rank, requires_grad=True)
 
