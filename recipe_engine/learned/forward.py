@@ -11,6 +11,7 @@ the field merged batch plans already use (execute/ops.py). apply_plan then runs 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import torch
 
@@ -37,7 +38,7 @@ def with_parameter(
             assert op.lowrank is not None
             dtype = op.lowrank.rotation.dtype
             lowrank = LowRank(*(part[row].to(dtype) for part in param))
-            changed = {"lowrank": lowrank}
+            changed: dict[str, Any] = {"lowrank": lowrank}
         else:
             assert op.vector is not None
             dtype = op.vector.dtype
@@ -45,7 +46,7 @@ def with_parameter(
         row_strength = None
         if signs is not None:
             row_strength = (op.strength * signs).to(dtype).view(-1, 1, 1)
-        ops.append(replace(op, row_strength=row_strength, **changed))  # type: ignore[arg-type]
+        ops.append(replace(op, row_strength=row_strength, **changed))
     return Plan(ops)
 
 

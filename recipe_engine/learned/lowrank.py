@@ -64,7 +64,8 @@ class _Rotation(torch.nn.Module):
             torch.manual_seed(seed)
             orthogonal(self)
             with torch.no_grad():
-                self.weight = start  # the parametrization's right inverse: weight reads `start`
+                # the parametrization's right inverse: weight reads `start`
+                self.weight = start  # type: ignore[assignment]
 
 
 class LowRankTrainable:
