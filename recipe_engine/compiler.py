@@ -25,9 +25,10 @@ from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.trained import TrainedVector
 from recipe_engine.load.includes import LoadedDocument
-from recipe_engine.plan import ConditionRead, Gate, Plan, PlanOp
+from recipe_engine.plan import ConditionRead, Gate, LowRank, Plan, PlanOp
 from recipe_engine.resolve.architectures import Port
 from recipe_engine.resolve.loaded_model import LoadedModel
+from recipe_engine.vectors.lowrank import packed_width, unpack_lowrank
 
 __all__ = ["compile_part_plans", "compile_plan", "leading_marker", "probe_logits"]
 
@@ -321,7 +322,8 @@ def _layer_row(
     at: str,
 ) -> torch.Tensor:
     """The row of a per-layer trained vector that belongs to `layer`."""
-    if layer not in trained or raw.dim() != 2 or raw.shape[0] != len(trained):
+    rank = 3 if item.op == "lowrank" else 2  # lowrank: [L, r, 2D + 1]
+    if layer not in trained or raw.dim() != rank or raw.shape[0] != len(trained):
         raise _fail(
             doc,
             "vector-layer",
@@ -330,6 +332,47 @@ def _layer_row(
             at + "/layers",
         )
     return raw[trained.index(layer)]
+
+
+def _lowrank(
+    item: Intervention,
+    raw: torch.Tensor,
+    width: int,
+    what: str,
+    columns: torch.Tensor | None,
+    model: LoadedModel,
+    doc: LoadedDocument | None,
+    at: str,
+) -> LowRank:
+    """op lowrank's R, W, b from a packed [r, 2D + 1] tensor (vectors/lowrank.py), checked
+    against the width here and cast to the model's dtype (no normalizing: R is orthonormal)."""
+    if raw.dim() != 2 or packed_width(raw) is None:
+        raise _fail(
+            doc,
+            "vector-shape",
+            f"op lowrank needs a `kind: trained, form: lowrank` vector; {item.vector!r} has shape "
+            f"{list(raw.shape)}",
+            at + "/vector",
+        )
+    if columns is not None and len(columns) != width:
+        raise _fail(
+            doc,
+            "lowrank-heads",
+            "op lowrank acts on all heads together (it was trained on the whole heads site); "
+            "remove `heads:`",
+            at + "/heads",
+        )
+    if packed_width(raw) != width:
+        raise _fail(
+            doc,
+            "vector-dim",
+            f"low-rank intervention {item.vector!r} acts on width {packed_width(raw)}, but the "
+            f"model's {what} here is {width}",
+            at + "/vector",
+        )
+    dtype = next(model.hf.parameters()).dtype
+    r, w, b = (t.detach().to(device=model.device, dtype=dtype) for t in unpack_lowrank(raw))
+    return LowRank(r, w, b)
 
 
 def _compile_one(
@@ -349,7 +392,16 @@ def _compile_one(
     heads, columns = _head_columns(item, model, doc, at)
     vector = None
     rows: dict[int | None, torch.Tensor] = {}
-    if item.vector is not None:
+    lowranks: dict[int | None, LowRank] = {}
+    if item.op == "lowrank":
+        assert item.vector is not None  # validation: op lowrank needs a vector
+        raw = vectors[item.vector]
+        trained = (per_layer or {}).get(item.vector)
+        width, what = _expected_width(item, model, columns, targets[0][0], events)
+        for layer, _ in targets:
+            part = raw if trained is None else _layer_row(item, raw, layer, trained, doc, at)
+            lowranks[layer] = _lowrank(item, part, width, what, columns, model, doc, at)
+    elif item.vector is not None:
         raw = vectors[item.vector]
         trained = (per_layer or {}).get(item.vector)
         width, what = _expected_width(item, model, columns, targets[0][0], events)
@@ -381,6 +433,7 @@ def _compile_one(
                 strength=item.strength * weight,
                 vector_name=item.vector,
                 vector=rows.get(layer, vector),
+                lowrank=lowranks.get(layer),
                 columns=columns,
                 heads=heads,
                 order=(events[(path, port)], index),

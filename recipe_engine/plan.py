@@ -20,7 +20,24 @@ import torch
 from recipe_engine.format.positions import PositionSelector, TextPositions
 from recipe_engine.resolve.architectures import Port
 
-__all__ = ["ConditionRead", "Gate", "Plan", "PlanOp"]
+__all__ = ["ConditionRead", "Gate", "LowRank", "Plan", "PlanOp"]
+
+
+@dataclass(frozen=True, eq=False)
+class LowRank:
+    """op lowrank's tensors (LoReFT): h <- h + s R^T (W h + b - R h), in the model's dtype."""
+
+    rotation: torch.Tensor  # R [r, D], orthonormal rows
+    weight: torch.Tensor  # W [r, D]
+    bias: torch.Tensor  # b [r]
+
+    @property
+    def rank(self) -> int:
+        return int(self.rotation.shape[0])
+
+    @property
+    def width(self) -> int:
+        return int(self.rotation.shape[-1])
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,6 +107,7 @@ class PlanOp:
     gate: Gate | None = None  # `when:`: the op acts only on rows whose gate fires
     rows: torch.Tensor | None = None  # [B, 1, 1] bool: the rows of a merged batch plan it acts on
     row_strength: torch.Tensor | None = None  # [B, 1, 1]: per-row strength in a merged plan
+    lowrank: LowRank | None = None  # op lowrank: R, W, b (vector is None)
 
     def describe(self) -> dict[str, Any]:  # a JSON object (`steer explain`, the run report)
         vec = self.vector
@@ -107,6 +125,7 @@ class PlanOp:
             "vector": self.vector_name,
             "vector_norm": None if vec is None else round(float(vec.float().norm()), 6),
             "strength": self.strength,
+            **({} if self.lowrank is None else {"rank": self.lowrank.rank}),
             "when": None if self.gate is None else self.gate.describe(),
         }
 

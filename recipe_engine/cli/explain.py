@@ -101,7 +101,9 @@ def _text(info: dict[str, Any]) -> str:
         lines.append(f" {i:>2}. {op['op']} at {where}{heads} -> {op['module']}.{op['port']}")
         if op["vector"]:
             lines.append(
-                f"     vector {op['vector']} |v|={op['vector_norm']:.4g}, "
+                f"     vector {op['vector']} "
+                + (f"rank {op['rank']}" if "rank" in op else f"|v|={op['vector_norm']:.4g}")
+                + ", "
                 f"strength {op['strength']:g}"
             )
         else:

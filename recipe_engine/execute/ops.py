@@ -17,6 +17,16 @@ def _along(h: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return (h @ u).unsqueeze(-1) * u
 
 
+def _lowrank_edit(h: torch.Tensor, op: PlanOp) -> torch.Tensor:
+    """LoReFT's edit R^T (W h + b - R h): the component of h in R's row space replaced by the
+    learned W h + b (R has orthonormal rows)."""
+    assert op.lowrank is not None
+    r, w, b = op.lowrank.rotation, op.lowrank.weight, op.lowrank.bias
+    if r.device != h.device or r.dtype != h.dtype:  # remote: the tensors travel on the CPU
+        r, w, b = (t.to(device=h.device, dtype=h.dtype) for t in (r, w, b))
+    return (h @ w.T + b - h @ r.T) @ r
+
+
 def transform(h: torch.Tensor, op: PlanOp, vector: torch.Tensor | None = None) -> torch.Tensor:
     """`vector` overrides op.vector: per-position vectors arrive aligned to h, [B, T, D]."""
     # A merged batch plan carries one strength per row ([B, 1, 1]), in the vector's dtype.
@@ -46,4 +56,6 @@ def transform(h: torch.Tensor, op: PlanOp, vector: torch.Tensor | None = None) -
     if name == "clamp":
         assert v is not None
         return h - _along(h, v) + s * v
+    if name == "lowrank":
+        return h + s * _lowrank_edit(h, op)
     raise ValueError(f"unknown op {name!r}")

@@ -5,11 +5,12 @@ h -> A h + c. Where that activation is the output of one linear layer (a "writer
 attention output projection at attn_out, the MLP's down projection at mlp_out) the map folds
 into that layer: W <- A W, b <- A b + c. At `heads` it acts on the projection's input columns:
 W <- W A, b <- b + W c. The residual stream itself (resid_post) is a sum of every earlier
-writer, so only a translation (add) folds there, into the bias of the block's last writer; and
-the stream entering block 0 is the embedding, whose table takes any linear map (a translation
-only where a position table exists: GPT-2's wpe). A and c are read off the op itself
-(`transform` of the zero vector and of the identity), in float64, so what is folded is what the
-engine computes, whatever the op.
+writer, so only a translation (add) folds there, into the bias of the block's last writer (a
+trained lowrank, affine in h, folds at attn_out / mlp_out / heads like any op; on the stream it
+is refused); and the stream entering block 0 is the embedding, whose table takes any linear
+map (a translation only where a position table exists: GPT-2's wpe). A and c are read off the
+op itself (`transform` of the zero vector and of the identity), in float64, so what is folded
+is what the engine computes, whatever the op.
 
 Directional ablation ("abliteration") is project_out at attn_out and mlp_out of every layer
 plus resid_pre of layer 0: every writer and the embedding orthogonalized against the direction.
@@ -151,6 +152,15 @@ def check_foldable(op: PlanOp, layout: FamilyLayout) -> None:
         )
     if op.site == "resid_post" or (op.site == "resid_pre" and op.layer > 0):
         # The stream entering block L is what block L-1 wrote (fold_op moves it there).
+        if op.op == "lowrank":
+            raise NotFoldable(
+                f"lowrank at {op.site} is h + R^T(W h + b - R h): it maps the whole stream (the "
+                "sum of every earlier writer), not a constant translation, so no bias can hold "
+                "it; train and apply it at attn_out or mlp_out (it folds exactly into that "
+                "writer's weight and bias there), or run it with the engine (steer run, steer "
+                "serve)",
+                field="site",
+            )
         if op.op != "add":
             raise NotFoldable(
                 f"{op.op} at {op.site} acts on the whole stream (the sum of every earlier "

@@ -68,6 +68,8 @@ def _switches_needed(
         if getattr(writer, "bias", None) is not None:
             continue
         width = 1 if op.vector is None else int(op.vector.shape[-1])
+        if op.lowrank is not None:
+            width = op.lowrank.width
         if bool(affine_of(op, width)[1].abs().max() > 0):
             needed.add(kind)
     return needed

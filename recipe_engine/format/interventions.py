@@ -10,6 +10,8 @@ s = strength x layer weight:
     mean_ablate  h <- m                       (m: a mean_activation vector)
     project_out  h <- h - s * (h . u) u       (s = 1 removes the direction entirely)
     clamp        h <- h - (h . u) u + s * u   (fix the component along u to s)
+    lowrank      h <- h + s * R^T (W h + b - R h)   (a `kind: trained, form: lowrank` source:
+                 LoReFT, R [r, D] with orthonormal rows; s = 1 is the trained intervention)
 
 Interventions run in the model's execution order (layer, then site: resid_pre, heads,
 attn_out, mlp_out, resid_post). Several interventions on the same layer and site compose in
@@ -33,9 +35,18 @@ from recipe_engine.format.sites import MODULE_FIELD, SITE_FIELD, VECTOR_NAME_PAT
 
 __all__ = ["OPS", "OPS_NEEDING_VECTOR", "OPS_WITHOUT_VECTOR", "Intervention", "Op", "Site"]
 
-Op = Literal["add", "set", "scale", "zero", "mean_ablate", "project_out", "clamp"]
-OPS: tuple[str, ...] = ("add", "set", "scale", "zero", "mean_ablate", "project_out", "clamp")
-OPS_NEEDING_VECTOR = frozenset({"add", "set", "mean_ablate", "project_out", "clamp"})
+Op = Literal["add", "set", "scale", "zero", "mean_ablate", "project_out", "clamp", "lowrank"]
+OPS: tuple[str, ...] = (
+    "add",
+    "set",
+    "scale",
+    "zero",
+    "mean_ablate",
+    "project_out",
+    "clamp",
+    "lowrank",
+)
+OPS_NEEDING_VECTOR = frozenset({"add", "set", "mean_ablate", "project_out", "clamp", "lowrank"})
 OPS_WITHOUT_VECTOR = frozenset({"zero"})
 
 
@@ -43,12 +54,13 @@ class Intervention(RecipeModel):
     name: str | None = Field(default=None, description="Label shown in reports.")
     op: Op = Field(
         default="add",
-        description="add | set | scale | zero | mean_ablate | project_out | clamp.",
+        description="add | set | scale | zero | mean_ablate | project_out | clamp | lowrank "
+        "(a trained low-rank intervention: its vector is `kind: trained, form: lowrank`).",
     )
     vector: Annotated[str, Field(pattern=VECTOR_NAME_PATTERN)] | None = Field(
         default=None,
         description="Name of a vector under `vectors:`. Required by add, set, mean_ablate, "
-        "project_out and clamp; optional for scale; not allowed for zero.",
+        "project_out, clamp and lowrank; optional for scale; not allowed for zero.",
     )
     layers: LayerSpec | None = Field(
         default=None,

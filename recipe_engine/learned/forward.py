@@ -2,7 +2,8 @@
 with the trainable vector applied exactly where, and as, inference applies it.
 
 The plan is the one compile_plan builds for the vector's intervention (module, port, positions,
-per-layer weights); each op's tensor is swapped for the trainable parameter's row, and a sign
+per-layer weights); each op's tensor is swapped for the trainable parameter's row (op lowrank:
+its R, W, b), and a sign
 per row (BiPO and RePS steer with +v and -v in one batch) rides on the op's per-row strength,
 the field merged batch plans already use (execute/ops.py). apply_plan then runs unchanged.
 """
@@ -10,31 +11,42 @@ the field merged batch plans already use (execute/ops.py). apply_plan then runs 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import torch
 
 from recipe_engine.execute.steer import apply_plan
-from recipe_engine.plan import Plan
+from recipe_engine.plan import LowRank, Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["Sequence", "sequence_logps", "with_parameter"]
+__all__ = ["Parameter", "Sequence", "sequence_logps", "with_parameter"]
 
 Sequence = tuple[tuple[int, ...], tuple[int, ...]]  # (prompt ids, completion ids)
+# A vector's rows [n, D]; or a low-rank intervention's (R [n, r, D], W [n, r, D], b [n, r]).
+Parameter = torch.Tensor | tuple[torch.Tensor, torch.Tensor, torch.Tensor]
 
 
 def with_parameter(
-    plan: Plan, param: torch.Tensor, rows: dict[int | None, int], signs: torch.Tensor | None
+    plan: Plan, param: Parameter, rows: dict[int | None, int], signs: torch.Tensor | None
 ) -> Plan:
-    """The plan with each op's vector the parameter's row for its layer (a differentiable cast
+    """The plan with each op's tensors the parameter's row for its layer (a differentiable cast
     to the model's dtype), and, given signs [B], a strength per row of strength x sign."""
     ops = []
     for op in plan.ops:
-        assert op.vector is not None
-        vector = param[rows[op.layer]].to(op.vector.dtype)
+        row = rows[op.layer]
+        if isinstance(param, tuple):
+            assert op.lowrank is not None
+            dtype = op.lowrank.rotation.dtype
+            lowrank = LowRank(*(part[row].to(dtype) for part in param))
+            changed: dict[str, Any] = {"lowrank": lowrank}
+        else:
+            assert op.vector is not None
+            dtype = op.vector.dtype
+            changed = {"vector": param[row].to(dtype)}
         row_strength = None
         if signs is not None:
-            row_strength = (op.strength * signs).to(op.vector.dtype).view(-1, 1, 1)
-        ops.append(replace(op, vector=vector, row_strength=row_strength))
+            row_strength = (op.strength * signs).to(dtype).view(-1, 1, 1)
+        ops.append(replace(op, row_strength=row_strength, **changed))
     return Plan(ops)
 
 

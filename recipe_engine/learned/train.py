@@ -1,6 +1,7 @@
-"""Train one `kind: trained` vector: Adam(W) on the vector alone, the model frozen, every
-forward through the compiled plan (forward.py). Seeded: the split, the batches and the signs
-come from one torch.Generator, so a rebuild on the same machine is bit-identical.
+"""Train one `kind: trained` vector (or low-rank intervention, form lowrank: lowrank.py): AdamW on
+its tensors alone, the model frozen, every forward through the compiled plan (forward.py).
+Seeded: the split, the batches and the signs come from one torch.Generator (a low-rank R's start
+from its own, seeded by the same seed), so a rebuild on the same machine is bit-identical.
 
 Early stopping: every `eval_every` steps the held-out loss is measured (signs fixed, alternating
 +1/-1); after `patience` evaluations without a new minimum training stops, and the vector of the
@@ -19,10 +20,13 @@ import torch
 from recipe_engine.compiler import compile_plan
 from recipe_engine.format.interventions import Intervention
 from recipe_engine.format.layers import resolve_layers
+from recipe_engine.format.trained import DEFAULT_RANK
 from recipe_engine.learned.examples import Example, load_examples
-from recipe_engine.learned.forward import Sequence, sequence_logps, with_parameter
+from recipe_engine.learned.forward import Parameter, Sequence, sequence_logps, with_parameter
+from recipe_engine.learned.lowrank import LowRankTrainable, Trainable, VectorTrainable
 from recipe_engine.learned.objectives import lm_loss, preference_loss, reps_loss
 from recipe_engine.plan import Plan
+from recipe_engine.vectors.lowrank import pack_lowrank
 from recipe_engine.vectors.trained_request import TrainRequest
 
 __all__ = ["batch_loss", "train_vector", "vector_plan"]
@@ -31,8 +35,8 @@ Reference = dict[int, tuple[float, float]]  # example index -> unsteered (chosen
 
 
 def vector_plan(request: TrainRequest) -> tuple[Plan, dict[int | None, int], int]:
-    """The compiled plan of the vector's intervention (add, strength 1), the parameter row of
-    each op's layer, and the number of rows."""
+    """The compiled plan of the vector's intervention (add, or lowrank for form lowrank;
+    strength 1), the parameter row of each op's layer, and the number of rows."""
     spec, model = request.spec, request.model
     try:
         layers = [layer for layer, _ in resolve_layers(spec.layers, model.shape.n_layers)]
@@ -40,9 +44,27 @@ def vector_plan(request: TrainRequest) -> tuple[Plan, dict[int | None, int], int
         raise request.error("layer-range", str(exc), request.pointer + "/layers") from None
     n_rows = 1 if spec.shared or len(layers) == 1 else len(layers)
     width = model.shape.heads_width if spec.site == "heads" else model.shape.hidden_size
-    initial = torch.zeros(width) if n_rows == 1 else torch.zeros(n_rows, width)
+    lowrank = spec.form == "lowrank"
+    rank = spec.rank or DEFAULT_RANK
+    if lowrank and rank > width:
+        raise request.error(
+            "lowrank-rank",
+            f"rank {rank} exceeds the width {width} of site {spec.site}: R [rank, width] cannot "
+            f"have orthonormal rows; use a rank of at most {width}",
+            request.pointer + "/rank",
+        )
+    initial = torch.zeros(width)
+    if lowrank:  # zeros of the packed shape [r, 2D + 1]: only its shape matters to compile
+        zeros = torch.zeros(rank, width)
+        initial = pack_lowrank(zeros, zeros, torch.zeros(rank))
+    if n_rows > 1:
+        initial = torch.stack([initial] * n_rows)
     item = Intervention(
-        op="add", vector=request.name, layers=spec.layers, site=spec.site, positions="all"
+        op="lowrank" if lowrank else "add",
+        vector=request.name,
+        layers=spec.layers,
+        site=spec.site,
+        positions="all",
     )
     plan = compile_plan(
         request.recipe,
@@ -79,7 +101,7 @@ def reference_logps(request: TrainRequest, examples: list[Example]) -> Reference
 def batch_loss(
     request: TrainRequest,
     plan: Plan,
-    param: torch.Tensor,
+    param: Parameter,
     rows: dict[int | None, int],
     batch: list[tuple[int, Example]],
     signs: torch.Tensor,
@@ -146,7 +168,8 @@ def _split(
 def _held_out_loss(request: TrainRequest, context: tuple[Any, ...], held: Indexed) -> float | None:
     if not held:
         return None
-    plan, param, rows, reference = context
+    plan, trainable, rows, reference = context
+    param = trainable.current()
     total, count = 0.0, 0
     with torch.no_grad():
         for start in range(0, len(held), request.spec.batch_size):
@@ -163,7 +186,8 @@ def _diverged(request: TrainRequest, step: int, what: str) -> Exception:
     return request.error(
         "training-diverged",
         f"training vector {request.name!r}: the {what} became NaN or Inf at step {step} of "
-        f"{spec.steps} (lr {spec.lr:g}): lower lr (e.g. {spec.lr / 10:g}) or set max_norm; "
+        f"{spec.steps} (lr {spec.lr:g}): lower lr (e.g. {spec.lr / 10:g})"
+        f"{'' if spec.form == 'lowrank' else ' or set max_norm'}; "
         "nothing was cached",
         request.pointer + "/lr",
     )
@@ -202,8 +226,15 @@ def _record(
     }
 
 
+def _trainable(request: TrainRequest, n_rows: int, width: int) -> Trainable:
+    if request.spec.form == "lowrank":
+        return LowRankTrainable(request.spec, n_rows, width)
+    return VectorTrainable(request.spec, n_rows, width)
+
+
 def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
-    """Train the vector; returns it (float32, CPU) and its training record."""
+    """Train the vector (or low-rank intervention); returns it (float32, CPU: [D] or [L, D];
+    lowrank packed [r, 2D + 1] or [L, r, 2D + 1]) and its training record."""
     started = time.perf_counter()
     spec = request.spec
     generator = torch.Generator().manual_seed(spec.seed)
@@ -211,10 +242,12 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
     made_s = time.perf_counter() - started
     train, held = _split(examples, spec.held_out, generator)
     plan, rows, n_rows = vector_plan(request)
-    width = plan.ops[0].vector.shape[-1]  # type: ignore[union-attr]
-    param = torch.zeros(n_rows, width, dtype=torch.float32, requires_grad=True)
+    width = (
+        request.model.shape.heads_width if spec.site == "heads" else request.model.shape.hidden_size
+    )
+    trainable = _trainable(request, n_rows, width)
     reference = reference_logps(request, examples) if spec.objective != "lm" else {}
-    optimizer = torch.optim.AdamW([param], lr=spec.lr, weight_decay=spec.weight_decay)
+    optimizer = torch.optim.AdamW(trainable.groups(), lr=spec.lr)
     model = request.model
     frozen = [(p, p.requires_grad) for p in model.hf.parameters()]
     bar = _Bar(request)
@@ -223,7 +256,7 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
     waited, step = 0, 0
     order: list[int] = []
     losses: list[float] = []
-    context = (plan, param, rows, reference)
+    context = (plan, trainable, rows, reference)
     try:
         for p, _ in frozen:
             p.requires_grad_(False)
@@ -234,17 +267,14 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
                 picked, order = order[: spec.batch_size], order[spec.batch_size :]
                 batch = [train[i] for i in picked]
                 signs = torch.randint(0, 2, (len(batch),), generator=generator).float() * 2 - 1
-                loss = batch_loss(request, plan, param, rows, batch, signs, reference)
+                loss = batch_loss(request, plan, trainable.current(), rows, batch, signs, reference)
                 if not bool(torch.isfinite(loss)):
                     raise _diverged(request, step, "loss")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
                 optimizer.step()
-                if spec.max_norm is not None:
-                    with torch.no_grad():
-                        norms = param.norm(dim=-1, keepdim=True).clamp_min(1e-12)
-                        param.mul_(torch.clamp(spec.max_norm / norms, max=1.0))
-                if not bool(torch.isfinite(param).all()):
+                trainable.after_step()
+                if not bool(torch.isfinite(trainable.snapshot()).all()):
                     raise _diverged(request, step, "vector")
                 losses.append(float(loss.detach()))
                 held_loss = None
@@ -255,7 +285,7 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
                     curve.append([step, round(sum(window) / len(window), 6), held_r])
                     score = held_loss if held_loss is not None else sum(window) / len(window)
                     if best is None or score < best[0]:
-                        best, waited = (score, step, param.detach().clone()), 0
+                        best, waited = (score, step, trainable.snapshot()), 0
                     else:
                         waited += 1
                 bar.update(step, losses[-1], held_loss)
@@ -266,6 +296,7 @@ def train_vector(request: TrainRequest) -> tuple[torch.Tensor, dict[str, Any]]:
         for p, flag in frozen:
             p.requires_grad_(flag)
     assert best is not None
-    vector = best[2]
+    kept = best[2]
     record = _record(request, (train, held), step, best, curve, losses, started, made_s, rows)
-    return (vector[0] if n_rows == 1 else vector).float().cpu(), record
+    record.update(trainable.record(kept))
+    return (kept[0] if n_rows == 1 else kept).float().cpu(), record

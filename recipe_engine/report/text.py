@@ -43,7 +43,8 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
         heads = ""
         if op["heads"] is not None:  # the heads site already says "heads": no "heads heads"
             heads = f" {op['heads']}" if op["site"] == "heads" else f" heads {op['heads']}"
-        vec = f" {op['vector']} (|v|={op['vector_norm']:.3g})" if op["vector"] else ""
+        size = f"|v|={op['vector_norm']:.3g}" if "rank" not in op else f"rank {op['rank']}"
+        vec = f" {op['vector']} ({size})" if op["vector"] else ""
         lines.append(
             f"  {op['op']}{vec} x {op['strength']:g} at {where}{heads}, positions {op['positions']}"
             + (f", when {op['when']}" if op.get("when") else "")

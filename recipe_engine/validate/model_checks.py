@@ -38,6 +38,7 @@ from recipe_engine.model_config import (
 from recipe_engine.model_store import PACKAGE_PREFIX, local_model
 from recipe_engine.validate.chat_template import chat_template_problems
 from recipe_engine.validate.conditions import all_interventions, check_condition_order
+from recipe_engine.validate.lowrank import check_lowrank_rank
 from recipe_engine.validate.sae_placement import sae_placement
 
 __all__ = ["ENVIRONMENT_CODES", "check_against_model"]
@@ -129,6 +130,7 @@ class _ModelChecks:
                         f"0..{shape.n_heads - 1})",
                         f"{at}/heads/{k}",
                     )
+        yield from check_lowrank_rank(self.recipe, self.doc, shape)
         for index, metric in enumerate(self.recipe.report.metrics):
             # The instruction metric reads the unsteered model's residual stream at `layer`
             # (without a judge); torch would wrap an index past the model (layer 7 of 4 is 3).

@@ -184,7 +184,10 @@ class _Builder:
 
     def trained_key(self, name: str, spec: TrainedVector) -> str:
         at = f"/vectors/{name}/targets"
-        described = spec.model_dump(mode="json", by_alias=True, exclude={"description"})
+        # form and rank enter the key only for low-rank interventions: a vector's key stays
+        # what it was before they existed, so its cache entries stay valid.
+        skip = {"description"} | ({"form", "rank"} if spec.form == "vector" else set())
+        described = spec.model_dump(mode="json", by_alias=True, exclude=skip)
         targets = described["targets"]
         if isinstance(spec.targets, PromptedTargets):
             data = self.source(spec.targets.prompts, at + "/prompts").sha256()
