@@ -264,9 +264,9 @@ def generate_pass(
 
     on_step (optional) hears each step: one new token id per row of the running batch, in row
     order (a finished row gets the pad id); stop (asked after each step, only with on_step)
-    ends the batch early when it says so. Neither is called on a remote backend. logprobs=k (local backend only) keeps each new
-    token's log-probability and the top k of its step (execute/logprobs.py), on the device
-    until the batch ends.
+    ends the batch early when it says so. Neither is called on a remote backend. logprobs=k
+    (local backend only) keeps each new token's log-probability and the top k of its step
+    (execute/logprobs.py), on the device until the batch ends.
 
     Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
     `reduction` names what the report needs; the first step's logits are kept whole (the
