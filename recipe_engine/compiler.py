@@ -198,6 +198,8 @@ def _head_columns(
     shape = model.shape
     if item.site != "heads" or item.module is not None:
         return None, None
+    if model.heads_refusal is not None:
+        raise _fail(doc, "heads-geometry", model.heads_refusal, at + "/site")
     heads = tuple(item.heads) if item.heads else tuple(range(shape.n_heads))
     for head in heads:
         if head >= shape.n_heads:
@@ -207,8 +209,7 @@ def _head_columns(
                 f"head {head} out of range (model has {shape.n_heads} heads)",
                 at + "/heads",
             )
-    hd = shape.head_dim
-    columns = torch.cat([torch.arange(h * hd, (h + 1) * hd) for h in heads]).to(model.device)
+    columns = torch.cat([torch.arange(*shape.head_columns(h)) for h in heads]).to(model.device)
     return heads, columns
 
 
