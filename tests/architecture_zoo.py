@@ -71,13 +71,14 @@ for _moe in ("qwen2_moe", "qwen3_moe", "mixtral", "phimoe", "olmoe", "granitemoe
     EXTRA[_moe] = {**MOE, **EXTRA.get(_moe, {})}
 EXTRA["llama4_text"] = {**MOE, "intermediate_size_mlp": 128}
 
-ARCHITECTURES = (
+_NAMES = (
     "llama mistral ministral qwen2 qwen3 qwen2_moe qwen3_moe qwen3_next mixtral gemma gemma2 "
     "gemma3_text gemma3n_text phi phi3 phimoe gpt2 gpt_neox gptj opt bloom falcon olmo olmo2 "
     "olmo3 olmoe granite granitemoe stablelm cohere cohere2 starcoder2 gpt_oss smollm3 glm "
     "glm4 exaone4 ernie4_5 helium nemotron seed_oss llama4_text hunyuan_v1_dense apertus "
     "deepseek_v2 deepseek_v3 arcee"
-).split()
+)
+ARCHITECTURES = _NAMES.split(" ")
 
 
 def config_kwargs(model_type: str) -> dict[str, Any]:

@@ -14,6 +14,7 @@ n_layers modules a trial forward calls in sequence on the residual stream).
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from itertools import pairwise
 from typing import Any, Literal
 
 import torch
@@ -148,7 +149,7 @@ def _chained(model: torch.nn.Module, lists: list[tuple[str, torch.nn.ModuleList]
             continue
         if all(
             out is not None and nxt is not None and out.shape == nxt.shape and torch.equal(out, nxt)
-            for (_, _, out), (_, nxt, _) in zip(seen, seen[1:], strict=False)
+            for (_, _, out), (_, nxt, _) in pairwise(seen)
         ):
             chained.append(name)
     return chained
