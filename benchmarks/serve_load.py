@@ -9,7 +9,11 @@ prompt) pair asked alone, one request at a time. Then two timed phases of the sa
 from --clients concurrent clients (official openai client, greedy): every request on one
 profile, then the profiles mixed round-robin. Prints per phase the failed requests, the
 cross-talk (answers that differ from their reference: another request's steering leaked in),
-p50/p95 latency and throughput, then mixed / one-profile throughput.
+p50/p95 latency and throughput, then mixed / one-profile throughput. Then scheduling:
+- head of line: a 4-token request alone, and sent 0.2 s after a 110-token one (median of 5
+  each): the ratio is what the short request pays for arriving behind a long one;
+- a stop string hit at token 1 of max_tokens 120, against a 1-token request alone;
+- mixed max_tokens (4, 16, 64 round-robin) from --clients clients: req/s and generated tok/s.
 Nothing is asserted: read the numbers.
 """
 
@@ -108,6 +112,60 @@ def _phase(
     return throughput
 
 
+def _timed(url: str, **body: object) -> tuple[float, int]:
+    """(seconds, completion tokens) of one completion."""
+    started = time.perf_counter()
+    reply = httpx.post(f"{url}/completions", json={"model": "tiny-sentiment", **body}, timeout=600)
+    reply.raise_for_status()
+    return time.perf_counter() - started, reply.json()["usage"]["completion_tokens"]
+
+
+def _scheduling(url: str, prompt: str, clients: int, requests: int) -> None:
+    short = {"prompt": prompt, "max_tokens": 4, "temperature": 0}
+    long = {"prompt": prompt, "max_tokens": 110, "temperature": 0}
+    alone = statistics.median(_timed(url, **short)[0] for _ in range(5))
+    behind: list[float] = []
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(5):
+            first = pool.submit(_timed, url, **long)
+            time.sleep(0.2)
+            behind.append(_timed(url, **short)[0])
+            first.result()
+    late = statistics.median(behind)
+    print(
+        f"head of line  4 tokens alone {alone:.3f} s, sent 0.2 s after a 110-token request "
+        f"{late:.3f} s: {late / alone:.2f}x (median of 5)"
+    )
+    one = statistics.median(_timed(url, **{**short, "max_tokens": 1})[0] for _ in range(5))
+    text = httpx.post(
+        f"{url}/completions", json={"model": "tiny-sentiment", **short, "max_tokens": 1}
+    ).json()["choices"][0]["text"]
+    stopped = statistics.median(
+        _timed(url, **{**long, "max_tokens": 120, "stop": [text]})[0] for _ in range(5)
+    )
+    print(
+        f"stop string   hit at token 1 of 120: {stopped:.3f} s, a 1-token request {one:.3f} s: "
+        f"{stopped / one:.2f}x (median of 5)"
+    )
+    lengths = [4, 16, 64]
+    started = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        done = list(
+            pool.map(
+                lambda i: _timed(url, prompt=prompt, max_tokens=lengths[i % 3], temperature=0),
+                range(requests),
+            )
+        )
+    elapsed = time.perf_counter() - started
+    tokens = sum(n for _, n in done)
+    latencies = sorted(t for t, _ in done)
+    print(
+        f"mixed lengths {requests} requests of max_tokens 4/16/64 from {clients} clients: "
+        f"{requests / elapsed:.2f} req/s, {tokens / elapsed:.1f} generated tok/s, "
+        f"p50 {statistics.median(latencies):.2f} s, {elapsed:.1f} s"
+    )
+
+
 def _start(folder: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     steer = Path(sys.executable).with_name("steer")
@@ -156,6 +214,7 @@ def main() -> None:
             single = _phase(url, log, one, args.clients, args.new_tokens, reference, "one profile")
             several = _phase(url, log, mixed, args.clients, args.new_tokens, reference, "mixed")
             print(f"mixed / one-profile throughput: {several / single:.2f}x")
+            _scheduling(url, prompts[0], args.clients, max(30, args.requests // 4))
         finally:
             process.terminate()
             process.wait(60)

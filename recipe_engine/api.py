@@ -11,13 +11,17 @@ holds it to that), so whatever a command does, a program can do too.
     explain       explain_recipe (a JSON object)
     vectors       build_vectors_file; inspect_vectors -> VectorFileInfo
     sweep         run_sweep -> SweepResult; write_sweep
+    eval          evaluate_recipe -> EvalTable; render_eval_table (text/json/csv/markdown/plot)
     serve         ServeConfig -> run_server (foreground); start_server -> RunningServer (thread)
     export        export_recipe (hf folder, gguf control vector)
     schema        render_schema                                           (torch-free)
     examples      list_examples -> [Example]; copy_example                (torch-free)
-    rows          run_rows(model, [Row(prompt, plan)]) -> [RowResult]: rows with their own plans
-                  in shared batches (prompt groups; a server's profiles)
+    rows          run_rows(model, [Row(prompt, plan)], generation=GenerationSpec(...))
+                  -> [RowResult]: rows with their own plans (CompiledRecipe.plan, or Plan() for
+                  none) in shared batches (prompt groups; a server's profiles)
     condition     find_condition -> ConditionSearch; write_condition_search
+    test          run_recipe_tests -> [RecipeTestResult] (expect: claims); junit_xml
+    lock          write_lock, check_lock (RECIPE.lock; torch-free)
 
 Each name is imported from its stage on first use (PEP 562), so importing this module is cheap
 and torch-free: the CLI builds its parser from it (BACKENDS) before any command runs.
@@ -35,12 +39,18 @@ from typing import TYPE_CHECKING, Any
 from recipe_engine.model_config import BACKENDS
 
 if TYPE_CHECKING:
+    from recipe_engine.eval_runs import evaluate_recipe
+    from recipe_engine.evaluate.expectations import ExpectationResult
+    from recipe_engine.evaluate.table import EvalTable
+    from recipe_engine.evaluate.table_output import render_eval_table
     from recipe_engine.examples import Example, copy_example, list_examples
     from recipe_engine.execute.batch import Row, RowResult, run_rows
     from recipe_engine.execute.gates import GateOutcome
     from recipe_engine.export import EXPORT_FORMATS, export_recipe
+    from recipe_engine.format.run_spec import GenerationSpec
     from recipe_engine.format.schema_export import render_schema
     from recipe_engine.load.paths import display_path
+    from recipe_engine.lock import check_lock, write_lock
     from recipe_engine.pipeline import (
         CompiledRecipe,
         LoadedRecipe,
@@ -51,6 +61,8 @@ if TYPE_CHECKING:
         load_recipe,
         run_recipe,
     )
+    from recipe_engine.plan import Plan
+    from recipe_engine.recipe_tests import RecipeTestResult, junit_xml, run_recipe_tests
     from recipe_engine.report.results import RunReport
     from recipe_engine.report.text import render_text
     from recipe_engine.serve.server import RunningServer, ServeConfig, run_server, start_server
@@ -68,10 +80,15 @@ __all__ = [
     "BuiltVector",
     "CompiledRecipe",
     "ConditionSearch",
+    "EvalTable",
     "Example",
+    "ExpectationResult",
     "GateOutcome",
+    "GenerationSpec",
     "LoadedRecipe",
+    "Plan",
     "Progress",
+    "RecipeTestResult",
     "Row",
     "RowResult",
     "RunReport",
@@ -82,25 +99,31 @@ __all__ = [
     "ValidationResult",
     "VectorFileInfo",
     "build_vectors_file",
+    "check_lock",
     "compile_recipe",
     "copy_example",
     "display_path",
+    "evaluate_recipe",
     "explain_recipe",
     "export_recipe",
     "find_condition",
     "inspect_vectors",
+    "junit_xml",
     "list_examples",
     "load_recipe",
     "looks_like_recipe",
+    "render_eval_table",
     "render_schema",
     "render_text",
     "run_recipe",
+    "run_recipe_tests",
     "run_rows",
     "run_server",
     "run_sweep",
     "start_server",
     "validate_file",
     "write_condition_search",
+    "write_lock",
     "write_sweep",
 ]
 
@@ -109,13 +132,24 @@ _WHERE = {
     "copy_example": "recipe_engine.examples",
     "list_examples": "recipe_engine.examples",
     "display_path": "recipe_engine.load.paths",
+    "evaluate_recipe": "recipe_engine.eval_runs",
+    "EvalTable": "recipe_engine.evaluate.table",
+    "render_eval_table": "recipe_engine.evaluate.table_output",
     "Row": "recipe_engine.execute.batch",
     "RowResult": "recipe_engine.execute.batch",
     "run_rows": "recipe_engine.execute.batch",
     "GateOutcome": "recipe_engine.execute.gates",
+    "ExpectationResult": "recipe_engine.evaluate.expectations",
+    "check_lock": "recipe_engine.lock",
+    "write_lock": "recipe_engine.lock",
+    "RecipeTestResult": "recipe_engine.recipe_tests",
+    "junit_xml": "recipe_engine.recipe_tests",
+    "run_recipe_tests": "recipe_engine.recipe_tests",
     "EXPORT_FORMATS": "recipe_engine.export",
     "export_recipe": "recipe_engine.export",
+    "GenerationSpec": "recipe_engine.format.run_spec",
     "render_schema": "recipe_engine.format.schema_export",
+    "Plan": "recipe_engine.plan",
     "CompiledRecipe": "recipe_engine.pipeline",
     "LoadedRecipe": "recipe_engine.pipeline",
     "Progress": "recipe_engine.pipeline",

@@ -1,3 +1,4 @@
+# Over 400 lines: the compile stage in one place (gates, widths, heads, per-layer trained rows).
 """Stage 6: a validated recipe + model + built vectors -> a Plan of concrete operations.
 
 Each PlanOp (plan.py) names the module path and port it touches, the positions, the op, the
@@ -22,6 +23,7 @@ from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.positions import parse_positions
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.trained import TrainedVector
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.plan import ConditionRead, Gate, Plan, PlanOp
 from recipe_engine.resolve.architectures import Port
@@ -297,6 +299,40 @@ def _location(
     return path, port, site
 
 
+def _per_layer_rows(recipe: Recipe, n_layers: int) -> dict[str, list[int]]:
+    """Trained vectors holding one row per layer ([L, D]): the layer of each row."""
+    rows: dict[str, list[int]] = {}
+    for name, spec in recipe.vectors.items():
+        if isinstance(spec, TrainedVector) and not spec.shared:
+            try:
+                layers = [layer for layer, _ in resolve_layers(spec.layers, n_layers)]
+            except ValueError:
+                continue  # the vector's own build reports it at its line
+            if len(layers) > 1:
+                rows[name] = layers
+    return rows
+
+
+def _layer_row(
+    item: Intervention,
+    raw: torch.Tensor,
+    layer: int | None,
+    trained: list[int],
+    doc: LoadedDocument | None,
+    at: str,
+) -> torch.Tensor:
+    """The row of a per-layer trained vector that belongs to `layer`."""
+    if layer not in trained or raw.dim() != 2 or raw.shape[0] != len(trained):
+        raise _fail(
+            doc,
+            "vector-layer",
+            f"vector {item.vector!r} was trained with one vector per layer for layers {trained}; "
+            f"layer {layer} has none: act on those layers, or train it with shared: true",
+            at + "/layers",
+        )
+    return raw[trained.index(layer)]
+
+
 def _compile_one(
     index: int,
     item: Intervention,
@@ -306,19 +342,28 @@ def _compile_one(
     doc: LoadedDocument | None,
     at: str,
     gates: _GateCompiler,
+    per_layer: dict[str, list[int]] | None = None,
 ) -> list[PlanOp]:
     """The ops of one intervention: one per target layer (or one for a fixed module path)."""
     label = item.name or f"{item.op} {item.vector or ''}".strip()
     targets = _targets(item, model.shape.n_layers, doc, at)
     heads, columns = _head_columns(item, model, doc, at)
     vector = None
+    rows: dict[int | None, torch.Tensor] = {}
     if item.vector is not None:
         raw = vectors[item.vector]
+        trained = (per_layer or {}).get(item.vector)
         width, what = _expected_width(item, model, columns, targets[0][0], events)
-        _checked_vector(item, raw, width, what, doc, at)
-        if columns is not None:
-            raw = raw.to(columns.device)[..., columns]
-        vector = _prepare_vector(raw, item, model)
+        for layer, _ in targets if trained is not None else []:
+            row = _layer_row(item, raw, layer, trained, doc, at)  # type: ignore[arg-type]
+            _checked_vector(item, row, width, what, doc, at)
+            row = row.to(columns.device)[..., columns] if columns is not None else row
+            rows[layer] = _prepare_vector(row, item, model)
+        if trained is None:
+            _checked_vector(item, raw, width, what, doc, at)
+            if columns is not None:
+                raw = raw.to(columns.device)[..., columns]
+            vector = _prepare_vector(raw, item, model)
     positions = parse_positions(item.positions)
     gate = None if item.when is None else gates.gate(item.when, at + "/when")
     ops: list[PlanOp] = []
@@ -336,7 +381,7 @@ def _compile_one(
                 positions=positions,
                 strength=item.strength * weight,
                 vector_name=item.vector,
-                vector=vector,
+                vector=rows.get(layer, vector),
                 columns=columns,
                 heads=heads,
                 order=(events[(path, port)], index),
@@ -363,10 +408,11 @@ def compile_plan(
     events = _event_order(model.hf)
     gates = _GateCompiler(model, vectors, events, doc, probes or {})
     items = recipe.interventions if interventions is None else interventions
+    per_layer = _per_layer_rows(recipe, model.shape.n_layers)
     ops: list[PlanOp] = []
     for index, item in enumerate(items):
         at = f"{pointer}/{index}"
-        ops.extend(_compile_one(index, item, model, vectors, events, doc, at, gates))
+        ops.extend(_compile_one(index, item, model, vectors, events, doc, at, gates, per_layer))
     ops.sort(key=lambda op: op.order)
     return Plan(ops)
 

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-__all__ = ["Diagnostic", "Location", "Severity", "closest", "one_line"]
+__all__ = ["Diagnostic", "FlagOverride", "Location", "Severity", "closest", "one_line"]
 
 Severity = Literal["error", "warning"]
 
@@ -44,6 +44,20 @@ class Location:
     file: str
     line: int
     column: int
+
+
+class FlagOverride(str):
+    """A `--set PATH=VALUE` override that a command's own flag stands for (`--controls 2` is
+    `report.controls={random: 2}`): the diagnostics of its value are located at the flag the
+    user typed (`command line (--controls 2)`), not at a `--set` they never wrote
+    (load/overrides.py)."""
+
+    flag: str
+
+    def __new__(cls, text: str, flag: str) -> FlagOverride:
+        made = super().__new__(cls, text)
+        made.flag = flag
+        return made
 
 
 @dataclass(frozen=True)

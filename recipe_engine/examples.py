@@ -59,22 +59,33 @@ def _load(path: Path) -> tuple[Recipe, LoadedDocument]:
     return result.recipe, result.document
 
 
+# Folders of examples below the top one, each its own gallery (its recipes, fragments and data
+# side by side): `real/` runs the same recipes on real models (SmolLM2 from a package).
+GALLERIES = ("real",)
+
+
 def list_examples() -> list[Example]:
-    """Every example recipe (fragments, whose names start with "_", are not recipes), by name."""
+    """Every example recipe (fragments, whose names start with "_", are not recipes), by name:
+    the top folder's as `NAME`, a gallery's as `real/NAME`."""
+    root = examples_dir()
+    paths = sorted(root.glob("*.yaml"))
+    for gallery in GALLERIES:
+        paths += sorted((root / gallery).glob("*.yaml"))
     found = []
-    for path in sorted(examples_dir().glob("*.yaml")):
+    for path in paths:
         if path.name.startswith(("_", ".")):
             continue
         recipe, _ = _load(path)
         description = (recipe.description or "").strip().splitlines()
-        found.append(Example(path.stem, path, description[0] if description else ""))
+        name = path.relative_to(root).with_suffix("").as_posix()
+        found.append(Example(name, path, description[0] if description else ""))
     return found
 
 
 def _example(name: str) -> Example:
     examples = list_examples()
     for example in examples:
-        if name in (example.name, example.path.name):
+        if name in (example.name, f"{example.name}.yaml"):
             return example
     names = ", ".join(e.name for e in examples)
     raise UsageError(f"no example recipe named {name!r} (steer ls lists them: {names})")
@@ -85,7 +96,12 @@ def needed_files(recipe_path: Path) -> list[Path]:
     relative to the recipe's folder, each below that folder."""
     from recipe_engine.format.file_fields import file_fields
     from recipe_engine.format.prompts import PromptFile
-    from recipe_engine.format.vectors import FileVector, ProbeVector, SaeFeatureVector
+    from recipe_engine.format.vectors import (
+        FileVector,
+        ProbeVector,
+        SaeFeatureVector,
+        TrainedVector,
+    )
     from recipe_engine.load.paths import resolve_reference
     from recipe_engine.model_config import is_local_path
 
@@ -102,6 +118,8 @@ def needed_files(recipe_path: Path) -> list[Path]:
             add(field.owner.path, field.pointer + "/path")
             if isinstance(field.owner, SaeFeatureVector):  # sae-lens: cfg.json names the hook
                 add(str(Path(field.owner.path).parent / "cfg.json"), field.pointer + "/path")
+        elif isinstance(field.owner, TrainedVector):
+            add(field.owner.targets.file, field.pointer + "/file")  # type: ignore[union-attr]
         elif isinstance(field.owner, PromptFile):
             add(field.owner.file, field.pointer + "/file")
     if is_local_path(recipe.model.id) or any(

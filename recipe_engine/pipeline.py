@@ -216,16 +216,26 @@ def _as_loaded(source: LoadedRecipe | str | Path) -> LoadedRecipe:
 def compile_recipe(source: LoadedRecipe | str | Path) -> CompiledRecipe:
     """Load the model, build the vectors the interventions use, and compile the plan."""
     from recipe_engine.compiler import compile_part_plans, compile_plan, probe_logits
+    from recipe_engine.execute.marker_check import check_markers
+    from recipe_engine.learned import train_vector
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
 
     loaded = _as_loaded(source)
     recipe, doc = loaded.recipe, loaded.document
+    # Chat prompts on a model the header says has no chat template: refused before the load (a
+    # GGUF conversion takes minutes), as `validate --check-model` refuses them.
+    from recipe_engine.validate.chat_template import chat_template_problems
+
+    problems = chat_template_problems(recipe, doc)
+    if problems:
+        raise RecipeError(problems)
     start = time.perf_counter()
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     _check_prompt_lengths(loaded, model)
+    check_markers(recipe, doc, model.tokenizer)
     loaded_at = time.perf_counter()
-    vectors = build_vectors(recipe, model, doc)
+    vectors = build_vectors(recipe, model, doc, trainer=train_vector)
     built_at = time.perf_counter()
     tensors = {n: v.tensor for n, v in vectors.items()}
     probes = probe_logits({n: v.provenance for n, v in vectors.items()})
@@ -297,18 +307,18 @@ def run_recipe(
 
     `baseline` (a PassResult from an earlier report's `passes["baseline"]`) skips recomputing
     the unsteered pass when only the interventions changed."""
-    from recipe_engine.controls import add_controls
-    from recipe_engine.execute.passes import run_passes
-    from recipe_engine.report.build import build_report
+    from recipe_engine.evaluate.controls import add_controls
+    from recipe_engine.evaluate.sides import evaluate_passes, measure_run
 
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     doc, model, plan = compiled.loaded.document, compiled.model, compiled.plan
     recipe = batch_for_device(compiled.recipe, model)
     tensors = {name: v.tensor for name, v in compiled.vectors.items()}
-    passes = run_passes(
+    passes = evaluate_passes(
         recipe, model, plan, doc, progress, baseline, compiled.part_plans or None, tensors
     )
-    report = build_report(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+    report = measure_run(recipe, doc, model, compiled.vectors, plan, passes, compiled.timing)
+    report.groups = compiled._groups().get("groups", [])
     if recipe.report.controls is not None and recipe.report.controls.random:
         count = recipe.report.controls.random
         add_controls(report, recipe, doc, model, compiled.vectors, passes, count, progress)
@@ -350,6 +360,7 @@ def build_vectors_file(
     """Build a recipe's vectors (all, or `names`) and write them into one safetensors file,
     atomically, with their provenance (vectors/artifacts.py). Returns what was written."""
     from recipe_engine import __version__
+    from recipe_engine.learned import train_vector
     from recipe_engine.resolve.model_loader import load_model
     from recipe_engine.vectors import build_vectors
     from recipe_engine.vectors.artifacts import write_vector_file
@@ -358,7 +369,9 @@ def build_vectors_file(
     recipe = loaded.recipe
     names = list(recipe.vectors) if names is None else names
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
-    built = build_vectors(recipe, model, loaded.document, names, cache=cache, progress=progress)
+    built = build_vectors(
+        recipe, model, loaded.document, names, cache=cache, progress=progress, trainer=train_vector
+    )
     wanted = {n: built[n] for n in names}
     header = {
         "engine_version": __version__,

@@ -39,9 +39,13 @@ STAGES: list[tuple[str, ...]] = [
     ("execute",),
     ("report",),
     ("training",),  # trains the embedded model offline; reads report/metrics
-    ("controls",),  # random-vector controls: reruns the passes, measured like the run
+    ("evaluate",),  # judges, prompting, random controls, the evaluation table
+    ("learned",),  # steering vectors trained by gradient through compiled plans (kind: trained;
+    # after evaluate: prompted targets are the prompting side's answers)
     ("pipeline",),
-    ("sweep",),
+    ("lock",),  # RECIPE.lock: hashes of a recipe's inputs (torch-free)
+    ("recipe_tests",),  # steer test: runs recipes with expect: through the pipeline
+    ("sweep", "eval_runs"),  # eval_runs: steer eval's driver over pipeline.py
     ("export",),  # bakes a compiled recipe into weights / a llama.cpp control vector
     ("serve",),  # the OpenAI-compatible HTTP server (steer serve): compiled profiles, batching
     ("api",),

@@ -29,6 +29,7 @@ from recipe_engine.resolve.model_loader import LoadedModel, load_model
 from recipe_engine.validate import validate_file
 from recipe_engine.vectors.sources import PromptSourceRef
 from tests.support.engine_reference import hooks, reference_generate
+from tests.support.float_tolerance import tiny_logits_tolerance
 
 CHATS = [
     Conversation((("user", "How was the movie?"),)),
@@ -178,7 +179,9 @@ def test_assistant_positions_match_a_hook_at_the_answer(model: LoadedModel) -> N
             tokens, logits = reference_generate(model, text, NEW)
         assert batched.generated[row] == tokens
         for step, expected in enumerate(logits):
-            assert (batched.step_logits[row][step] - expected).abs().max() <= 1e-4
+            # another batch, another summation order: float32 noise of the model's widths
+            difference = (batched.step_logits[row][step] - expected).abs().max()
+            assert difference <= tiny_logits_tolerance(expected)
 
 
 def test_user_turn_hidden_states_are_bit_identical_to_the_baseline(model: LoadedModel) -> None:

@@ -46,6 +46,9 @@ REPORT_KEYS = {
     "vectors",
     "prompts",
     "metrics",
+    "groups",  # issue 24 item 7: the prompt groups' own plans
+    "group_metrics",
+    "conditions",  # when: fired on how many prompts
     "timing",
 }
 PLAN_KEYS = {
@@ -310,6 +313,8 @@ def test_compare_baseline_false_has_no_baseline() -> None:
         "run.compare_baseline=false",
         "--set",
         "report.metrics=[{kind: logit_diff, positive: [great], negative: [bad]}]",
+        "--set",
+        "expect=[]",  # the recipe's claims bound metrics this override removes
     )
     assert report["prompts"]
     for outcome in report["prompts"]:

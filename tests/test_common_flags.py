@@ -19,10 +19,11 @@ from tests.conftest import RECIPES, REPO
 RECIPE = str(RECIPES / "activation-addition.yaml")
 
 # The table of the README's CLI section, restated here as the reference the parser is held to.
-RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "condition", "vectors build")
-NO_CACHE_COMMANDS = ("run", "explain", "sweep", "condition", "vectors build")
+RECIPE_COMMANDS = ("validate", "run", "explain", "sweep", "condition", "vectors build", "eval")
+NO_CACHE_COMMANDS = ("run", "explain", "sweep", "condition", "vectors build", "eval")
 OUT_COMMANDS = ("run", "sweep", "condition", "vectors build", "schema", "export")
 ALL_COMMANDS = (*RECIPE_COMMANDS, "vectors inspect", "serve", "schema", "ls", "cp", "export")
+ALL_COMMANDS += ("test", "lock")
 
 
 def _subparser(words: str) -> argparse.ArgumentParser:

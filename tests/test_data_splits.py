@@ -4,7 +4,7 @@ what a vector is built from and what a claim is measured on never overlap.
 - In every shipped recipe, no line and no sentence of the files its vectors read is in the
   files its run prompts and metrics read (the gallery test's ablation text included).
 - The tuning prompts (data/neutral-tune.txt, context-tune.txt, topic-tune.txt: where strengths
-  and layers are chosen, by scripts/eval_table.py and tests/test_gallery_tuning.py; and
+  and layers are chosen, by `steer eval` and tests/test_gallery_tuning.py; and
   topic-labelled.jsonl, where `steer condition` chose conditional-steering's threshold) share no
   line with any test prompt file a recipe runs, nor with a prompt written in a recipe (inline
   prompts are test prompts too).

@@ -22,7 +22,12 @@ from recipe_engine.validate import validate_file
 from tests.conftest import RECIPES, REPO
 from tests.helpers import run_steer
 
-EXAMPLE_NAMES = sorted(p.stem for p in RECIPES.glob("*.yaml") if not p.name.startswith("_"))
+# the top gallery's recipes as NAME, then the real-model gallery's as real/NAME (issue 24 item
+# 16: `steer ls` and `steer cp` knew nothing of recipes/real/)
+EXAMPLE_NAMES = [
+    *sorted(p.stem for p in RECIPES.glob("*.yaml") if not p.name.startswith("_")),
+    *sorted(f"real/{p.stem}" for p in (RECIPES / "real").glob("*.yaml")),
+]
 
 
 # --- version ---------------------------------------------------------------------------------
@@ -74,6 +79,7 @@ def test_changelog_has_an_unreleased_section_and_the_current_version() -> None:
 def test_ls_lists_every_example_with_its_description(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["ls", "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
+    assert any(name.startswith("real/") for name in EXAMPLE_NAMES)
     expected = {
         name: yaml.safe_load((RECIPES / f"{name}.yaml").read_text(encoding="utf-8"))["description"]
         for name in EXAMPLE_NAMES
@@ -94,17 +100,18 @@ def test_cp_copies_what_the_recipe_needs_and_the_copy_validates(name: str, tmp_p
     (tmp_path / ".git").mkdir()  # the copy is its own repository: nothing read outside it
     dest = tmp_path / "mine"
     assert main(["cp", name, str(dest)]) == 0
-    files = _files_below(dest)
-    assert f"{name}.yaml" in files
+    files, source = _files_below(dest), (RECIPES / name).parent  # places relative to its folder
+    recipe = f"{Path(name).name}.yaml"
+    assert recipe in files
     for rel in files:  # byte for byte the shipped files, at the same relative places
-        assert (dest / rel).read_bytes() == (RECIPES / rel).read_bytes()
-    assert main(["validate", "--check-model", str(dest / f"{name}.yaml")]) == 0
+        assert (dest / rel).read_bytes() == (source / rel).read_bytes()
+    assert main(["validate", "--check-model", str(dest / recipe)]) == 0
     # Nothing more than needed: without any one of the other files, validation fails.
-    for rel in sorted(files - {f"{name}.yaml"}):
+    for rel in sorted(files - {recipe}):
         held = dest / rel
         data = held.read_bytes()
         held.unlink()
-        assert not validate_file(dest / f"{name}.yaml").ok, rel
+        assert not validate_file(dest / recipe).ok, rel
         held.write_bytes(data)
 
 

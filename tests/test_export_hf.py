@@ -31,6 +31,7 @@ GENERATE = [
     "run.prompts=[The movie was, I think the food, Overall the trip]",
     "run.compare_baseline=false",
     "report.metrics=[]",
+    "expect=[]",  # the gallery's claims bound metrics this run drops
 ]
 # Gallery recipes that cannot be baked, and the field the refusal points at.
 REFUSED = {

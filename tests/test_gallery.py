@@ -13,21 +13,24 @@ import statistics
 
 import pytest
 
-from recipe_engine.api import compile_recipe, load_recipe, run_recipe, run_sweep
+from recipe_engine.api import compile_recipe, load_recipe, run_recipe, run_recipe_tests, run_sweep
 from tests.conftest import RECIPES
 
 pytestmark = pytest.mark.slow
 
+# The claims the README makes about each recipe are its `expect:` block (steer test); the
+# checks here are those that span runs or read more than one report's numbers.
+WITH_CLAIMS = sorted(p.name for p in RECIPES.glob("*.yaml") if "\nexpect:" in p.read_text("utf-8"))
+
+
+@pytest.mark.parametrize("name", WITH_CLAIMS)
+def test_recipe_claims_hold_on_the_held_out_prompts(name: str) -> None:
+    (result,) = run_recipe_tests([RECIPES / name])
+    assert result.passed, [r.line() for r in result.results] or result.error
+
 
 def _run(name: str, *overrides: str):  # type: ignore[no-untyped-def]
     return run_recipe(load_recipe(RECIPES / name, overrides=list(overrides)))
-
-
-def test_activation_addition_moves_positive_mass_by_at_least_04() -> None:
-    report = _run("activation-addition.yaml")
-    assert report.metric("token_prob:positive").delta >= 0.4
-    # the side effect on neutral text stays small (README bound: 0.1 nats per position)
-    assert report.metric("kl_baseline:text").steered <= 0.1
 
 
 def test_negated_vector_moves_negative_mass_by_at_least_04() -> None:
@@ -77,13 +80,8 @@ def test_ablated_head_is_the_one_that_carries_sentiment_on_the_tuning_contexts()
     assert max(removed, key=lambda h: removed[h]) == 1, removed
 
 
-def test_multi_layer() -> None:
-    assert _run("multi-layer.yaml").metric("token_prob:positive").delta >= 0.4
-
-
 def test_every_step_generation_turns_continuations_positive() -> None:
-    report = _run("generate-every-step.yaml")
-    assert report.metric("token_prob:positive").delta > 0.03
+    report = _run("generate-every-step.yaml")  # its mass claim: expect: in the recipe
     words = ("great", "wonderful", "excellent", "lovely", "fantastic", "amazing")
     steered = [p.steered.continuation or "" for p in report.prompts]
     baseline = [p.baseline.continuation or "" for p in report.prompts]
@@ -91,25 +89,18 @@ def test_every_step_generation_turns_continuations_positive() -> None:
     assert sum(any(w in s for w in words) for s in baseline) == 0
 
 
-def test_persistent_edit() -> None:
-    assert _run("persistent-edit.yaml").metric("token_prob:positive").delta >= 0.4
-
-
 def test_head_and_mean_ablation_remove_the_context_sentiment() -> None:
     text = "report.metrics.1={kind: kl_baseline, text: {file: data/heldout-text.txt}}"
     zero = _run("head-ablation.yaml", text)
     mean = _run("mean-ablation.yaml", text)
-    for report in (zero, mean):
-        positive = report.metric("token_prob:positive")
-        assert positive.baseline > 0.9 and positive.delta < -0.6  # most of the effect removed
+    # each one's own claims (baseline > 0.9, delta < -0.6) are in expect: of each recipe
     # The sentiment head's mean output is near zero on this model, so mean and zero ablation
     # cost about the same; mean ablation must not cost more than 5% above zero ablation.
     assert mean.metric("kl_baseline:text").steered <= 1.05 * zero.metric("kl_baseline:text").steered
 
 
 def test_probe_direction() -> None:
-    report = _run("probe-direction.yaml")
-    assert report.metric("token_prob:positive").delta >= 0.4
+    report = _run("probe-direction.yaml")  # its mass claim: expect: in the recipe
     assert report.vectors["probe_dir"]["test_accuracy"] >= 0.9
 
 
@@ -119,14 +110,8 @@ def test_projecting_the_direction_out_removes_most_of_the_steering() -> None:
     assert projected < 0.25 * added
 
 
-def test_clamp_direction() -> None:
-    assert _run("clamp-direction.yaml").metric("token_prob:positive").delta >= 0.4
-
-
 def test_orthogonalized_topic_vector_moves_topic_not_sentiment() -> None:
-    report = _run("vector-arithmetic.yaml")
-    assert report.metric("token_prob:food").delta >= 0.4
-    assert abs(report.metric("token_prob:positive").delta) < 0.05
+    report = _run("vector-arithmetic.yaml")  # its food/sentiment claims: expect: in the recipe
     assert report.vectors["food_only"]["tokens"]["raw"]["boosted"]
 
 
@@ -140,12 +125,7 @@ def test_shared_vector_file_steers_like_the_recipe_that_built_it() -> None:
 
 def test_sentiment_eval_judges_continuations_against_prompting_and_controls() -> None:
     """The README's evaluation table (embedded model): numbers the table shows."""
-    report = _run("sentiment-eval.yaml")
-    words = report.metric("concept:positive_words:above")
-    assert words.baseline == 0.0 and words.steered == 1.0 and words.prompting == 1.0
+    report = _run("sentiment-eval.yaml")  # the table's claims: expect: in the recipe
     probe = report.metric("concept:sentiment")
     assert len(probe.controls) == 8
-    assert (probe.control_z or 0) > 10  # far outside the random-control band
-    assert probe.steered == pytest.approx(16.766, abs=1e-3)
-    repetition = report.metric("repetition:distinct-2")
-    assert repetition.steered < repetition.baseline  # the cost: steered text repeats itself
+    assert probe.steered == pytest.approx(16.766, abs=1e-3)  # the number the table prints

@@ -260,7 +260,7 @@ report:
 def test_random_controls_are_the_same_interventions_with_random_vectors(
     tmp_path: Path, hf: tuple[Any, Any]
 ) -> None:
-    from recipe_engine.controls import random_like
+    from recipe_engine.evaluate.controls import random_like
 
     path = _recipe(
         tmp_path,

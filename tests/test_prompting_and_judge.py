@@ -179,7 +179,7 @@ def test_a_judge_without_a_chat_template_reads_the_plain_prompt(tiny: Any) -> No
     empty answer is judged too."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from recipe_engine.execute.instruction_judge import judge_scores
+    from recipe_engine.evaluate.instruction_judge import judge_scores
     from recipe_engine.resolve.model_loader import wrap_model
 
     tok = AutoTokenizer.from_pretrained(WEIGHTS)

@@ -266,8 +266,8 @@ def test_only_sampling_splits_a_batch(server: RunningServer) -> None:
         ({"model": NAME, "prompt": "word " * 5000}, 400, "over this server's limit"),
         ({"model": NAME, "prompt": "word " * 120}, 400, "positions the model has learned"),
         ({"model": NAME, "prompt": "x", "max_tokens": 100000}, 400, "max_tokens 100000"),
-        ({"model": NAME, "prompt": "x", "n": 3}, 400, "n:"),
-        ({"model": NAME}, 400, "prompt: Field required"),
+        ({"model": NAME, "prompt": "x", "n": 17}, 400, "`n`"),
+        ({"model": NAME}, 400, "`prompt` is required"),
     ],
 )
 def test_bad_requests_get_a_clear_4xx(

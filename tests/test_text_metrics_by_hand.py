@@ -1,4 +1,4 @@
-"""The word-level text metrics against values worked out by hand (report/text_metrics.py)."""
+"""The word-level text metrics against values worked out by hand (evaluate/text_metrics.py)."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import math
 
 import pytest
 
+from recipe_engine.evaluate.text_metrics import distinct_n, longest_repeat, phrase_rate, words
 from recipe_engine.report.metrics import MetricValue
-from recipe_engine.report.text_metrics import distinct_n, longest_repeat, phrase_rate, words
 
 
 def test_words_are_lowercase_runs_of_letters_digits_apostrophes() -> None:

@@ -20,6 +20,7 @@ import os
 from pathlib import Path
 
 from recipe_engine.api import BACKENDS
+from recipe_engine.diagnostics import FlagOverride
 from recipe_engine.errors import UsageError
 
 __all__ = [
@@ -81,7 +82,8 @@ class _BackendAction(argparse.Action):
         option_string: str | None = None,
     ) -> None:
         # A new list: the --set default is shared between parses and must not grow.
-        namespace.overrides = [*(namespace.overrides or []), f"run.backend={values}"]
+        backend = FlagOverride(f"run.backend={values}", f"--backend {values}")
+        namespace.overrides = [*(namespace.overrides or []), backend]
 
 
 def add_set(parser: argparse.ArgumentParser) -> None:

@@ -99,5 +99,6 @@ def run(args: argparse.Namespace) -> int:
         f"({result.heldout} prompts)"
     )
     print(result.snippet())
+    print(f"reproduce it: steer run {args.recipe} {result.set_flags()}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0

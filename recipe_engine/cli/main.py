@@ -15,13 +15,16 @@ from collections.abc import Sequence
 from recipe_engine.atomic import hold_sigint
 from recipe_engine.cli import (
     condition,
+    eval,
     examples,
     explain,
     export,
+    lock,
     run,
     schema,
     serve,
     sweep,
+    test,
     validate,
     vectors,
 )
@@ -41,9 +44,12 @@ __all__ = ["build_parser", "main"]
 SUBCOMMANDS = (
     validate,
     run,
+    test,
+    lock,
     explain,
     vectors,
     sweep,
+    eval,
     condition,
     export,
     serve,
@@ -148,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 # initialisation can swallow the KeyboardInterrupt (the command then runs to the end) or abort
 # the process (pybind11 error_already_set -> std::terminate, a core dump). Held, the Ctrl-C lands
 # right after the import (a second or two), where `main` handles it like any other.
-TORCH_COMMANDS = ("run", "explain", "vectors", "sweep", "condition", "export", "serve")
+TORCH_COMMANDS = ("run", "test", "explain", "vectors", "sweep", "condition", "export", "serve")
 
 
 def _model_command(args: argparse.Namespace) -> str | None:

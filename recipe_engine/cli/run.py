@@ -6,11 +6,16 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from recipe_engine.cli.common import add_recipe_arguments
 from recipe_engine.cli.common_flags import add_out
+from recipe_engine.diagnostics import FlagOverride
 from recipe_engine.errors import UsageError
 from recipe_engine.terminal import use_colour
+
+if TYPE_CHECKING:
+    from recipe_engine.api import LoadedRecipe
 
 __all__ = ["add_parser", "run"]
 
@@ -50,7 +55,35 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="run N random vectors of each steering vector's norm with the same interventions "
         "(report.controls: {random: N}); every metric gets the control mean +- sd",
     )
+    parser.add_argument(
+        "--update-lock",
+        action="store_true",
+        help="rewrite RECIPE.lock (when the recipe has one) instead of checking it first",
+    )
     parser.set_defaults(handler=run)
+
+
+def _lock_holds(loaded: LoadedRecipe, *, update: bool) -> bool:
+    """A recipe with RECIPE.lock runs only on the inputs it pins: say each difference, one line
+    each, before anything runs (--update-lock: rewrite the lock instead)."""
+    from recipe_engine.api import check_lock, write_lock
+
+    recipe, doc = loaded.recipe, loaded.document
+    differences = check_lock(recipe, doc)
+    if differences is None:
+        return True
+    if update:
+        print(f"wrote {write_lock(recipe, doc)}", file=sys.stderr)
+        return True
+    for line in differences:
+        print(f"steer: lock: {line}", file=sys.stderr)
+    if differences:
+        print(
+            f"steer: error: {doc.display} does not match its lock ({len(differences)} "
+            "difference(s)); rerun with --update-lock to accept them",
+            file=sys.stderr,
+        )
+    return not differences
 
 
 def run(args: argparse.Namespace) -> int:
@@ -62,12 +95,15 @@ def run(args: argparse.Namespace) -> int:
     if args.controls is not None:
         if args.controls < 0:
             raise UsageError(f"--controls {args.controls}: give a count of 0 or more")
-        overrides.append(f"report.controls={{random: {args.controls}}}")
+        flag = f"--controls {args.controls}"
+        overrides.append(FlagOverride(f"report.controls={{random: {args.controls}}}", flag))
     loaded = load_recipe(
         args.recipe, overrides=overrides, allow_outside_root=args.allow_outside_root
     )
     for diagnostic in loaded.warnings:  # e.g. a value YAML 1.1 tools read differently
         print(diagnostic.format(), file=sys.stderr)
+    if not _lock_holds(loaded, update=args.update_lock):
+        return 1
     run_spec = loaded.recipe.run
     new_tokens = run_spec.generation.max_new_tokens if run_spec.mode != "trace" else None
     progress = Progress(tokens_per_prompt=new_tokens)

@@ -24,7 +24,8 @@ Each recipe (.yaml) of a folder, or each file given, is a profile named after it
 `model: "NAME:PROFILE"` (NAME: --name) or `"profile": "PROFILE"` in the body (the openai
 client's extra_body) picks it; `"strength": S` sets every intervention's strength (|S| at most
 --max-strength); no profile: the unsteered model. Recipes reload when their files change; an
-invalid edit keeps the old profile and logs why. Logs are JSON lines on stderr.
+invalid edit keeps the old profile and logs why. Logs are JSON lines on stderr. SIGTERM drains:
+no new connections, in-flight requests get --drain-timeout seconds, then are cut.
 """
 
 
@@ -64,6 +65,24 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="address to listen on (0.0.0.0 exposes the server to the network)",
     )
     parser.add_argument("--port", type=int, default=8000, help="port (0: any free port)")
+    _add_limits(parser)
+    parser.add_argument(
+        "--reload-interval",
+        type=float,
+        default=1.0,
+        help="seconds between checks of the recipe files (0: never reload)",
+    )
+    parser.add_argument(
+        "--allow-post",
+        action="store_true",
+        help="accept new recipes by POST /v1/profiles (into the served folder)",
+    )
+    add_allow_outside_root(parser)
+    parser.set_defaults(handler=serve)
+
+
+def _add_limits(parser: argparse.ArgumentParser) -> None:
+    """What one request, one connection and the queue may take."""
     parser.add_argument(
         "--max-strength", type=float, default=16.0, help="largest |strength| a request may set"
     )
@@ -87,27 +106,38 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         help="seconds a request may wait and run before it gets 504",
     )
     parser.add_argument(
-        "--reload-interval",
+        "--drain-timeout",
         type=float,
-        default=1.0,
-        help="seconds between checks of the recipe files (0: never reload)",
+        default=None,
+        help="on SIGTERM or Ctrl-C, seconds in-flight requests get to finish (default: "
+        "--timeout); streams cut then end with an error event",
     )
     parser.add_argument(
-        "--allow-post",
-        action="store_true",
-        help="accept new recipes by POST /v1/profiles (into the served folder)",
+        "--read-timeout",
+        type=float,
+        default=10.0,
+        help="seconds a client has to send a request's headers, then its body; else closed",
     )
-    add_allow_outside_root(parser)
-    parser.set_defaults(handler=serve)
+    parser.add_argument(
+        "--max-connections",
+        type=int,
+        default=512,
+        help="open connections at most; past it a new one gets 503",
+    )
 
 
 def serve(args: argparse.Namespace) -> int:
     for raw in args.recipes:
         if not Path(raw).exists():
             raise UsageError(missing_path_message(raw))
-    for flag in ("max_tokens", "max_prompt_tokens", "max_queue", "max_batch"):
+    for flag in ("max_tokens", "max_prompt_tokens", "max_queue", "max_batch", "max_connections"):
         if getattr(args, flag) < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
+    for flag in ("read_timeout", "timeout"):
+        if not getattr(args, flag) > 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be over 0 seconds")
+    if args.drain_timeout is not None and not args.drain_timeout >= 0:
+        raise UsageError("--drain-timeout must be 0 seconds or more")
     require_serve_extra("steer serve")
     from recipe_engine.api import ServeConfig, run_server
 
@@ -125,6 +155,9 @@ def serve(args: argparse.Namespace) -> int:
         max_queue=args.max_queue,
         max_batch=args.max_batch,
         timeout_s=args.timeout,
+        drain_timeout_s=args.drain_timeout,
+        read_timeout_s=args.read_timeout,
+        max_connections=args.max_connections,
         reload_interval_s=args.reload_interval,
         allow_post=args.allow_post,
         allow_outside_root=args.allow_outside_root,

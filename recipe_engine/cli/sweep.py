@@ -168,6 +168,7 @@ def run(args: argparse.Namespace) -> int:
             f"recommended: layer {best.layer}, strength {best.strength:g} "
             f"(effect {fixed(best.effect, signed=True)}, KL {fixed(best.kl)} <= {result.kl_budget})"
         )
+        print(f"reproduce it: steer run {args.recipe} {best.set_flags()}")
     print("wrote " + ", ".join(str(p) for p in paths.values()))
     return 0
 

@@ -9,16 +9,14 @@ refusal of NaN/Inf into a NumericalFailure, and checks every logit it returns is
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from recipe_engine.errors import NumericalFailure, UsageError
-from recipe_engine.execute.instruction_judge import load_judge
-from recipe_engine.execute.judge import Judged, judge_side
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
-from recipe_engine.execute.prompting import prompting_texts
 from recipe_engine.execute.reduce import StepReduction, token_ids
 from recipe_engine.execute.runner import (
     PassResult,
@@ -31,15 +29,11 @@ from recipe_engine.execute.runner import (
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import (
-    TEXT_METRICS,
-    ConceptMetric,
-    InstructionMetric,
     KLBaselineMetric,
     PerplexityMetric,
     TokenProbMetric,
 )
 from recipe_engine.load.includes import LoadedDocument
-from recipe_engine.load.paths import resolve_reference
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.sources import resolve_prompts
@@ -64,7 +58,8 @@ class RunPasses:
     texts: dict[int, int] = field(default_factory=dict)  # metric index -> number of texts
     groups: list[str | None] = field(default_factory=list)  # per prompt: its prompt group
     # metrics on generated text: side -> its continuations as the unsteered model reads them
-    judged: dict[str, Judged] = field(default_factory=dict)
+    # (an evaluate.judge.Judged each, filled by the evaluate stage, which comes after this one)
+    judged: dict[str, Any] = field(default_factory=dict)
     samples: int = 1  # run.samples: continuations per prompt
 
 
@@ -208,18 +203,14 @@ def run_passes(
     progress: Progress | None = None,
     baseline: PassResult | None = None,
     part_plans: list[Plan] | None = None,
-    vectors: Mapping[str, torch.Tensor] | None = None,
-    judged_baseline: Judged | None = None,
 ) -> RunPasses:
-    """Run every pass of a recipe. `baseline` (and `judged_baseline`, its judged
-    continuations) reuse an unsteered pass of the same prompts (sweeps, controls). `part_plans`:
-    one plan per part of run.prompts (compiler.compile_part_plans), when it holds prompt groups;
-    their rows share batches, each with its own plan. `vectors`: the recipe's built vectors,
-    which concept probes read. With `report.prompt_baseline`, a third side, "prompting", runs
-    the unsteered model with that instruction added to each prompt (execute/prompting.py); with
-    `run.samples: K`, each prompt is run K times (sampled)."""
+    """Run the passes of a recipe's own model: baseline and steered, and the neutral texts of
+    its metrics. `baseline` reuses an unsteered pass of the same prompts (sweeps, controls).
+    `part_plans`: one plan per part of run.prompts (compiler.compile_part_plans), when it holds
+    prompt groups; their rows share batches, each with its own plan. With `run.samples: K`,
+    each prompt is run K times (sampled). The prompting side and the judging of generated text
+    are the evaluate stage's (evaluate/sides.py)."""
     prompts, rows, groups = _prompt_rows(recipe, model, plan, doc, part_plans)
-    prompted = prompting_texts(recipe, model, doc)  # before any pass: its errors come first
     passes = RunPasses(prompts, {}, time.perf_counter(), samples=recipe.run.samples)
     passes.groups = groups if any(g is not None for g in groups) else []
     if baseline is not None:
@@ -230,31 +221,5 @@ def run_passes(
     passes.sides["steered"] = run_pass(
         recipe, model, plan, prompts, progress, "steered", None if same else rows
     )
-    if recipe.report.prompt_baseline is not None:
-        passes.sides["prompting"] = run_pass(recipe, model, Plan(), prompted, progress, "prompting")
     _text_passes(recipe, model, plan, doc, passes)
-    classifiers = {
-        index: resolve_reference(m.classifier, doc.base_dir(f"/report/metrics/{index}/classifier"))
-        for index, m in enumerate(recipe.report.metrics)
-        if isinstance(m, ConceptMetric) and m.classifier is not None
-    }
-    judges = {
-        index: load_judge(
-            m.judge, doc.base_dir(f"/report/metrics/{index}/judge"), recipe.model.device
-        )
-        for index, m in enumerate(recipe.report.metrics)
-        if isinstance(m, InstructionMetric) and m.judge is not None
-    }
-    if any(isinstance(m, TEXT_METRICS) for m in recipe.report.metrics):
-        for side, result in passes.sides.items():
-            if side == "baseline" and judged_baseline is not None:
-                passes.judged[side] = judged_baseline
-                continue
-            if progress:
-                progress(f"judging {side}", 0, 1)
-            passes.judged[side] = judge_side(
-                recipe, model, vectors or {}, prompts, result.generated, classifiers, judges
-            )
-            if progress:
-                progress(f"judging {side}", 1, 1)
     return passes

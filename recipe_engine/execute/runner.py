@@ -12,14 +12,16 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar, cast
 
 import nnsight
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from recipe_engine.errors import UsageError
 from recipe_engine.execute.gates import GateOutcome, gate_outcomes
+from recipe_engine.execute.logprobs import StepLogprobs, TokenLogprob
 from recipe_engine.execute.positions import TextMasks, text_masks
 from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
 from recipe_engine.execute.rows import merge_row_plans
@@ -41,6 +43,8 @@ class PassResult:
     step_logits: list[torch.Tensor] = field(default_factory=list)  # [n_new, V]: on request only
     # per prompt: the conditional interventions of its plan, fired or not, and their scores
     gates: list[list[GateOutcome]] = field(default_factory=list)
+    # per prompt, on request: each new token's log-probability and top k (EOS included)
+    logprobs: list[list[TokenLogprob]] = field(default_factory=list)
 
 
 # nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step: that
@@ -62,7 +66,12 @@ def _sampling(gen: GenerationSpec) -> Iterator[None]:
         yield
 
 
-def _batches(prompts: Sequence[str], size: int) -> list[list[str]]:
+_Item = TypeVar("_Item")
+# Prompts as texts, or as token ids (given by a client: used as they are, nothing added).
+Prompts = Sequence[str] | Sequence[list[int]]
+
+
+def _batches(prompts: Sequence[_Item], size: int) -> list[list[_Item]]:
     return [list(prompts[i : i + size]) for i in range(0, len(prompts), size)]
 
 
@@ -76,7 +85,7 @@ def _masks(model: LoadedModel, plan: Plan, batch: list[str]) -> TextMasks | None
 RowPlans = Plan | Sequence[Plan]
 
 
-def _batch_plans(plan: RowPlans, prompts: Sequence[str], size: int) -> list[Plan]:
+def _batch_plans(plan: RowPlans, prompts: Prompts, size: int) -> list[Plan]:
     """The plan of each batch: the run's plan, or its rows' plans merged (execute/rows.py)."""
     if isinstance(plan, Plan):
         return [plan] * len(range(0, len(prompts), size))
@@ -137,16 +146,25 @@ class _StepTap(BaseStreamer, StoppingCriteria):
     token ids to a streamer (`put`) and asks its stopping criteria after each step. The first
     `put` is the prompt ids, not a step: skipped."""
 
-    def __init__(self, on_step: Callable[[list[int]], None], stop: Callable[[], bool] | None):
+    def __init__(
+        self,
+        on_step: Callable[[list[int]], None] | None,
+        stop: Callable[[], bool] | None,
+        logprobs: StepLogprobs | None = None,
+    ):
         self.on_step = on_step
         self.stop = stop
+        self.logprobs = logprobs
         self.prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
         if not self.prompt_seen:
             self.prompt_seen = True
             return
-        self.on_step([int(t) for t in value.reshape(-1).tolist()])
+        if self.logprobs is not None:  # the step's token is known: its log-probability
+            self.logprobs.chosen(value)
+        if self.on_step is not None:
+            self.on_step([int(t) for t in value.reshape(-1).tolist()])
 
     def end(self) -> None:
         self.prompt_seen = False  # ready for the next batch
@@ -157,13 +175,15 @@ class _StepTap(BaseStreamer, StoppingCriteria):
 
 
 def _tap_kwargs(
-    on_step: Callable[[list[int]], None] | None, stop: Callable[[], bool] | None
+    on_step: Callable[[list[int]], None] | None,
+    stop: Callable[[], bool] | None,
+    logprobs: StepLogprobs | None = None,
 ) -> dict[str, Any]:
     """The generate kwargs that feed `on_step` and ask `stop` (none without a listener: the
-    call is then exactly what it was)."""
-    if on_step is None:
+    call is then exactly what it was), and record each chosen token's log-probability."""
+    if on_step is None and logprobs is None:
         return {}
-    tap = _StepTap(on_step, stop)
+    tap = _StepTap(on_step, stop, logprobs)
     return {"streamer": tap, "stopping_criteria": StoppingCriteriaList([tap])}
 
 
@@ -197,10 +217,18 @@ def _split_generated(
             result.step_logits.append(full[row, :end])
 
 
+def _cut_at_eos(entries: list[TokenLogprob], eos: int | None) -> list[TokenLogprob]:
+    """A row's entries up to and including its EOS (what an OpenAI server reports)."""
+    for index, entry in enumerate(entries):
+        if entry.token == eos:
+            return entries[: index + 1]
+    return entries
+
+
 def generate_pass(
     model: LoadedModel,
     plan: RowPlans,
-    prompts: Sequence[str],
+    prompts: Prompts,
     gen: GenerationSpec,
     batch_size: int,
     *,
@@ -209,13 +237,16 @@ def generate_pass(
     reduction: StepReduction = FINITE_ONLY,
     on_step: Callable[[list[int]], None] | None = None,
     stop: Callable[[], bool] | None = None,
+    logprobs: int | None = None,
 ) -> PassResult:
-    """Generate with the plan applied on every step.
+    """Generate with the plan applied on every step. `prompts`: texts, or token ids.
 
     on_step (optional) hears each step as it is generated: one new token id per row of the
     running batch, in its row order (a row that has finished gets the pad id). stop (asked
     after each step, only with on_step) ends the batch's generation early when it says so.
-    Neither is called on a remote backend.
+    Neither is called on a remote backend. logprobs=k (local backend only) keeps each new
+    token's log-probability and the top k of its step (execute/logprobs.py), on the device
+    until the batch ends.
 
     Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
     `reduction` names what the report needs; the first step's logits are kept whole (the
@@ -229,9 +260,9 @@ def generate_pass(
     no state between requests, and for role or marker positions, whose token masks differ from
     batch to batch, the plan goes into every call instead: the same computation.
     """
-    # A remote backend runs the call elsewhere: nothing comes back before its end.
-    tap = {} if model.remote else _tap_kwargs(on_step, stop)
-    kwargs = _generation_kwargs(model, gen) | tap
+    if logprobs is not None and model.remote:
+        raise UsageError("log-probabilities of generated tokens need the local backend")
+    kwargs = _generation_kwargs(model, gen)
     nn = model.nn
     plans = _batch_plans(plan, prompts, batch_size)  # merged per batch: one plan each
     text_positions = any(batch_plan.text_positions() for batch_plan in plans)
@@ -250,11 +281,14 @@ def generate_pass(
                 if gen.seed is not None:
                     torch.manual_seed(gen.seed)
                 active = Plan() if installed else batch_plan
-                masks = _masks(model, active, batch)
+                masks = _masks(model, active, cast(list[str], batch))  # texts if it has any
+                scores = None if logprobs is None else StepLogprobs(logprobs)
+                # A remote backend runs the call elsewhere: nothing comes back before its end.
+                tap = {} if model.remote else _tap_kwargs(on_step, stop, scores)
                 # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so nothing
                 # after it (a helper's `return`) would ever run. No comment lines inside the
                 # invoke: the remote round trip re-reads its source and loses track on them.
-                with nn.generate(**kwargs, **model.backend_kwargs) as tracer:
+                with nn.generate(**kwargs, **tap, **model.backend_kwargs) as tracer:
                     with tracer.invoke(batch):
                         steps = nnsight.save([])
                         record = nnsight.save({})
@@ -262,12 +296,17 @@ def generate_pass(
                             apply_plan(nn, active, text_masks=masks, record=record)
                             logits = nn.output.logits[:, -1, :]
                             steps.append(nnsight.save(reduce_step(logits, reduction, len(steps))))
+                            if scores is not None:
+                                scores.remember(logits)
                     with tracer.invoke():
                         ids = tracer.result.save()
                 first = steps[0][1]
                 assert first is not None  # reduce_step keeps step 0's logits
                 firsts.append(first.float().cpu())
                 _split_generated(result, ids, eos, reduction, steps)
+                if scores is not None:
+                    new = ids[:, ids.shape[1] - len(steps) :].tolist()
+                    result.logprobs.extend(_cut_at_eos(r, eos) for r in scores.rows(new))
                 result.gates.extend(gate_outcomes(active, record, len(batch)))
                 if progress:
                     progress(len(batch))

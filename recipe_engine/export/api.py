@@ -22,6 +22,10 @@ def export_recipe(
 
     if fmt not in EXPORT_FORMATS:
         raise ValueError(f"unknown export format {fmt!r}; choose from {', '.join(EXPORT_FORMATS)}")
+    if fmt == "hf":  # before the model loads: a folder it may not replace is refused at once
+        from recipe_engine.export.destination import check_destination
+
+        check_destination(Path(out))
     compiled = source if isinstance(source, CompiledRecipe) else compile_recipe(source)
     if fmt == "hf":
         from recipe_engine.export.hf import export_hf

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
 
-from recipe_engine.atomic import hold_sigint
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
+from recipe_engine.export.destination import check_destination, write_folder_atomic
 from recipe_engine.export.fold import FamilyLayout, NotFoldable, affine_of, fold_op, layout_for
 from recipe_engine.export.groups import group_refusals
 from recipe_engine.plan import PlanOp
@@ -141,32 +138,11 @@ def _provenance(compiled: CompiledRecipe) -> dict[str, Any]:
     }
 
 
-def _write_folder_atomic(out: Path, write: Any) -> None:
-    """Build the folder beside `out`, then swap it in: a reader sees the old folder or the
-    new one. `write(path)` fills the staging folder."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    old: Path | None = None
-    try:
-        write(stage)
-        with hold_sigint():
-            if out.exists():
-                old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old.", dir=out.parent))
-                os.replace(out, old / out.name)
-            os.replace(stage, out)
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        if old is not None and not out.exists():
-            os.replace(old / out.name, out)
-        raise
-    finally:
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-
-
 def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
     """Bake the plan into a copy of the model and write it (with the tokenizer) to `out`.
-    Raises RecipeError, at the recipe's lines, when any op cannot be baked."""
+    Raises RecipeError, at the recipe's lines, when any op cannot be baked, and UsageError when
+    `out` is a folder export did not write (export/destination.py)."""
+    check_destination(out)
     model, doc = compiled.model, compiled.loaded.document
     try:
         layout = layout_for(model.adapter.family)
@@ -198,8 +174,7 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
         with model.lock:
             model.tokenizer.save_pretrained(folder)
 
-    _write_folder_atomic(out, write)
-    return {
+    summary = {
         "format": "hf",
         "out": str(out),
         "bias_switches": sorted(switches),
@@ -207,3 +182,5 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
         "ops": len(ops),
         **{k: provenance[k] for k in ("recipe", "recipe_sha256")},
     }
+    write_folder_atomic(out, write, {"written_by": "steer export", **summary})
+    return summary

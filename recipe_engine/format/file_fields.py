@@ -10,9 +10,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from recipe_engine.format.expectations import ConditionsExpectation
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.prompts import PromptSource
 from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.trained import PromptedTargets, TrainedVector
 from recipe_engine.format.vectors import (
     ContrastiveVector,
     FileVector,
@@ -27,10 +29,10 @@ __all__ = ["FileField", "file_fields"]
 @dataclass(frozen=True)
 class FileField:
     """One field that reads files: a prompt source (an inline list, or {file: PATH}) at
-    `pointer`, a probe's labelled data (`pointer` is its `data`), or a vector file (`pointer`
-    is the vector's)."""
+    `pointer`, a probe's labelled data (`pointer` is its `data`), a vector file (`pointer`
+    is the vector's), or a trained vector's target file (`pointer` is its `targets`)."""
 
-    owner: PromptSource | ProbeVector | FileVector
+    owner: PromptSource | ProbeVector | FileVector | TrainedVector
     pointer: str
 
 
@@ -46,6 +48,11 @@ def file_fields(recipe: Recipe) -> Iterator[FileField]:
             yield FileField(spec, at + "/data")
         elif isinstance(spec, FileVector):
             yield FileField(spec, at)
+        elif isinstance(spec, TrainedVector):
+            if isinstance(spec.targets, PromptedTargets):
+                yield FileField(spec.targets.prompts, at + "/targets/prompts")
+            else:
+                yield FileField(spec, at + "/targets")
     for part in prompt_parts(recipe.run.prompts):
         yield FileField(part.source, part.pointer)
     for index, metric in enumerate(recipe.report.metrics):
@@ -53,3 +60,11 @@ def file_fields(recipe: Recipe) -> Iterator[FileField]:
         text = getattr(metric, "text", None)
         if text is not None:
             yield FileField(text, f"/report/metrics/{index}/text")
+    for index, claim in enumerate(recipe.expect):
+        if isinstance(claim, ConditionsExpectation):
+            for key in ("fires_on", "silent_on"):
+                source = getattr(claim.conditions, key)
+                if source is not None:
+                    yield FileField(source, f"/expect/{index}/conditions/{key}")
+    if recipe.eval is not None and recipe.eval.tune is not None:
+        yield FileField(recipe.eval.tune, "/eval/tune")

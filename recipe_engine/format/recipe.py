@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field
 
 from recipe_engine.format.base import RecipeModel
+from recipe_engine.format.eval_spec import EvalSpec
+from recipe_engine.format.expectations import Expectation
 from recipe_engine.format.interventions import Intervention
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.report_spec import ReportSpec
@@ -36,3 +38,13 @@ class Recipe(RecipeModel):
     )
     run: RunSpec
     report: ReportSpec = Field(default_factory=ReportSpec)
+    expect: list[Expectation] = Field(
+        default_factory=list,
+        description="Claims over this run's own report that `steer test` checks, e.g. "
+        "{metric: token_prob:positive, minus: baseline, at_least: 0.4}.",
+    )
+    eval: EvalSpec | None = Field(
+        default=None,
+        description="The settings `steer eval` runs this recipe's evaluation table with "
+        "(methods, strength grid, tuning prompts, controls); its flags override each.",
+    )

@@ -10,6 +10,7 @@ from recipe_engine.format.base import RecipeModel
 from recipe_engine.format.positions import AfterMarker
 from recipe_engine.format.prompts import PromptSource
 from recipe_engine.format.sites import MODULE_FIELD, SITE_FIELD, VECTOR_NAME_PATTERN, Site
+from recipe_engine.format.trained import TrainedVector
 
 __all__ = [
     "ActivationVector",
@@ -20,6 +21,7 @@ __all__ = [
     "ProbeVector",
     "RandomVector",
     "SaeFeatureVector",
+    "TrainedVector",
     "VectorSpec",
 ]
 
@@ -175,7 +177,8 @@ VectorSpec = Annotated[
     | ActivationVector
     | MeanActivationVector
     | RandomVector
-    | ExprVector,
+    | ExprVector
+    | TrainedVector,
     Field(discriminator="kind"),
 ]
 
@@ -188,4 +191,5 @@ VECTOR_KINDS = (
     "mean_activation",
     "random",
     "expr",
+    "trained",
 )

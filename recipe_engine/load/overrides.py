@@ -88,7 +88,7 @@ def apply_overrides(
         parts, raw = _split(text)
         parsed = _parse_value(text, raw)
         pointer = _place(data, text, parts, parsed.data)
-        where = command_line_location(f"--set {text}")
+        where = command_line_location(getattr(text, "flag", None) or f"--set {text}")
         warnings += [
             replace(w, pointer=pointer + w.pointer, location=where) for w in parsed.warnings
         ]

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from recipe_engine.diagnostics import closest
 from recipe_engine.errors import UsageError
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "PromptFileError",
     "conversation",
     "iter_lines",
+    "iter_numbered_prompts",
     "iter_prompts",
     "max_prompt_file_bytes",
     "max_prompt_line_bytes",
@@ -142,6 +144,18 @@ def iter_prompts(
 ) -> Iterator[Prompt]:
     """Stream prompts from `path` (never the whole file in memory at once). A JSONL object with
     a `messages` list is a chat conversation."""
+    for _, prompt in iter_numbered_prompts(path, fmt, field, limit, max_bytes):
+        yield prompt
+
+
+def iter_numbered_prompts(
+    path: Path,
+    fmt: str,
+    field: str = "text",
+    limit: int | None = None,
+    max_bytes: int | None = None,
+) -> Iterator[tuple[int, Prompt]]:
+    """(1-based line number, prompt) of each prompt of `path`, as iter_prompts reads them."""
     count = 0
     if limit is not None and limit <= 0:
         return
@@ -158,7 +172,7 @@ def iter_prompts(
             continue
         prompt: Prompt = _jsonl_prompt(line, field, number) if fmt == "jsonl" else line
         count += 1
-        yield prompt
+        yield number, prompt
         if limit is not None and count >= limit:
             return  # before reading (and judging) lines that will not be used
 
@@ -169,6 +183,8 @@ def conversation(messages: object, number: int = 0) -> Conversation:
         raise PromptFileError("`messages` must be a non-empty list of {role, content}", number)
     pairs: list[tuple[str, str]] = []
     for index, message in enumerate(messages):
+        if isinstance(message, dict):
+            _known_keys(message, _MESSAGE_KEYS, f"messages[{index}]", number)
         role = message.get("role") if isinstance(message, dict) else None
         content = message.get("content") if isinstance(message, dict) else None
         if role not in CHAT_ROLES or not isinstance(content, str):
@@ -180,12 +196,26 @@ def conversation(messages: object, number: int = 0) -> Conversation:
     return Conversation(tuple(pairs))
 
 
+_MESSAGE_KEYS = ("role", "content")
+
+
+def _known_keys(value: dict[str, object], known: tuple[str, ...], what: str, number: int) -> None:
+    """A conversation's keys are the recipe's `messages:` keys: a misspelt one (`contnet`,
+    `nme`) would be dropped without a word, so it is refused as the recipe refuses it."""
+    for key in value:
+        if key not in known:
+            match = closest(key, known)
+            hint = f"; did you mean {match!r}?" if match else f" (allowed: {', '.join(known)})"
+            raise PromptFileError(f"{what}: unknown key {key!r}{hint}", number)
+
+
 def _jsonl_prompt(line: str, field: str, number: int) -> Prompt:
     try:
         value = json.loads(line)
     except json.JSONDecodeError as exc:
         raise PromptFileError(f"invalid JSON: {exc.msg}", number) from None
     if isinstance(value, dict) and "messages" in value:
+        _known_keys(value, ("messages",), "a conversation", number)
         return conversation(value["messages"], number)
     if isinstance(value, dict):
         value = value.get(field)

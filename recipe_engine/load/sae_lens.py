@@ -34,15 +34,23 @@ def read_sae_config(weights: Path) -> SaeConfig:
     cfg_path = weights.parent / "cfg.json"
     try:
         cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SaeLayoutError(
+            f"there is no cfg.json beside {weights.name}; sae-lens saves one with the SAE"
+        ) from None
     except (OSError, ValueError) as exc:
-        raise SaeLayoutError(f"no readable cfg.json beside {weights.name} ({exc})") from None
+        raise SaeLayoutError(f"its cfg.json cannot be read as JSON ({exc})") from None
     hook = cfg.get("hook_name", cfg.get("hook_point")) if isinstance(cfg, dict) else None
     if not isinstance(hook, str):
-        raise SaeLayoutError("cfg.json has no hook_name (sae-lens layout)")
+        raise SaeLayoutError(
+            "its cfg.json has no `hook_name` (nor `hook_point`, older sae-lens) saying where the "
+            "SAE reads"
+        )
     found = _HOOK.match(hook)
     if found is None:
         raise SaeLayoutError(
-            f"cfg.json hook_name {hook!r} is not blocks.L.hook_(resid_pre|resid_post|attn_out|"
-            "mlp_out)"
+            f"its cfg.json hook_name {hook!r} is no hook point the engine steers: expected "
+            "blocks.L.hook_resid_pre, blocks.L.hook_resid_post, blocks.L.hook_attn_out or "
+            "blocks.L.hook_mlp_out"
         )
     return SaeConfig(int(found.group(1)), found.group(2), hook)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -32,7 +32,6 @@ from recipe_engine.report.results import (
     RunReport,
     SideOutcome,
 )
-from recipe_engine.report.text_metrics import TEXT_MEASURES
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
 
@@ -77,12 +76,16 @@ def _token_prob(
     for set_name, words in metric.tokens.items():
         ids = token_ids(tokenizer, words)
         scores: dict[str, float] = {}
+        rows: dict[str, list[float]] = {}
         for side, result in passes.items():
             if metric.at == "next":
-                scores[side] = _mean(token_mass(result.next_logits, ids))
+                mass = token_mass(result.next_logits, ids)
+                scores[side] = _mean(mass)
+                rows[side] = [float(v) for v in mass.float()]
             else:
                 # reduced on the device as each step ran (execute/reduce.py)
                 masses = result.step_mass[tuple(ids)]
+                rows[side] = [_mean(m) for m in masses]
                 per_prompt = [_mean(m) for m in masses if len(m)]
                 scores[side] = float(sum(per_prompt) / len(per_prompt)) if per_prompt else math.nan
         values.append(
@@ -93,6 +96,7 @@ def _token_prob(
                 scores["steered"],
                 {"at": metric.at, "tokens": [tokenizer.decode([i]) for i in ids]},
                 prompting=scores.get("prompting"),
+                per_prompt=rows,
             )
         )
     return values
@@ -103,12 +107,14 @@ def _logit_diff(
 ) -> list[MetricValue]:
     passes = run.sides
     pos, neg = token_ids(tokenizer, metric.positive), token_ids(tokenizer, metric.negative)
-    scores = {
-        side: _mean(r.next_logits[:, pos].mean(-1) - r.next_logits[:, neg].mean(-1))
+    diffs = {
+        side: r.next_logits[:, pos].mean(-1) - r.next_logits[:, neg].mean(-1)
         for side, r in passes.items()
     }
+    scores = {side: _mean(d) for side, d in diffs.items()}
     value = MetricValue("logit_diff", "logit_diff", scores.get("baseline"), scores["steered"], {})
     value.prompting = scores.get("prompting")
+    value.per_prompt = {side: [float(v) for v in d.float()] for side, d in diffs.items()}
     return [value]
 
 
@@ -123,6 +129,7 @@ def _kl_baseline(
     if metric.text is None:
         kl = kl_divergence(sides["steered"].next_logits, sides["baseline"].next_logits)
         value = MetricValue("kl_baseline", "kl_baseline", 0.0, _mean(kl), {"unit": "nats"})
+        value.per_prompt = {"steered": [float(v) for v in kl.float()]}
         if "prompting" in sides:
             prompted = kl_divergence(sides["prompting"].next_logits, sides["baseline"].next_logits)
             value.prompting = _mean(prompted)
@@ -153,8 +160,48 @@ MEASURES: dict[type, Measure] = {
     LogitDiffMetric: _logit_diff,
     KLBaselineMetric: _kl_baseline,
     PerplexityMetric: _perplexity_metric,
-    **TEXT_MEASURES,
 }
+
+
+# Metrics that are a mean over the run's prompts, so a prompt group's rows are the same metric
+# over its prompts alone (text metrics read other texts; judged ones their own passes).
+_PER_PROMPT = (TokenProbMetric, LogitDiffMetric)
+
+
+def _rows(result: PassResult, rows: list[int]) -> PassResult:
+    def pick(items: list[Any]) -> list[Any]:
+        return [items[i] for i in rows] if items else []
+
+    return PassResult(
+        result.next_logits[rows],
+        pick(result.generated),
+        pick(result.step_finite),
+        {key: pick(masses) for key, masses in result.step_mass.items()},
+        pick(result.step_logits),
+        pick(result.gates),
+    )
+
+
+def group_metrics(
+    recipe: Recipe, tokenizer: Any, passes: RunPasses
+) -> dict[str, list[MetricValue]]:
+    """Per prompt group (issue 24 item 7: metrics were pooled over the groups), the metrics that
+    are means over prompts, over that group's prompts; prompts outside any group count as
+    "(no group)". Empty without groups, or with run.samples > 1 (rows are samples there)."""
+    if not any(passes.groups) or passes.samples != 1:
+        return {}
+    found: dict[str, list[MetricValue]] = {}
+    for name in dict.fromkeys(passes.groups):
+        rows = [i for i, g in enumerate(passes.groups) if g == name]
+        sides = {side: _rows(result, rows) for side, result in passes.sides.items()}
+        sub = RunPasses([passes.prompts[i] for i in rows], sides, passes.started)
+        values: list[MetricValue] = []
+        for index, metric in enumerate(recipe.report.metrics):
+            prompts_only = isinstance(metric, KLBaselineMetric) and metric.text is None
+            if isinstance(metric, _PER_PROMPT) or prompts_only:
+                values.extend(MEASURES[type(metric)](metric, index, tokenizer, sub))
+        found[name if name is not None else "(no group)"] = values
+    return found
 
 
 def _vectors(
@@ -181,14 +228,20 @@ def build_report(
     plan: Plan,
     passes: RunPasses,
     timing: dict[str, float],
+    measures: Mapping[type, Measure] | None = None,
 ) -> RunReport:
-    """Measure the passes of a run. `timing` holds the compile stages (load_s, vectors_s)."""
+    """Measure the passes of a run. `timing` holds the compile stages (load_s, vectors_s).
+    `measures`: the metric kinds a later stage measures (the text metrics of evaluate/, which
+    calls this with them: evaluate/sides.py), besides MEASURES."""
+    known = {**MEASURES, **(measures or {})}
     tokenizer, sides = model.tokenizer, passes.sides
     metrics: list[MetricValue] = []
     top = recipe.report.top_tokens
     with model.lock:  # the tokenizer is shared (LoadedModel)
         for index, metric in enumerate(recipe.report.metrics):
-            metrics.extend(MEASURES[type(metric)](metric, index, tokenizer, passes))
+            if type(metric) not in known:  # a text metric measured without the evaluate stage
+                raise TypeError(f"no measure for {type(metric).__name__}: evaluate/sides.py")
+            metrics.extend(known[type(metric)](metric, index, tokenizer, passes))
         outcomes = [
             PromptOutcome(
                 prompt,
@@ -200,6 +253,7 @@ def build_report(
             )
             for row, prompt in enumerate(passes.prompts)
         ]
+        by_group = group_metrics(recipe, tokenizer, passes)
     shape = model.shape
     return RunReport(
         recipe_name=recipe.name,
@@ -219,4 +273,5 @@ def build_report(
         timing={**timing, "run_s": time.perf_counter() - passes.started},
         passes=sides,
         warnings=garbage_warnings(metrics, plan, len(tokenizer)),
+        group_metrics=by_group,
     )

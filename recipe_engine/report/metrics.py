@@ -33,6 +33,9 @@ class MetricValue:
     prompting: float | None = None  # report.prompt_baseline: the prompted unsteered model
     controls: list[float] = field(default_factory=list)  # report.controls: one per random vector
     ci95: tuple[float, float] | None = None  # run.samples > 1: of the steered mean
+    # side -> one value per prompt (per continuation with run.samples), in the report's prompt
+    # order; what the mean of each side is taken over (`expect: per_prompt`, steer test)
+    per_prompt: dict[str, list[float]] = field(default_factory=dict)
 
     @property
     def delta(self) -> float | None:
@@ -75,6 +78,10 @@ class MetricValue:
                 "sd": _finite(self.control_sd),
                 "z": _finite(self.control_z),
                 "values": [_finite(v) for v in self.controls],
+            }
+        if self.per_prompt:
+            out["per_prompt"] = {
+                side: [_finite(v) for v in values] for side, values in self.per_prompt.items()
             }
         if self.ci95 is not None:
             out["ci95"] = [_finite(self.ci95[0]), _finite(self.ci95[1])]

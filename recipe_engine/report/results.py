@@ -15,6 +15,11 @@
      "metrics": [{"name", "kind", "baseline", "steered", "delta", ...,
                   "prompting" (report.prompt_baseline), "ci95": [lo, hi] (run.samples > 1),
                   "controls": {"n", "mean", "sd", "z", "values"} (report.controls)}],
+     "groups": [{"group", "plan"}]: the plan of each prompt group with its own,
+     "group_metrics": {NAME: [the metrics that are means over prompts (token_prob,
+                        logit_diff, kl_baseline of the prompts), over that group's prompts]},
+     "conditions": [{"intervention", "condition", "fired", "prompts",
+                     "groups": {NAME: {"fired", "prompts"}}}]: how many prompts each fired on,
      "warnings": [one line each: the steered output looks broken, and the likely cause],
      "timing": {"load_s", "vectors_s", "run_s"}}
 
@@ -92,6 +97,38 @@ class RunReport:
     passes: dict[str, Any] = field(default_factory=dict, repr=False)
     # One line each: the steered model looks broken (report/health.py has the rules).
     warnings: list[str] = field(default_factory=list)
+    # The plan of each prompt group that has its own: [{"group", "plan"}] (issue 24 item 7)
+    groups: list[dict[str, Any]] = field(default_factory=list)
+    # Per prompt group: the metrics that are means over prompts, over its prompts alone
+    group_metrics: dict[str, list[MetricValue]] = field(default_factory=dict)
+
+    def condition_summary(self) -> list[dict[str, Any]]:
+        """How many prompts each `when:` condition fired on, overall and per prompt group: a
+        claim like "the food prompts were steered" is read off, not counted by hand."""
+        summary: dict[tuple[int, str], dict[str, Any]] = {}
+        for prompt in self.prompts:
+            for cond in prompt.conditions:
+                entry = summary.setdefault(
+                    (cond.intervention, cond.condition),
+                    {
+                        "intervention": cond.intervention,
+                        "condition": cond.condition,
+                        "fired": 0,
+                        "prompts": 0,
+                        "groups": {},
+                    },
+                )
+                entry["fired"] += int(cond.fired)
+                entry["prompts"] += 1
+                if prompt.group is not None:
+                    fired, seen = entry["groups"].get(prompt.group, (0, 0))
+                    entry["groups"][prompt.group] = (fired + int(cond.fired), seen + 1)
+        for entry in summary.values():
+            entry["groups"] = {
+                name: {"fired": fired, "prompts": seen}
+                for name, (fired, seen) in entry["groups"].items()
+            }
+        return list(summary.values())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -113,6 +150,11 @@ class RunReport:
                 for p in self.prompts
             ],
             "metrics": [m.to_json() for m in self.metrics],
+            "groups": list(self.groups),
+            "group_metrics": {
+                name: [m.to_json() for m in values] for name, values in self.group_metrics.items()
+            },
+            "conditions": self.condition_summary(),
             "warnings": list(self.warnings),
             "timing": {k: round(v, 4) for k, v in self.timing.items()},
         }

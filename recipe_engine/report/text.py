@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 from recipe_engine.report.results import RunReport
@@ -76,9 +77,18 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
         for name, side in sides:
             if side.top_tokens:
                 lines.append(f"  {name:<8} next: " + ", ".join(_tokens(side.top_tokens, top)))
+    summary = report.condition_summary()
+    if summary:
+        lines.append("")
+        lines.extend(_condition_lines(summary))
     if report.metrics:
         lines.append("")
         lines.extend(_metric_table(report, bold))
+    for name, values in report.group_metrics.items():
+        if values:
+            lines.append("")
+            lines.append(bold(f"group {name}"))
+            lines.extend(_metric_table(replace(report, metrics=values), bold))
     timing = report.timing
     lines.append("")
     lines.append(
@@ -121,4 +131,18 @@ def _metric_table(report: RunReport, bold: Any) -> list[str]:
             interval = f"[{_num(m.ci95[0])}, {_num(m.ci95[1])}]" if m.ci95 else "-"
             line += f"  {interval:>21}"
         lines.append(line)
+    return lines
+
+
+def _condition_lines(summary: list[dict[str, Any]]) -> list[str]:
+    """`when  intervention 0 fired on 6 of 14 prompts (food: 6 of 6, other: 0 of 8)`."""
+    lines = []
+    for entry in summary:
+        groups = ", ".join(
+            f"{name}: {g['fired']} of {g['prompts']}" for name, g in entry["groups"].items()
+        )
+        lines.append(
+            f"when     intervention {entry['intervention']} fired on {entry['fired']} of "
+            f"{entry['prompts']} prompts: {entry['condition']}" + (f" ({groups})" if groups else "")
+        )
     return lines

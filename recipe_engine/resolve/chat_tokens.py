@@ -21,9 +21,22 @@ from recipe_engine.format.positions import (
     TextPositions,
 )
 
-__all__ = ["TextMasks", "text_masks"]
+__all__ = ["MarkerNotFound", "TextMasks", "text_masks"]
 
 TextMasks = dict[TextPositions, torch.Tensor]  # selector -> [B, T] bool over the padded batch
+
+
+class MarkerNotFound(UsageError):
+    """A prompt of the batch lacks an `{after: TEXT}` marker. Runs check their prompts first
+    (execute/marker_check.py) and vector builds name the vector (vectors/extraction.py); a
+    caller that did neither gets this, about the batch."""
+
+    def __init__(self, selector: MarkerPositions, row: int, text: str) -> None:
+        self.marker, self.row, self.text = selector.after, row, str(text)
+        super().__init__(
+            f"positions {{after: {selector.after!r}}}: prompt {row + 1} of its batch does not "
+            f"contain that text: {str(text)[:80]!r}"
+        )
 
 
 def _token_spans(tokenizer: Any, batch: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,10 +65,7 @@ def _marker_row(
 ) -> torch.Tensor:
     found = text.rfind(selector.after)
     if found < 0:
-        raise UsageError(
-            f"positions {{after: {selector.after!r}}}: prompt {row + 1} of its batch does not "
-            f"contain that text: {str(text)[:80]!r}"
-        )
+        raise MarkerNotFound(selector, row, text)
     mask = ends > found + len(selector.after)
     if selector.tokens is not None:
         mask &= mask.long().cumsum(dim=0) <= selector.tokens

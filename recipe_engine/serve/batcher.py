@@ -5,6 +5,10 @@ The queue's bound is the back-pressure: a row that finds it full is refused at o
 instead of waiting behind work the server cannot finish in time. A row whose request gave up
 (its timeout passed, the client left) is cancelled and skipped if it has not started; once
 started, its generate call stops early when every row of it has given up or ended.
+
+A batch that fails (one row's bad seed, one profile's NaN/Inf) is retried row by row, so the
+failure reaches only the rows that cause it; a row that already streamed text is not retried
+(its client heard part of the failed attempt) and gets the failure.
 """
 
 from __future__ import annotations
@@ -32,6 +36,32 @@ class _Pending:
     row: Row
     future: Future[RowResult]
     tap: RowTap | None  # who hears the row as it is generated
+
+
+class _Heard:
+    """A row's tap that remembers whether it sent anything (a failed batch's rows that sent
+    nothing may be retried on their own)."""
+
+    def __init__(self, tap: RowTap | None) -> None:
+        self.tap, self.sent = tap, False
+
+    @property
+    def live(self) -> bool:
+        return self.tap is not None and self.tap.live
+
+    @property
+    def abandoned(self) -> bool:
+        return self.tap is not None and self.tap.abandoned
+
+    def piece(self, text: str) -> None:
+        self.sent = True
+        if self.tap is not None:
+            self.tap.piece(text)
+
+    def done(self, result: RowResult) -> None:
+        self.sent = True
+        if self.tap is not None:
+            self.tap.done(result)
 
 
 def _profiles(rows: list[Row]) -> list[str]:
@@ -109,14 +139,12 @@ class Batcher:
             started = time.perf_counter()
             self.batches_started += 1
             rows = [item.row for item in batch]
+            heard = [_Heard(item.tap) for item in batch]
             try:
-                results = execute_batch(self.model, rows, [item.tap for item in batch])
-            except Exception as exc:  # every request of the batch gets the failure
+                results = execute_batch(self.model, rows, heard)
+            except Exception as exc:
                 self.log("batch_failed", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
-                for item in batch:
-                    item.future.set_exception(exc)
-                    if item.tap is not None:
-                        item.tap.fail(exc)
+                self._one_by_one(batch, heard, exc)
                 continue
             # Logged before the answers go out: a client that reads the log after its answer
             # finds its batch there.
@@ -131,3 +159,21 @@ class Batcher:
             )
             for item, result in zip(batch, results, strict=True):
                 item.future.set_result(result)
+
+    def _one_by_one(self, batch: list[_Pending], heard: list[_Heard], error: Exception) -> None:
+        """A failed batch's rows, each on its own: the rows that fail alone get their own
+        failure, the others their answer."""
+        for item, tap in zip(batch, heard, strict=True):
+            failure: Exception = error
+            if not tap.sent and len(batch) > 1:
+                try:
+                    result = execute_batch(self.model, [item.row], [tap])
+                except Exception as exc:
+                    failure = exc
+                    self.log("row_failed", error=f"{type(exc).__name__}: {exc}")
+                else:
+                    item.future.set_result(result[0])
+                    continue
+            item.future.set_exception(failure)
+            if item.tap is not None:
+                item.tap.fail(failure)

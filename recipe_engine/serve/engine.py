@@ -16,10 +16,15 @@ ended or been abandoned by their requests stops early.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from recipe_engine.execute.runner import generate_pass
+from recipe_engine.errors import NumericalFailure
+from recipe_engine.execute.gates import GateOutcome
+from recipe_engine.execute.logprobs import TokenLogprob, prompt_logprobs
+from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
+from recipe_engine.execute.rows import merge_row_plans
+from recipe_engine.execute.runner import PassResult, generate_pass
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -33,10 +38,15 @@ class Row:
     """One prompt to complete. `generation` is the profile's generation settings with the
     request's overrides; its max_new_tokens is this row's own."""
 
-    prompt: str
+    prompt: str  # the text (token-id prompts: decoded, for echo)
     profile: Profile | None  # None: the unsteered model
     strength: float | None  # None: the profile's own strengths
     generation: GenerationSpec
+    prompt_ids: tuple[int, ...] | None = None  # set: the model reads these ids, as they are
+    logprobs: int | None = None  # top k per token; None: no log-probabilities
+    echo: bool = False  # the prompt's own log-probabilities too (with `logprobs`)
+    new_tokens: bool = True  # False (max_tokens 0): the prompt is only scored
+    stop: tuple[str, ...] = ()  # the row ends the step its text holds one of these
 
 
 class RowSink(Protocol):
@@ -56,11 +66,24 @@ class RowSink(Protocol):
 
 
 @dataclass(frozen=True)
+class RowLogprobs:
+    """A row's log-probabilities (execute/logprobs.py): the prompt's tokens when echoed, the
+    new tokens (their EOS included, as OpenAI servers report it), and every id's text."""
+
+    prompt: list[TokenLogprob]
+    new: list[TokenLogprob]
+    names: dict[int, str]
+
+
+@dataclass(frozen=True)
 class RowResult:
     token_ids: list[int]  # the new tokens, cut at EOS (which is not included)
     text: str
     pieces: list[str]  # the text each token adds (what a stream sends), joined: `text`
-    finish_reason: str  # "stop" (EOS) or "length" (max_new_tokens reached)
+    finish_reason: str  # "stop" (EOS or a stop string) or "length" (max_new_tokens reached)
+    failure: str | None = None  # NaN/Inf logits: `steer run`'s message; the reply is an error
+    conditions: tuple[GateOutcome, ...] = ()  # each `when:` of its plan: did it fire
+    logprobs: RowLogprobs | None = field(default=None, compare=False)
 
 
 def _group_key(index: int, row: Row, model: LoadedModel) -> tuple[object, ...]:
@@ -71,7 +94,8 @@ def _group_key(index: int, row: Row, model: LoadedModel) -> tuple[object, ...]:
     gen = row.generation.model_copy(update={"max_new_tokens": 1})
     alone = index if gen.do_sample and gen.seed is not None else -1
     owner = model if row.profile is None else row.profile.compiled.model
-    return (id(owner), gen.model_dump_json(), alone)
+    # Token ids and texts are different inputs to a trace: they do not share a call.
+    return (id(owner), gen.model_dump_json(), alone, row.prompt_ids is not None)
 
 
 def pass_groups(model: LoadedModel, rows: list[Row]) -> list[list[int]]:
@@ -114,19 +138,22 @@ def _row_result(model: LoadedModel, row: Row, ids: list[int]) -> RowResult:
 
 class _Progress:
     """One row of a running generate call, step by step: its tokens so far, its pieces sent
-    live when its request streams, and its result sent the step it ends (its own EOS or
-    max_new_tokens), even while the call goes on for longer rows."""
+    live when its request streams, and its result sent the step it ends (its own EOS,
+    max_new_tokens or stop string), even while the call goes on for longer rows. A call whose
+    rows have all ended or been abandoned stops at that step."""
 
     def __init__(self, model: LoadedModel, row: Row, sink: RowSink | None) -> None:
         self.model, self.row, self.sink = model, row, sink
         self.ids: list[int] = []
         self.sent = ""
+        self.text = ""  # decoded so far (rows that stream or have stop strings)
         self.finished = False
         self.result: RowResult | None = None  # built the step a live row ends
+        self.announced = False  # its result sent to its sink
 
     @property
     def over(self) -> bool:
-        """Nothing more of this row is wanted (a row without a sink is wanted to its end)."""
+        """Nothing more of this row is wanted."""
         return self.finished or (self.sink is not None and self.sink.abandoned)
 
     def step(self, token: int) -> None:
@@ -136,13 +163,20 @@ class _Progress:
             self.finish()
             return
         self.ids.append(token)
-        if self.sink is not None and self.sink.live:
+        live = self.sink is not None and self.sink.live
+        if live or self.row.stop:
             with self.model.lock:  # held already by this thread (generate_pass): re-entrant
                 text = self.model.tokenizer.decode(self.ids, skip_special_tokens=True)
-            piece = _piece(self.sent, text)
-            self.sent += piece
-            if piece:
-                self.sink.piece(piece)
+            searched, self.text = len(self.text), text
+            if live:
+                piece = _piece(self.sent, text)
+                self.sent += piece
+                if piece and self.sink is not None:
+                    self.sink.piece(piece)
+            # Only the new text can hold a stop string that was not there before.
+            if any(text.find(s, max(0, searched - len(s))) >= 0 for s in self.row.stop):
+                self.finish()
+                return
         if len(self.ids) >= self.row.generation.max_new_tokens:
             self.finish()
 
@@ -150,7 +184,70 @@ class _Progress:
         self.finished = True
         if self.sink is not None and self.sink.live:
             self.result = _row_result(self.model, self.row, self.ids)
+
+    def announce(self) -> None:
+        """Send a live row's result while its call goes on for longer rows. A row whose end
+        ends the call is announced after it instead, once its logits are known finite."""
+        if self.result is not None and not self.announced and self.sink is not None:
+            self.announced = True
             self.sink.done(self.result)
+
+
+def _non_finite(result: PassResult, index: int, plan: Plan, model: LoadedModel) -> str | None:
+    """`steer run`'s NaN/Inf message if row `index` met NaN/Inf logits (execute/numerics.py)."""
+    dtype = getattr(model.hf, "dtype", None)
+    try:
+        first = result.next_logits[index]
+        require_finite(first, "next-token logits of the prompts", plan, dtype)
+        steps = result.step_finite[index : index + 1]
+        require_finite(steps, "generated steps", plan, dtype)
+    except NumericalFailure as exc:
+        return str(exc)
+    return None
+
+
+def _names(model: LoadedModel, entries: list[TokenLogprob]) -> dict[int, str]:
+    """The text of every token id the entries name (each decoded on its own)."""
+    ids = {e.token for e in entries} | {i for e in entries for i, _ in e.top}
+    with model.lock:  # the tokenizer is shared (LoadedModel)
+        return {i: model.tokenizer.decode([i]) for i in sorted(ids)}
+
+
+def _top_k(entries: list[TokenLogprob], k: int) -> list[TokenLogprob]:
+    """The entries with their top lists cut to k (a group computes its rows' largest k)."""
+    return [replace(e, top=e.top[:k]) for e in entries]
+
+
+def _with_logprobs(
+    model: LoadedModel,
+    row: Row,
+    result: RowResult,
+    prompt: list[TokenLogprob],
+    new: list[TokenLogprob],
+) -> RowResult:
+    if row.logprobs is None:
+        return result
+    prompt, new = _top_k(prompt, row.logprobs), _top_k(new, row.logprobs)
+    kept = len(result.token_ids)
+    ended = len(new) > kept and new[kept].token == model.tokenizer.eos_token_id
+    new = new[: kept + 1 if ended else kept]  # the EOS it ended on is reported too
+    return replace(result, logprobs=RowLogprobs(prompt, new, _names(model, prompt + new)))
+
+
+def _prompt_scores(
+    model: LoadedModel, rows: list[Row], plans: list[Plan]
+) -> list[list[TokenLogprob]]:
+    """The echoed prompts' own log-probabilities (one traced pass); [] for other rows."""
+    wanted = [i for i, r in enumerate(rows) if r.echo and r.logprobs is not None]
+    out: list[list[TokenLogprob]] = [[] for _ in rows]
+    if not wanted:
+        return out
+    k = max(rows[i].logprobs or 0 for i in wanted)
+    ids = [list(rows[i].prompt_ids or ()) for i in wanted]
+    merged = merge_row_plans([plans[i] for i in wanted])
+    for i, scored in zip(wanted, prompt_logprobs(model, merged, ids, k), strict=True):
+        out[i] = scored
+    return out
 
 
 def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) -> list[RowResult]:
@@ -158,34 +255,89 @@ def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) 
     model = base if first.profile is None else first.profile.compiled.model
     unsteered = Plan()
     plans = [unsteered if r.profile is None else r.profile.plan(r.strength) for r in rows]
+    scored = _prompt_scores(model, rows, plans)
+    out: list[RowResult | None] = [None] * len(rows)
+    for index, row in enumerate(rows):
+        if not row.new_tokens:  # max_tokens 0: the prompt's scores are the whole reply
+            out[index] = _with_logprobs(
+                model, row, RowResult([], "", [], "length"), scored[index], []
+            )
+    todo = [i for i, row in enumerate(rows) if row.new_tokens]
+    if todo:
+        generating = [rows[i] for i in todo]
+        results = _generate(model, generating, [plans[i] for i in todo], [sinks[i] for i in todo])
+        for i, (result, new) in zip(todo, results, strict=True):
+            out[i] = _with_logprobs(model, rows[i], result, scored[i], new)
+    return [r for r in out if r is not None]
+
+
+def _generate(
+    model: LoadedModel, rows: list[Row], plans: list[Plan], sinks: list[RowSink | None]
+) -> list[tuple[RowResult, list[TokenLogprob]]]:
     # A row's tokens do not depend on how many more are generated after them, so the group
     # runs to its longest request and each row is cut to its own length.
     longest = max(r.generation.max_new_tokens for r in rows)
-    gen = first.generation.model_copy(update={"max_new_tokens": longest})
+    gen = rows[0].generation.model_copy(update={"max_new_tokens": longest})
     progress = [_Progress(model, row, sink) for row, sink in zip(rows, sinks, strict=True)]
 
     def on_step(ids: list[int]) -> None:
         for row, token in zip(progress, ids, strict=True):
             row.step(token)
+        if not all(row.over for row in progress):  # the call goes on: ended rows go now
+            for row in progress:
+                row.announce()
 
-    listened = any(sink is not None for sink in sinks)
-    result = generate_pass(
-        model,
-        plans,
-        [r.prompt for r in rows],
-        gen,
-        batch_size=len(rows),
-        on_step=on_step if listened else None,
-        stop=lambda: all(row.over for row in progress),  # every row done or abandoned
-    )
-    out: list[RowResult] = []
-    for row, generated, heard in zip(rows, result.generated, progress, strict=True):
-        if heard.result is not None:  # a live row's reply, built and sent the step it ended
-            out.append(heard.result)
+    listened = any(sink is not None for sink in sinks) or any(r.stop for r in rows)
+    wanted = [r.logprobs for r in rows if r.logprobs is not None]
+    prompts: list[str] | list[list[int]]
+    if rows[0].prompt_ids is not None:
+        prompts = [list(r.prompt_ids or ()) for r in rows]
+    else:
+        prompts = [r.prompt for r in rows]
+    try:
+        result = generate_pass(
+            model,
+            plans,
+            prompts,
+            gen,
+            batch_size=len(rows),
+            on_step=on_step if listened else None,
+            stop=lambda: all(row.over for row in progress),  # every row done or abandoned
+            logprobs=max(wanted) if wanted else None,
+        )
+    except RuntimeError as exc:  # the sampler refuses NaN/Inf probabilities (as steer run)
+        if not is_non_finite_error(exc):
+            raise
+        worst = max(plans, key=lambda p: max((abs(op.strength) for op in p.ops), default=0))
+        raise NumericalFailure(
+            "the steered model produced NaN/Inf probabilities while sampling: "
+            f"{likely_cause(worst, getattr(model.hf, 'dtype', None))}"
+        ) from exc
+    out: list[tuple[RowResult, list[TokenLogprob]]] = []
+    for index, (row, generated, heard) in enumerate(
+        zip(rows, result.generated, progress, strict=True)
+    ):
+        new = result.logprobs[index] if result.logprobs else []
+        failure = _non_finite(result, index, plans[index], model)
+        if failure is not None:  # what `steer run` says, for this row only
+            out.append((RowResult([], "", [], "stop", failure), []))
+            if not heard.announced and heard.sink is not None and heard.sink.live:
+                heard.announced = True
+                heard.sink.done(out[-1][0])
             continue
-        out.append(_row_result(model, row, generated[: row.generation.max_new_tokens]))
+        gates = tuple(result.gates[index]) if index < len(result.gates) else ()
+        if heard.result is not None:  # a live row's reply, built the step it ended
+            heard.result = replace(heard.result, conditions=gates)
+            out.append((heard.result, new))
+            heard.announce()
+            continue
+        kept = heard.ids if heard.finished and row.stop else generated
+        made = replace(
+            _row_result(model, row, kept[: row.generation.max_new_tokens]), conditions=gates
+        )
+        out.append((made, new))
         if not heard.finished and heard.sink is not None and heard.sink.live:
-            heard.sink.done(out[-1])  # the call ended first (it stopped early)
+            heard.sink.done(made)  # the call ended first (it stopped early)
     return out
 
 

@@ -16,6 +16,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Future
 
+from recipe_engine.serve.deadline import POLL_S, Deadline
 from recipe_engine.serve.engine import RowResult
 from recipe_engine.serve.responses import Reply, cut_at_stop, stream_chunk, usage_chunk
 from recipe_engine.serve.streams import Event, Listener
@@ -27,14 +28,45 @@ def _sse(data: dict[str, object]) -> str:
     return f"data: {json.dumps(data, ensure_ascii=False)}\n\n"
 
 
-def sendable_end(text: str, stops: list[str]) -> int:
+def _overlap(text: str, stop: str) -> int:
+    """The longest k < len(stop) with text.endswith(stop[:k]): the tail a stop string could
+    begin with. Linear in len(stop) (the prefix function of stop, then of the tail, as in
+    Knuth-Morris-Pratt), where trying every k was quadratic on every token."""
+    pattern = stop[:-1]
+    if not pattern or not text:
+        return 0
+    fail = [0] * len(pattern)
+    k = 0
+    for i in range(1, len(pattern)):
+        while k and pattern[i] != pattern[k]:
+            k = fail[k - 1]
+        if pattern[i] == pattern[k]:
+            k += 1
+        fail[i] = k
+    k = 0
+    for char in text[-len(pattern) :]:
+        if k == len(pattern):  # matched whole with characters still to come: fall back
+            k = fail[k - 1]
+        while k and char != pattern[k]:
+            k = fail[k - 1]
+        if char == pattern[k]:
+            k += 1
+    return k
+
+
+def sendable_end(text: str, stops: list[str], searched: int = 0) -> int:
     """How much of a row's text so far may go out: up to its first stop string, and never a
-    tail that a stop string could begin with (the next token may complete it)."""
-    cuts = [text.find(s) for s in stops if s in text]
+    tail that a stop string could begin with (the next token may complete it). `searched`:
+    how much of `text` was already known to hold no stop string (the text sent so far), so
+    each token costs the length of the stop strings, not of the whole text."""
+    cuts = []
+    for stop in stops:
+        at = text.find(stop, max(searched - len(stop) + 1, 0))
+        if at >= 0:
+            cuts.append(at)
     if cuts:
         return min(cuts)
-    held = [k for s in stops for k in range(1, len(s)) if text.endswith(s[:k])]
-    return len(text) - max(held, default=0)
+    return len(text) - max((_overlap(text, s) for s in stops), default=0)
 
 
 class _Choices:
@@ -54,7 +86,7 @@ class _Choices:
         reply, sent = self.reply, self.sent[index]
         if isinstance(item, str):
             self.heard[index] += item
-            end = sendable_end(self.heard[index], reply.prepared.stop)
+            end = sendable_end(self.heard[index], reply.prepared.stop, sent)
             if end <= sent:
                 return []
             self.sent[index] = end
@@ -79,21 +111,26 @@ async def _watch(client_gone: Callable[[], Awaitable[None]]) -> Event | None:
 
 
 async def _next_event(
-    listener: Listener, gone: asyncio.Future[Event | None], left: float
+    listener: Listener, gone: asyncio.Future[Event | None], deadline: Deadline
 ) -> Event | None:
-    """The listener's next event; None if the client left first; TimeoutError after `left` s.
-    Watched here, not left to the server: a client that leaves while no chunk is being sent
-    would otherwise be noticed only at the next chunk."""
+    """The listener's next event; None if the client left first; TimeoutError when the
+    deadline passes (the request's timeout, or a drain's end: checked every POLL_S). Watched
+    here, not left to the server: a client that leaves while no chunk is being sent would
+    otherwise be noticed only at the next chunk."""
     getting: asyncio.Future[Event | None] = asyncio.ensure_future(listener.next())
-    done, _ = await asyncio.wait(
-        {getting, gone}, timeout=max(left, 0.0), return_when=asyncio.FIRST_COMPLETED
-    )
-    if getting in done:
-        return getting.result()
-    getting.cancel()
-    if gone in done:
-        return None
-    raise asyncio.TimeoutError
+    while True:
+        left = deadline.left()
+        if left <= 0:
+            getting.cancel()
+            raise asyncio.TimeoutError
+        done, _ = await asyncio.wait(
+            {getting, gone}, timeout=min(left, POLL_S), return_when=asyncio.FIRST_COMPLETED
+        )
+        if getting in done:
+            return getting.result()
+        if gone in done:
+            getting.cancel()
+            return None
 
 
 async def live_stream(
@@ -101,17 +138,15 @@ async def live_stream(
     listener: Listener,
     futures: list[Future[RowResult]],
     first: Event,
-    left_s: float,
-    timeout_message: str,
+    deadline: Deadline,
     include_usage: bool,
     client_gone: Callable[[], Awaitable[None]],
     finished: Callable[[Reply, str | None], None],
 ) -> AsyncIterator[str]:
     """The events of `reply`'s stream, from its first event on; `finished(reply, error)` when
-    it ends (error None: complete); `timeout_message` after `left_s` seconds. `client_gone`
-    returns when the client disconnects."""
+    it ends (error None: complete); an error event when `deadline` passes (its timeout, or
+    a drain's end). `client_gone` returns when the client disconnects."""
     choices = _Choices(reply)
-    deadline = asyncio.get_running_loop().time() + left_s
     gone = asyncio.ensure_future(_watch(client_gone))
     logged = False
 
@@ -132,19 +167,23 @@ async def live_stream(
                 end(f"{type(item).__name__}: {item}")
                 yield _error(f"generation failed: {item}", "server_error")
                 return
+            if not isinstance(item, str) and item.failure is not None:  # NaN/Inf logits
+                end(item.failure)
+                yield _error(item.failure, "server_error")
+                return
             for chunk in choices.chunks(index, item):
                 yield _sse(chunk)
             if not choices.done:
-                left = deadline - asyncio.get_running_loop().time()
-                event = await _next_event(listener, gone, left)
+                event = await _next_event(listener, gone, deadline)
         reply.results = [choices.results[i] for i in range(len(choices.heard))]
         end(None)  # logged first: a client that reads the log after its stream finds it
         if include_usage:
             yield _sse(usage_chunk(reply))
         yield "data: [DONE]\n\n"
     except asyncio.TimeoutError:
-        end(timeout_message)
-        yield _error(timeout_message, "timeout_error")
+        cut = deadline.error()
+        end(cut.message)
+        yield _error(cut.message, cut.kind)
     finally:  # complete, failed, timed out, or the client left: nothing more is wanted
         gone.cancel()
         listener.abandon()

@@ -3,9 +3,13 @@ the suffix), compiled once against the served model and cached.
 
 Profiles follow their files: `ProfileStore.refresh` (called by a polling thread) reloads a
 recipe whose file changed, validating and compiling it first; an edit that fails keeps the old
-profile and logs the diagnostics, each with its file and line. A removed file removes its
-profile. Recipes posted over HTTP (off unless the operator enables it) are validated with the
-served folder as their root: they can read no file outside it.
+profile and logs the diagnostics, each with its file and line; so does a file that is
+momentarily empty or half-written (an editor that truncates then writes, a copy in progress):
+only a file that is gone removes its profile. Recipes posted over HTTP (off unless the operator
+enables it) are validated with the served folder as their root: they can read no file outside
+it, and may not set what would load code or weights from elsewhere (`model.trust_remote_code`,
+`model.gguf_file`, `model.revision`). A recipe written for another model than the served one
+loads (every recipe runs on the served model) with a `profile_model_differs` log line.
 """
 
 from __future__ import annotations
@@ -16,16 +20,18 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from recipe_engine.atomic import write_text_atomic
 from recipe_engine.compiler import compile_plan
 from recipe_engine.errors import RecipeEngineError, RecipeError
 from recipe_engine.format.run_spec import GenerationSpec
+from recipe_engine.load.includes import load_document
 from recipe_engine.pipeline import CompiledRecipe, compile_recipe, load_recipe
 from recipe_engine.plan import Plan
 from recipe_engine.validate.sniff import looks_like_recipe
 
-__all__ = ["PROFILE_NAME", "Profile", "ProfileStore"]
+__all__ = ["PROFILE_NAME", "PostRefused", "Profile", "ProfileStore"]
 
 PROFILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 _SUFFIXES = (".yaml", ".yml")
@@ -72,16 +78,57 @@ def vector_hash(compiled: CompiledRecipe, name: str) -> str:
     return hashlib.sha256(tensor.numpy().tobytes()).hexdigest()[:16]
 
 
+class PostRefused(ValueError):
+    """A posted recipe asks for something a posted recipe may not have (HTTP 403)."""
+
+
+# model keys that would reach past the served model and folder: code, other weights.
+_POST_FORBIDDEN = {
+    "trust_remote_code": "runs code that comes with the model",
+    "gguf_file": "reads a weights file",
+    "revision": "fetches another revision of the model",
+}
+
+
+def _refuse_reaching_out(recipe: Any) -> None:
+    model = recipe.model
+    for key, why in _POST_FORBIDDEN.items():
+        value = getattr(model, key, None)
+        if value not in (None, False):
+            raise PostRefused(
+                f"a posted recipe may not set model.{key} ({why}); remove it, or have the "
+                "operator add the recipe file to the served folder"
+            )
+
+
+def _recipe_model(path: Path) -> str | None:
+    """model.id as the recipe file writes it (before the served model replaces it)."""
+    try:
+        data = load_document(path).data
+    except Exception:  # unreadable: validation reports it
+        return None
+    model = data.get("model") if isinstance(data, dict) else None
+    found = model.get("id") if isinstance(model, dict) else None
+    return found if isinstance(found, str) else None
+
+
 class ProfileStore:
     """Profiles by name, loaded from recipe files and kept in step with them."""
 
     def __init__(
-        self, sources: list[Path], overrides: list[str], log: Log, *, allow_outside_root: bool
+        self,
+        sources: list[Path],
+        overrides: list[str],
+        log: Log,
+        *,
+        allow_outside_root: bool,
+        served_models: tuple[str, ...] = (),
     ) -> None:
         self.folders = [s for s in sources if s.is_dir()]
         self.files = [s for s in sources if not s.is_dir()]
         self.overrides = overrides  # the served model, given to every recipe
         self.allow_outside_root = allow_outside_root
+        self.served_models = served_models  # how --model was given, and resolved
         self.log = log
         self._profiles: dict[str, Profile] = {}
         self._stamps: dict[Path, int] = {}  # file -> mtime_ns (and size) when last read
@@ -112,7 +159,19 @@ class ProfileStore:
         loaded = load_recipe(
             path, overrides=self.overrides, allow_outside_root=self.allow_outside_root, root=root
         )
+        if root is not None:  # posted: checked before anything is loaded for it
+            _refuse_reaching_out(loaded.recipe)
         compiled = compile_recipe(loaded)
+        written = _recipe_model(path)
+        if written is not None and self.served_models and written not in self.served_models:
+            self.log(
+                "profile_model_differs",
+                profile=path.stem,
+                recipe_model=written,
+                served_model=self.served_models[0],
+                note="the profile runs on the served model; its vectors and settings were "
+                "chosen for another",
+            )
         hashes = {name: vector_hash(compiled, name) for name in sorted(compiled.vectors)}
         with self._lock:
             self._revision += 1
@@ -132,6 +191,9 @@ class ProfileStore:
     def refresh(self) -> None:
         """Reload changed recipe files, add new ones, drop removed ones."""
         present = self._recipe_files()
+        # A known file that no longer looks like a recipe (empty, half-written) is still its
+        # profile's file: it fails to compile below and the old profile stays.
+        present += [p for p in self._stamps if p not in present and p.exists()]
         for path in present:
             try:
                 stamp = self._stamp(path)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from recipe_engine.serve.engine import RowResult
+from recipe_engine.execute.logprobs import TokenLogprob
+from recipe_engine.serve.engine import RowLogprobs, RowResult
 from recipe_engine.serve.requests import Prepared
 
 __all__ = [
     "Choice",
     "Reply",
+    "chat_logprobs",
+    "completion_logprobs",
     "cut_at_stop",
     "reply_json",
     "steering_headers",
@@ -29,6 +32,7 @@ __all__ = [
 class Choice:
     pieces: list[str]  # the text of each token kept
     finish_reason: str
+    cut: bool = False  # cut at a stop string (the tokens after it are not the reply's)
 
     @property
     def text(self) -> str:
@@ -49,7 +53,53 @@ def cut_at_stop(result: RowResult, stops: list[str]) -> Choice:
             break
         pieces.append(piece[: end - used])
         used += len(piece)
-    return Choice(pieces, "stop")
+    return Choice(pieces, "stop", cut=True)
+
+
+def _kept(choice: Choice, scores: RowLogprobs) -> list[TokenLogprob]:
+    """The new tokens' entries that the reply keeps: those of its pieces (a stop string cuts
+    the rest), or all of them, the EOS it ended on included."""
+    return scores.new[: len(choice.pieces)] if choice.cut else scores.new
+
+
+def completion_logprobs(choice: Choice, scores: RowLogprobs, echo: str | None) -> dict[str, object]:
+    """OpenAI's legacy completion `logprobs`: tokens, token_logprobs, top_logprobs (a dict per
+    token, None for the first token of an echoed prompt) and each token's text_offset."""
+    names = scores.names
+    entries = (scores.prompt if echo is not None else []) + _kept(choice, scores)
+    offsets, at = [], 0
+    texts = [names[e.token] for e in scores.prompt] if echo is not None else []
+    texts += list(choice.pieces) + [""] * (len(entries) - len(texts) - len(choice.pieces))
+    for text in texts:
+        offsets.append(at)
+        at += len(text)
+    return {
+        "tokens": [names[e.token] for e in entries],
+        "token_logprobs": [e.logprob for e in entries],
+        "top_logprobs": [
+            None if e.logprob is None else {names[i]: lp for i, lp in e.top} for e in entries
+        ],
+        "text_offset": offsets,
+    }
+
+
+def _token(name: str, logprob: float) -> dict[str, object]:
+    return {"token": name, "logprob": logprob, "bytes": list(name.encode())}
+
+
+def chat_logprobs(choice: Choice, scores: RowLogprobs) -> dict[str, object]:
+    """OpenAI's chat `logprobs`: `content`, one entry per token with its top_logprobs."""
+    names = scores.names
+    return {
+        "content": [
+            {
+                **_token(names[e.token], e.logprob or 0.0),
+                "top_logprobs": [_token(names[i], lp) for i, lp in e.top],
+            }
+            for e in _kept(choice, scores)
+        ],
+        "refusal": None,
+    }
 
 
 @dataclass
@@ -81,6 +131,21 @@ class Reply:
             "vectors": dict(profile.vector_hashes) if profile else {},
         }
 
+    def conditions(self) -> list[list[dict[str, object]]]:
+        """Per choice: each `when:` of its plan, and whether it fired (execute/gates.py)."""
+        return [
+            [
+                {
+                    "intervention": gate.intervention,
+                    "condition": gate.condition,
+                    "fired": gate.fired,
+                    "scores": list(gate.scores),
+                }
+                for gate in result.conditions
+            ]
+            for result in self.results
+        ]
+
     def head(self, kind: str) -> dict[str, object]:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model}
 
@@ -98,7 +163,9 @@ def steering_headers(prepared: Prepared) -> dict[str, str]:
 
 def reply_json(reply: Reply) -> dict[str, object]:
     choices: list[dict[str, object]] = []
-    for index, choice in enumerate(reply.choices()):
+    prepared = reply.prepared
+    for index, (choice, result) in enumerate(zip(reply.choices(), reply.results, strict=True)):
+        scores = result.logprobs if prepared.logprobs is not None else None
         if reply.chat:
             message = {"role": "assistant", "content": choice.text}
             choices.append(
@@ -106,25 +173,27 @@ def reply_json(reply: Reply) -> dict[str, object]:
                     "index": index,
                     "message": message,
                     "finish_reason": choice.finish_reason,
-                    "logprobs": None,
+                    "logprobs": None if scores is None else chat_logprobs(choice, scores),
                 }
             )
         else:
+            echo = prepared.rows[index].prompt if prepared.echo else None
             choices.append(
                 {
                     "index": index,
-                    "text": choice.text,
+                    "text": (echo or "") + choice.text,
                     "finish_reason": choice.finish_reason,
-                    "logprobs": None,
+                    "logprobs": None
+                    if scores is None
+                    else completion_logprobs(choice, scores, echo),
                 }
             )
     kind = "chat.completion" if reply.chat else "text_completion"
-    return {
-        **reply.head(kind),
-        "choices": choices,
-        "usage": reply.usage(),
-        "steering": reply.steering(),
-    }
+    steering = reply.steering()
+    conditions = reply.conditions()
+    if any(conditions):  # a profile with `when:`: per choice, which fired
+        steering["conditions"] = conditions
+    return {**reply.head(kind), "choices": choices, "usage": reply.usage(), "steering": steering}
 
 
 def stream_chunk(

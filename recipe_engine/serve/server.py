@@ -35,8 +35,19 @@ class RunningServer:
 
     def stop(self) -> None:
         self._server.should_exit = True
-        self._thread.join(timeout=60)
+        self._thread.join(timeout=60 + self.state.config.drain_s)
         self.state.stop()
+
+    def drain(self) -> None:
+        """What SIGTERM does: stop accepting, let in-flight requests finish for
+        `--drain-timeout` seconds, cut the rest (an error event on streams); returns at once
+        (`stop()` waits for the end)."""
+        self._server.should_exit = True
+
+
+# Seconds uvicorn waits past the drain before it cancels what is left: the app cuts its own
+# requests at the drain's end (a stream's error event, a log line), this is only a backstop.
+_DRAIN_MARGIN_S = 5.0
 
 
 def _uvicorn_server(state: ServerState) -> uvicorn.Server:
@@ -46,16 +57,30 @@ def _uvicorn_server(state: ServerState) -> uvicorn.Server:
     import uvicorn
 
     from recipe_engine.serve.app import create_app
+    from recipe_engine.serve.guard import BodyGuard, guarded_protocol
 
-    config = uvicorn.Config(
+    limits = state.config
+    app = BodyGuard(
         create_app(state),
-        host=state.config.host,
-        port=state.config.port,
+        max_body_bytes=limits.max_body_bytes,
+        read_timeout_s=limits.read_timeout_s,
+    )
+    config = uvicorn.Config(
+        app,
+        host=limits.host,
+        port=limits.port,
+        http=guarded_protocol(limits.max_connections, limits.read_timeout_s),
         log_level="warning",  # requests are logged by the app, as JSON lines
         access_log=False,
-        timeout_graceful_shutdown=5,
+        timeout_graceful_shutdown=int(limits.drain_s + _DRAIN_MARGIN_S),
     )
-    return uvicorn.Server(config)
+
+    class DrainingServer(uvicorn.Server):
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            state.begin_drain()  # SIGTERM, Ctrl-C or stop(): requests in flight get drain_s
+            await super().shutdown(sockets)
+
+    return DrainingServer(config)
 
 
 def start_server(config: ServeConfig) -> RunningServer:

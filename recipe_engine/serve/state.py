@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,11 +38,18 @@ class ServeConfig:
     max_batch: int = 32  # rows per batch
     batch_wait_s: float = 0.005  # how long a lone row waits for others
     timeout_s: float = 120.0  # per request, queue wait included: then 504
+    drain_timeout_s: float | None = None  # on SIGTERM, for requests in flight; None: timeout_s
+    read_timeout_s: float = 10.0  # a request's headers, and then its body, must come within
+    max_connections: int = 512  # open at once; past it a new connection gets 503
     reload_interval_s: float = 1.0  # how often recipe files are checked (0: never)
     allow_post: bool = False  # POST /v1/profiles
     max_post_bytes: int = 64 << 10
     allow_outside_root: bool = False
     log: JsonLog = field(default_factory=JsonLog)
+
+    @property
+    def drain_s(self) -> float:
+        return self.timeout_s if self.drain_timeout_s is None else self.drain_timeout_s
 
     @property
     def name(self) -> str:
@@ -79,6 +87,7 @@ class ServerState:
             config.overrides(),
             config.log,
             allow_outside_root=config.allow_outside_root,
+            served_models=(config.model, config.model_id()),
         )
         self.store.load_all()
         self.batcher = Batcher(
@@ -88,6 +97,7 @@ class ServerState:
             max_batch=config.max_batch,
             wait_s=config.batch_wait_s,
         )
+        self.drain_deadline: float | None = None  # time.monotonic() when a drain cuts requests
         self._stop = threading.Event()
         self._watcher = threading.Thread(target=self._watch, name="steer-serve-reload", daemon=True)
 
@@ -95,6 +105,25 @@ class ServerState:
         self.batcher.start()
         if self.config.reload_interval_s > 0:
             self._watcher.start()
+
+    def public(self, text: str) -> str:
+        """`text` without this machine's absolute paths: a served folder, the model's folder
+        or the working directory become relative (`mild.yaml:7:52`, not `/srv/recipes/...`)."""
+        roots = [s.resolve() for s in self.config.sources if s.is_dir()]
+        roots += [s.resolve().parent for s in self.config.sources if not s.is_dir()]
+        roots.append(Path.cwd())
+        model = Path(self.config.model_id())
+        if model.is_absolute():
+            roots.append(model.parent)
+        for root in sorted(set(roots), key=lambda r: -len(str(r))):
+            text = text.replace(f"{root}/", "")
+        return text
+
+    def begin_drain(self) -> None:
+        """The server stops accepting: requests in flight have `drain_s` more seconds."""
+        if self.drain_deadline is None:
+            self.drain_deadline = time.monotonic() + self.config.drain_s
+            self.log("draining", seconds=self.config.drain_s, waiting=self.batcher.waiting)
 
     def stop(self) -> None:
         self._stop.set()

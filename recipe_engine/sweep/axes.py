@@ -22,7 +22,7 @@ from recipe_engine.format.report_spec import (
     TokenProbMetric,
 )
 
-__all__ = ["metric_names", "parse_layer_items", "resolve_sweep_layers"]
+__all__ = ["metric_names", "parse_layer_items", "resolve_sweep_layers", "set_flags"]
 
 _RANGE_OR_ALL = re.compile(RANGE_PATTERN)
 _INDEX = re.compile(r"^-?\d+$")
@@ -85,3 +85,10 @@ def metric_names(recipe: Recipe) -> list[str]:
         else:  # fluency, instruction: one value named as the kind
             names.append(metric.kind)
     return names
+
+
+def set_flags(sets: Sequence[str]) -> str:
+    """`--set` lines as a shell would take them: `--set A=1 --set 'B=[x, y]'`."""
+    import shlex
+
+    return " ".join(f"--set {shlex.quote(s)}" for s in sets)

@@ -61,6 +61,9 @@ class ConditionSearch:
     heldout_result: ConditionCell  # the best cell measured on the held-out split
     # per layer: (score, label) of every tuning prompt, for the plot
     scores: dict[int, list[tuple[float, int]]] = field(default_factory=dict)
+    # `--set` lines that make the recipe score as the best cell did (issue 24 item 4: the
+    # vector is rebuilt at each searched layer, so its `layer:` changes too, not only when's)
+    sets: list[str] = field(default_factory=list)
 
     def snippet(self) -> str:
         """The `when:` to paste into the recipe."""
@@ -70,6 +73,12 @@ class ConditionSearch:
             f"aggregate: {self.aggregate}, score: {self.score}, compare: {b.compare}, "
             f"threshold: {b.threshold:g}}}"
         )
+
+    def set_flags(self) -> str:
+        """The best cell as `steer run RECIPE` flags."""
+        from recipe_engine.sweep.axes import set_flags
+
+        return set_flags(self.sets)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +94,7 @@ class ConditionSearch:
             "best": self.best.to_json(),
             "heldout": self.heldout_result.to_json(),
             "when": self.snippet(),
+            "sets": list(self.sets),
             "cells": [c.to_json() for c in self.cells],
         }
 
@@ -205,6 +215,14 @@ def find_condition(
     held_scores = [scored.layers[best.layer][i] for i in hold]
     held = measure(held_scores, [labels[i] for i in hold], best.compare, best.threshold, best.layer)
     leaf = scored.leaf
+    sets = [*(overrides or [])]
+    if scored.vector_follows_layer:
+        sets.append(f"vectors.{leaf.vector}.layer={best.layer}")
+    sets += [
+        f"{scored.leaf_path}.layer={best.layer}",
+        f"{scored.leaf_path}.compare={best.compare}",
+        f"{scored.leaf_path}.threshold={best.threshold:g}",
+    ]
     return ConditionSearch(
         scored.recipe,
         leaf.vector,
@@ -217,4 +235,5 @@ def find_condition(
         best,
         held,
         plot,
+        sets,
     )

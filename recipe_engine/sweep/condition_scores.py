@@ -33,6 +33,10 @@ class LayerScores:
     recipe: str
     leaf: ConditionLeaf
     layers: dict[int, list[float]]  # layer -> score of every labelled prompt, in file order
+    # where the leaf is, as a --set path ("interventions.0.when"), and whether its vector was
+    # rebuilt per layer (it has a `layer:`): both belong to the --set lines reproducing a cell
+    leaf_path: str = ""
+    vector_follows_layer: bool = False
 
 
 def _reads(
@@ -95,15 +99,29 @@ def _score_batches(
 
 def template_leaf(recipe: Recipe, intervention: int) -> ConditionLeaf:
     items = recipe.interventions
-    if not 0 <= intervention < len(items) or items[intervention].when is None:
+    if not 0 <= intervention < len(items):
+        if not items:
+            raise UsageError(f"--intervention {intervention}: the recipe has no interventions")
+        indices = "index 0" if len(items) == 1 else f"indices 0..{len(items) - 1}"
+        noun = "intervention" if len(items) == 1 else "interventions"
+        raise UsageError(
+            f"--intervention {intervention} is out of range: the recipe has {len(items)} {noun} "
+            f"({indices})"
+        )
+    if items[intervention].when is None:
         raise UsageError(
             f"intervention {intervention} has no `when:` to search for; give --intervention N "
             "of an intervention with a condition"
         )
-    when = items[intervention].when
+    return template_leaf_at(recipe, intervention)[0]
+
+
+def template_leaf_at(recipe: Recipe, intervention: int) -> tuple[ConditionLeaf, str]:
+    """The searched leaf and its `--set` path (`interventions.N.when[.all.K...]`)."""
+    when = recipe.interventions[intervention].when
     assert when is not None
-    leaves = condition_leaves(when, "")
-    return leaves[0][0]
+    leaf, pointer = condition_leaves(when, "")[0]
+    return leaf, f"interventions.{intervention}.when" + pointer.replace("/", ".")
 
 
 def layer_scores(
@@ -123,6 +141,7 @@ def layer_scores(
     loaded = load_recipe(path, overrides=overrides, allow_outside_root=allow_outside_root)
     recipe, doc = loaded.recipe, loaded.document
     leaf = template_leaf(recipe, intervention)
+    _, leaf_path = template_leaf_at(recipe, intervention)
     model = load_model(recipe.model, loaded.model_dir, recipe.run.backend)
     n = model.shape.n_layers
     chosen = resolve_sweep_layers(parse_layer_items(layers or ["all"]), n)
@@ -144,4 +163,4 @@ def layer_scores(
             logits[layer] = probe[leaf.vector]
     reads = _reads(model, leaf, directions, logits)
     scores = _score_batches(model, reads, texts, 16, progress)
-    return LayerScores(recipe.name, leaf, scores)
+    return LayerScores(recipe.name, leaf, scores, leaf_path, hasattr(spec, "layer"))

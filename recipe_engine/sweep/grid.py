@@ -31,7 +31,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from recipe_engine.errors import NumericalFailure, UsageError
-from recipe_engine.sweep.axes import metric_names, parse_layer_items, resolve_sweep_layers
+from recipe_engine.sweep.axes import (
+    metric_names,
+    parse_layer_items,
+    resolve_sweep_layers,
+    set_flags,
+)
 
 if TYPE_CHECKING:
     from recipe_engine.format.recipe import Recipe
@@ -62,6 +67,9 @@ class SweepPoint:
     fluency: float | None = None  # steered `fluency`, when the recipe reports it
     control_mean: float | None = None  # effect of the random controls (control - baseline)
     control_sd: float | None = None
+    # `--set` lines that make `steer run` measure this cell (the user's --set, the layer and
+    # strength, and the vector's layer when it follows the layer): issue 24 item 4
+    sets: tuple[str, ...] = ()
 
     @property
     def z(self) -> float | None:
@@ -72,6 +80,10 @@ class SweepPoint:
         if sd == 0:  # the controls agree exactly: any difference is infinitely far
             return 0.0 if self.effect == mean else math.copysign(math.inf, self.effect - mean)
         return (self.effect - mean) / sd
+
+    def set_flags(self) -> str:
+        """This cell as `steer run RECIPE` flags."""
+        return set_flags(self.sets)
 
     def to_json(self) -> dict[str, Any]:
         def clean(x: float | None) -> float | str | None:
@@ -89,6 +101,7 @@ class SweepPoint:
             "control_mean": clean(self.control_mean),
             "control_sd": clean(self.control_sd),
             "z": clean(self.z),
+            "sets": list(self.sets),
         }
 
 
@@ -256,6 +269,7 @@ def run_sweep(
             ]
             if follow_layer and vector is not None and hasattr(vector, "layer"):
                 sets.append(f"vectors.{item.vector}.layer={layer}")
+            own = (*(overrides or []), *sets[len(overrides or []) + len(extra) :])
             loaded = load_recipe(path, overrides=sets, allow_outside_root=allow_outside_root)
             _collect_warnings(loaded, sets[len(overrides or []) :], warned)
             try:
@@ -264,12 +278,13 @@ def run_sweep(
                 # One blown-up cell (NaN/Inf at a large strength) is a finding, not the end
                 # of the sweep: it is recorded as NaN, never recommended, and reported.
                 failures.append(f"layer {layer}, strength {strength:g}: {exc}")
-                points.append(SweepPoint(layer, strength, math.nan, math.nan, math.nan))
+                points.append(SweepPoint(layer, strength, math.nan, math.nan, math.nan, sets=own))
                 if progress:
                     progress(len(points), total)
                 continue
             baseline_pass = report.passes["baseline"]
             point, cost_name, baseline_value = _measure(report, layer, strength, effect_name)
+            point.sets = own
             points.append(point)
             if progress:
                 progress(len(points), total)

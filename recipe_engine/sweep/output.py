@@ -19,7 +19,7 @@ def _csv(result: SweepResult) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     columns = ["layer", "strength", "effect", "steered", "kl", "recommended", "fluency"]
-    writer.writerow([*columns, "control_mean", "control_sd", "z"])
+    writer.writerow([*columns, "control_mean", "control_sd", "z", "sets"])
 
     def opt(x: float | None) -> str:
         return "" if x is None else f"{x:.6f}"
@@ -37,6 +37,7 @@ def _csv(result: SweepResult) -> str:
                 opt(p.control_mean),
                 opt(p.control_sd),
                 opt(p.z),
+                p.set_flags(),  # the --set flags that make `steer run` measure this cell
             ]
         )
     return out.getvalue()

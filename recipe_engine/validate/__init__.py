@@ -16,8 +16,11 @@ from recipe_engine.load.includes import LoadedDocument, load_document
 from recipe_engine.load.overrides import apply_overrides
 from recipe_engine.load.paths import display_path
 from recipe_engine.validate.conditions import check_conditions
+from recipe_engine.validate.expectations import check_expectations
 from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
 from recipe_engine.validate.phases import schema_without_unknown_keys, skipped_note
+from recipe_engine.validate.prompt_groups import check_prompt_groups
+from recipe_engine.validate.prompt_texts import check_prompt_texts
 from recipe_engine.validate.references import check_references
 from recipe_engine.validate.schema_errors import validate_schema
 from recipe_engine.validate.semantic import check_semantics
@@ -89,7 +92,10 @@ def validate_file(
     diagnostics += read_warnings
     if recipe is not None:
         later = check_semantics(recipe, checked)
+        later += check_prompt_groups(recipe, checked)
         later += check_conditions(recipe, checked)
+        later += check_expectations(recipe, checked.diagnostic)
+        later += check_prompt_texts(recipe, checked)
         later += check_references(
             recipe, checked, allow_outside_root=allow_outside_root, check_model=check_model
         )

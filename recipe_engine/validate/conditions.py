@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from recipe_engine.diagnostics import Diagnostic
-from recipe_engine.format.conditions import condition_leaves
+from recipe_engine.diagnostics import Diagnostic, closest
+from recipe_engine.format.conditions import ConditionLeaf, condition_leaves
 from recipe_engine.format.interventions import Intervention
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.prompt_groups import prompt_parts
@@ -68,13 +68,16 @@ def check_conditions(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
             spec = recipe.vectors.get(leaf.vector)
             if spec is None:
                 known = ", ".join(sorted(recipe.vectors)) or "none defined"
+                match = closest(leaf.vector, recipe.vectors)
+                hint = f"; did you mean {match!r}?" if match else ""
                 found.append(
                     doc.diagnostic(
                         "undefined-vector",
-                        f"no vector named {leaf.vector!r} under `vectors:` ({known})",
+                        f"no vector named {leaf.vector!r} under `vectors:` ({known}){hint}",
                         pointer + "/vector",
                     )
                 )
+                continue
             elif leaf.score == "probability" and not isinstance(spec, ProbeVector):
                 found.append(
                     doc.diagnostic(
@@ -93,6 +96,8 @@ def check_conditions(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
                         pointer + "/vector",
                     )
                 )
+            found += _threshold(leaf, pointer, doc)
+            found += _site_space(leaf, spec, pointer, doc)
     if has_groups(recipe) and (mode == "edit" or backend == "vllm"):
         what = "run.mode edit" if mode == "edit" else "backend vllm"
         found.append(
@@ -104,6 +109,73 @@ def check_conditions(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]:
             )
         )
     return found
+
+
+# The values each bounded score can take: cos(a, v) and a probe's sigmoid. A projection is a
+# signed length, unbounded, so any threshold can be crossed.
+_SCORE_RANGE = {"cosine": (-1.0, 1.0), "probability": (0.0, 1.0)}
+
+
+def _threshold(leaf: ConditionLeaf, pointer: str, doc: LoadedDocument) -> list[Diagnostic]:
+    """A threshold the score cannot cross: `above` at or past the top of its range never fires
+    (score > threshold is impossible), `below` at or past the bottom neither (an error: the
+    intervention would never act, silently); past the other end it always fires (a warning:
+    the condition does nothing)."""
+    if leaf.score not in _SCORE_RANGE:
+        return []
+    low, high = _SCORE_RANGE[leaf.score]
+    t, above = leaf.threshold, leaf.compare == "above"
+    span = f"{leaf.score} lies in [{low:g}, {high:g}]"
+    if (above and t >= high) or (not above and t <= low):
+        sign = ">" if above else "<"
+        fix = f"below {high:g}" if above else f"above {low:g}"
+        return [
+            doc.diagnostic(
+                "condition-never-fires",
+                f"compare: {leaf.compare} with threshold {t:g} never fires: {span}, so "
+                f"{leaf.score} {sign} {t:g} is impossible and the intervention never acts; use a "
+                f"threshold {fix} (`steer condition` finds one)",
+                pointer + "/threshold",
+            )
+        ]
+    if (above and t < low) or (not above and t > high):
+        return [
+            doc.diagnostic(
+                "condition-always-fires",
+                f"compare: {leaf.compare} with threshold {t:g} always fires: {span}, so the "
+                "condition gates nothing; drop `when:` or pick a threshold inside that range",
+                pointer + "/threshold",
+                severity="warning",
+            )
+        ]
+    return []
+
+
+def _site_space(
+    leaf: ConditionLeaf, spec: object, pointer: str, doc: LoadedDocument
+) -> list[Diagnostic]:
+    """`site: heads` reads the concatenated per-head outputs (n_heads x head_dim, before the
+    attention's output projection); every other site is in the residual stream's basis. A
+    direction built in one space scores nothing meaningful in the other, even where both widths
+    happen to be equal."""
+    built = getattr(spec, "site", None)
+    if built is None or getattr(spec, "module", None) is not None:
+        return []  # no site recorded (file, random, expr) or a custom module: width is checked
+    if (built == "heads") == (leaf.site == "heads"):
+        return []
+    return [
+        doc.diagnostic(
+            "condition-site",
+            f"the condition reads site {leaf.site}, but vector {leaf.vector!r} is built at "
+            f"{built}: "
+            + (
+                "heads holds the per-head outputs before the attention's output projection, "
+                "not the residual stream"
+            )
+            + f"; read the condition at site {built}, or build the vector at {leaf.site}",
+            pointer + "/site",
+        )
+    ]
 
 
 def _first_target(item: Intervention, n_layers: int) -> tuple[int, int] | None:

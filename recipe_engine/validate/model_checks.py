@@ -12,14 +12,17 @@ from pathlib import Path
 
 from recipe_engine.builtin_models import builtin_name
 from recipe_engine.diagnostics import Diagnostic
+from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.vectors import FileVector, RandomVector
+from recipe_engine.format.report_spec import InstructionMetric
+from recipe_engine.format.vectors import FileVector, RandomVector, SaeFeatureVector
 from recipe_engine.load.gguf_header import GGUFError, read_gguf_metadata, shape_config_from_gguf
 from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.load.paths import resolve_reference
+from recipe_engine.load.sae_lens import SaeLayoutError, read_sae_config
 from recipe_engine.load.safetensors_header import SafetensorsError, read_header
 from recipe_engine.load.source_map import join_pointer
 from recipe_engine.model_config import (
@@ -33,7 +36,9 @@ from recipe_engine.model_config import (
     shape_from_config,
 )
 from recipe_engine.model_store import PACKAGE_PREFIX, local_model
+from recipe_engine.validate.chat_template import chat_template_problems
 from recipe_engine.validate.conditions import all_interventions, check_condition_order
+from recipe_engine.validate.sae_placement import sae_placement
 
 __all__ = ["ENVIRONMENT_CODES", "check_against_model"]
 
@@ -72,6 +77,7 @@ def check_against_model(recipe: Recipe, doc: LoadedDocument) -> list[Diagnostic]
         return [doc.diagnostic(exc.code, str(exc), "/model/id")]
     found = list(_ModelChecks(recipe, doc, shape).run())
     found += check_condition_order(recipe, doc, shape.n_layers)
+    found += chat_template_problems(recipe, doc)
     if (
         builtin_name(spec.id) is None
         and not is_local_path(spec.id)
@@ -110,6 +116,8 @@ class _ModelChecks:
                 )
             if isinstance(spec, FileVector):
                 yield from self.file_width(name, spec, at)
+            if isinstance(spec, SaeFeatureVector):
+                yield from self.sae_hook(name, spec, at)
         for at, item in all_interventions(self.recipe):
             if item.layers is not None:
                 yield from self.layers(item.layers, at + "/layers")
@@ -121,6 +129,19 @@ class _ModelChecks:
                         f"0..{shape.n_heads - 1})",
                         f"{at}/heads/{k}",
                     )
+        for index, metric in enumerate(self.recipe.report.metrics):
+            # The instruction metric reads the unsteered model's residual stream at `layer`
+            # (without a judge); torch would wrap an index past the model (layer 7 of 4 is 3).
+            if (
+                isinstance(metric, InstructionMetric)
+                and metric.judge is None
+                and not -shape.n_layers <= metric.layer < shape.n_layers
+            ):
+                yield self.doc.diagnostic(
+                    "layer-range",
+                    str(LayerRangeError(metric.layer, shape.n_layers)),
+                    f"/report/metrics/{index}/layer",
+                )
 
     def layers(self, spec: object, pointer: str) -> Iterator[Diagnostic]:
         n = self.shape.n_layers
@@ -167,11 +188,36 @@ class _ModelChecks:
             yield self.doc.diagnostic("layer-range", str(LayerRangeError(spec, n)), pointer)
 
     def width_for(self, vector_name: str) -> tuple[int, str]:
-        """The width a vector must have: hidden size, or n_heads x head_dim if used on heads."""
-        for item in self.recipe.interventions:
+        """The width a vector must have: hidden size, or n_heads x head_dim if used on heads
+        (by an intervention, or by a condition that reads site heads)."""
+        for _, item in all_interventions(self.recipe):
             if item.vector == vector_name and item.site == "heads" and item.module is None:
                 return self.shape.heads_width, "n_heads x head_dim"
+            leaves = condition_leaves(item.when, "") if item.when is not None else []
+            if any(leaf.vector == vector_name and leaf.site == "heads" for leaf, _ in leaves):
+                return self.shape.heads_width, "n_heads x head_dim"
         return self.shape.hidden_size, "hidden size"
+
+    def sae_hook(self, name: str, spec: SaeFeatureVector, at: str) -> Iterator[Diagnostic]:
+        """cfg.json's hook_name against the model (its layer exists) and against each
+        intervention that steers with the feature (same place in the forward pass)."""
+        path = resolve_reference(spec.path, self.doc.base_dir(at + "/path"))
+        try:
+            cfg = read_sae_config(path)
+        except (OSError, SaeLayoutError):
+            return  # reported by the reference checks (validate/references.py)
+        n = self.shape.n_layers
+        if cfg.layer >= n:
+            yield self.doc.diagnostic(
+                "sae-hook-layer",
+                f"{spec.path}: cfg.json hook_name {cfg.hook_name!r} reads layer {cfg.layer}, but "
+                f"the model has {n} layers (0..{n - 1}): this SAE was trained on another model",
+                at + "/path",
+            )
+            return
+        for pointer, item in all_interventions(self.recipe):
+            if item.vector == name:
+                yield from sae_placement(self.doc, name, cfg, item, pointer, n)
 
     def file_width(self, name: str, spec: FileVector, at: str) -> Iterator[Diagnostic]:
         path = resolve_reference(spec.path, self.doc.base_dir(at + "/path"))

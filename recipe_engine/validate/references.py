@@ -13,7 +13,8 @@ from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.file_fields import file_fields
 from recipe_engine.format.prompts import PromptFile
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.vectors import FileVector, ProbeVector, SaeFeatureVector
+from recipe_engine.format.trained import TargetFile
+from recipe_engine.format.vectors import FileVector, ProbeVector, SaeFeatureVector, TrainedVector
 from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_header
 from recipe_engine.load.hashing import file_sha256
 from recipe_engine.load.includes import LoadedDocument
@@ -21,6 +22,7 @@ from recipe_engine.load.paths import is_dir, is_file, is_inside, resolve_referen
 from recipe_engine.load.prompt_files import PromptFileError, file_format, iter_lines, iter_prompts
 from recipe_engine.load.sae_lens import SaeLayoutError, read_sae_config
 from recipe_engine.load.safetensors_header import FLOAT_DTYPES, SafetensorsError, read_header
+from recipe_engine.load.target_files import read_targets
 from recipe_engine.model_config import (
     ModelUnavailable,
     custom_code_entries,
@@ -89,6 +91,8 @@ class _References:
                 yield from self.probe_data(field.owner, field.pointer)
             elif isinstance(field.owner, FileVector):
                 yield from self.vector_file(field.owner, field.pointer)
+            elif isinstance(field.owner, TrainedVector):
+                yield from self.target_file(field.owner, field.pointer)
             else:
                 yield from self.prompts(field.owner, field.pointer)
 
@@ -274,6 +278,28 @@ class _References:
                 pointer,
             )
 
+    def target_file(self, spec: TrainedVector, pointer: str) -> Iterator[Diagnostic]:
+        """A trained vector's examples: every row has the objective's fields, none empty."""
+        targets = spec.targets
+        assert isinstance(targets, TargetFile)
+        found = self.resolve(targets.file, pointer + "/file")
+        if isinstance(found, Diagnostic):
+            yield found
+            return
+        try:
+            count = sum(1 for _ in read_targets(found, spec.objective, targets.limit))
+        except PromptFileError as exc:
+            yield self.doc.diagnostic(
+                "target-file-invalid", f"{targets.file}: {exc}", pointer + "/file"
+            )
+            return
+        if count < 2:
+            yield self.doc.diagnostic(
+                "target-file-invalid",
+                f"{targets.file} holds {count} example(s); training needs at least 2",
+                pointer + "/file",
+            )
+
     def vector_file(self, spec: FileVector, at: str) -> Iterator[Diagnostic]:
         found = self.resolve(spec.path, at + "/path")
         if isinstance(found, Diagnostic):
@@ -334,7 +360,9 @@ class _References:
         try:
             read_sae_config(found)
         except SaeLayoutError as exc:
-            yield self.doc.diagnostic("sae-layout", f"{spec.path}: {exc}", at + "/path")
+            # The SAE's own files are at fault, not the recipe's fields: say so first.
+            message = f"the SAE at {spec.path} is not in sae-lens's layout: {exc}"
+            yield self.doc.diagnostic("sae-layout", message, at + "/path")
         if len(shape) == 2 and spec.feature >= shape[0]:
             yield self.doc.diagnostic(
                 "sae-feature-range",

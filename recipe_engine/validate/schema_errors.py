@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from recipe_engine.diagnostics import Diagnostic, closest
 from recipe_engine.format.layers import RANGE_PATTERN
-from recipe_engine.format.positions import SLICE_PATTERN
+from recipe_engine.format.positions import NAMED_POSITIONS, ROLE_POSITIONS, SLICE_PATTERN
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.sites import MODULE_PATTERN, VECTOR_NAME_PATTERN
 from recipe_engine.load.includes import LoadedDocument
@@ -41,7 +41,8 @@ _CODES = {
 
 _PATTERN_WORDS = {
     RANGE_PATTERN: 'an integer, a list, a half-open range like "2:6" or "4:", or `all`',
-    SLICE_PATTERN: 'all, prompt, generated, last, a list of indices, or a slice like "2:"',
+    SLICE_PATTERN: "all, prompt, generated, last, system, user, assistant, {after: TEXT}, a "
+    'list of indices, or a slice like "2:"',
     MODULE_PATTERN: "a dotted module path such as transformer.h.{layer}.mlp",
     VECTOR_NAME_PATTERN: "an identifier (letters, digits, _; not starting with a digit)",
     r"^[A-Za-z0-9][A-Za-z0-9._-]*$": "letters, digits, '.', '_' and '-' only (no spaces)",
@@ -86,10 +87,7 @@ def _allowed_keys(data: Any, path: list[Any]) -> list[str]:
     schema = _schema()
     node = schema
     for part in path:
-        node = _resolve(schema, node)
-        for branch_key in ("anyOf", "oneOf"):
-            if branch_key in node and isinstance(data, dict):
-                node = _pick_branch(schema, node[branch_key], data)
+        node = _branch(schema, node, data)
         if isinstance(data, dict):
             props = node.get("properties", {})
             node = props.get(part) or node.get("additionalProperties") or {}
@@ -97,22 +95,37 @@ def _allowed_keys(data: Any, path: list[Any]) -> list[str]:
         elif isinstance(data, list):
             node = node.get("items", {})
             data = data[part] if isinstance(part, int) and part < len(data) else None
+    return sorted(_branch(schema, node, data).get("properties", {}))
+
+
+def _branch(schema: dict[str, Any], node: dict[str, Any], data: Any) -> dict[str, Any]:
+    """`node` resolved, and of a union the branch `data` is meant for."""
     node = _resolve(schema, node)
     for branch_key in ("anyOf", "oneOf"):
-        if branch_key in node and isinstance(data, dict):
+        if branch_key in node and isinstance(data, (dict, list)):
             node = _pick_branch(schema, node[branch_key], data)
-    return sorted(node.get("properties", {}))
+    return node
 
 
-def _pick_branch(schema: dict[str, Any], branches: list[Any], data: dict[str, Any]) -> Any:
-    for branch in branches:
-        resolved = _resolve(schema, branch)
-        kind = resolved.get("properties", {}).get("kind", {}).get("const")
+def _pick_branch(schema: dict[str, Any], branches: list[Any], data: Any) -> Any:
+    """A list's branch is the array one; a mapping's, the one its `kind` names, else the one
+    sharing most keys with it (a prompt group with `prompt:` for `prompts:` is still a group,
+    not a conversation)."""
+    resolved = [_resolve(schema, branch) for branch in branches]
+    if isinstance(data, list):
+        return next((b for b in resolved if b.get("type") == "array"), {})
+    best: dict[str, Any] = {}
+    best_score = -1
+    for branch in resolved:
+        props = branch.get("properties", {})
+        kind = props.get("kind", {}).get("const")
         if kind is not None and kind == data.get("kind"):
-            return resolved
-        if kind is None and "properties" in resolved:
-            return resolved
-    return {}
+            return branch
+        if kind is None and props:
+            close = sum(1 for key in data if key in props or closest(str(key), props))
+            if close > best_score:
+                best, best_score = branch, close
+    return best
 
 
 def _data_path(data: Any, loc: tuple[Any, ...], keep_missing: bool) -> list[Any]:
@@ -177,6 +190,9 @@ def _message(error: Any, data: Any, path: list[Any], quoted: bool = False) -> st
     if kind == "extra_forbidden":
         allowed = _allowed_keys(data, path[:-1])
         hint = did_you_mean(field, allowed)
+        if not hint and len(path) == 1:  # `prompts:` written at the top instead of under run:
+            match = closest(str(field), _allowed_keys(data, ["run"]))
+            hint = f"; did you mean 'run.{match}' (under `run:`)?" if match else ""
         listing = f" (allowed: {', '.join(allowed)})" if allowed and not hint else ""
         return f"unknown key {field!r}{hint}{listing}"
     if kind == "literal_error":
@@ -204,8 +220,13 @@ def _message(error: Any, data: Any, path: list[Any], quoted: bool = False) -> st
         base = error["msg"].replace("Input should be", "expected")
         return f"{field!r}: {base}, got {_describe(value)}{hint}"
     if kind == "string_pattern_mismatch":
-        wanted = _PATTERN_WORDS.get(str(ctx.get("pattern")), f"text matching {ctx.get('pattern')}")
-        return f"{field!r}: {value!r} is not valid here; expected {wanted}"
+        pattern = str(ctx.get("pattern"))
+        wanted = _PATTERN_WORDS.get(pattern, f"text matching {pattern}")
+        # A word that is no position reaches the slice branch (format/positions.py): the typo
+        # is of a named or role position, not of a slice.
+        words = (*NAMED_POSITIONS, *ROLE_POSITIONS)
+        hint = did_you_mean(value, words) if pattern == SLICE_PATTERN else ""
+        return f"{field!r}: {value!r} is not valid here; expected {wanted}{hint}"
     if kind in ("too_short", "string_too_short"):
         if isinstance(value, dict) and field == "layers":
             return "`layers: {}` is an empty weight map; give at least one {layer: weight}"

@@ -55,6 +55,7 @@ class _Checker:
         self.used.update(
             m.probe for m in self.recipe.report.metrics if isinstance(m, ConceptMetric) and m.probe
         )
+        yield from self.eval_methods()
         yield from self.unused_vectors()
         yield from self.run_section()
         yield from self.metrics()
@@ -167,6 +168,28 @@ class _Checker:
         for name in graph:
             if state.get(name) is None:
                 yield from visit(name, [name])
+
+    def eval_methods(self) -> Iterator[Diagnostic]:
+        spec = self.recipe.eval
+        if spec is None:
+            return
+        for index, name in enumerate(spec.methods):
+            self.used.add(name)
+            if name not in self.recipe.vectors:
+                yield self.undefined(name, f"/eval/methods/{index}")
+        if spec.strengths and spec.tune is None:
+            yield self.error(
+                "eval-strengths-need-tune",
+                "eval.strengths are chosen among on tuning prompts: add eval.tune: {file: PATH} "
+                "(prompts disjoint from run.prompts)",
+                "/eval/strengths",
+            )
+        if spec.tune is not None and not spec.strengths:
+            yield self.warning(
+                "eval-tune-unused",
+                "eval.tune is only read to choose among eval.strengths: add the grid, or drop it",
+                "/eval/tune",
+            )
 
     def unused_vectors(self) -> Iterator[Diagnostic]:
         for name in self.recipe.vectors:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from recipe_engine.builtin_models import BUILTINS, builtin_name
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.prompts import PromptFile
@@ -40,6 +41,16 @@ def check_evaluation(recipe: Recipe, error: Report) -> Iterator[Diagnostic]:
             )
         if isinstance(metric, ConceptMetric):
             yield from _concept(recipe, metric, at, error)
+        judge = getattr(metric, "judge", None)
+        name = builtin_name(judge) if judge is not None else None
+        if name is not None and name not in BUILTINS:  # as model.id (semantic.py); the rest of
+            # a judge reference (folders, packages) is checked with the files (references.py)
+            yield error(
+                "unknown-builtin",
+                f"no builtin model {name!r} (available: {', '.join(sorted(BUILTINS))})"
+                f"{did_you_mean(name, BUILTINS)}",
+                at + "/judge",
+            )
     yield from _prompt_baseline(recipe, error)
     if run.samples > 1 and not run.generation.do_sample:
         yield error(

@@ -1,7 +1,10 @@
+# Over 400 lines: one builder for every vector kind, so each gets the same cache and checks.
 """Build each vector kind. Dependencies between vectors (expr) are built first.
 
-Extracted kinds (contrastive, probe, activation, mean_activation) go through the cache; random,
-file and expr vectors are cheap and always rebuilt.
+Extracted kinds (contrastive, probe, activation, mean_activation) and trained vectors go through
+the cache; random, file and expr vectors are cheap and always rebuilt. Trained vectors are
+trained by the `trainer` the caller passes (recipe_engine/learned/: it runs compiled plans, a
+later stage than this one).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from recipe_engine.format.conditions import condition_leaves
 from recipe_engine.format.positions import AfterMarker
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import ConceptMetric
+from recipe_engine.format.trained import PromptedTargets
 from recipe_engine.format.vectors import (
     ActivationVector,
     ContrastiveVector,
@@ -30,6 +34,7 @@ from recipe_engine.format.vectors import (
     MeanActivationVector,
     ProbeVector,
     RandomVector,
+    TrainedVector,
 )
 from recipe_engine.load.gguf_vectors import is_gguf, read_gguf_vectors
 from recipe_engine.load.includes import LoadedDocument
@@ -45,10 +50,14 @@ from recipe_engine.vectors.extraction import extraction_batch_size, iter_activat
 from recipe_engine.vectors.file_kinds import file_vector
 from recipe_engine.vectors.probe import train_probe
 from recipe_engine.vectors.sources import PromptSourceRef, file_sha256, resolve_prompts
+from recipe_engine.vectors.trained_request import Trainer, TrainRequest
 
 __all__ = ["BuiltVector", "VectorProgress", "build_vectors", "resolve_prompts"]
 
 EXTRACTED = (ContrastiveVector, ProbeVector, ActivationVector, MeanActivationVector)
+CACHED = (*EXTRACTED, TrainedVector)
+# Part of a trained vector's cache key: bump when training computes something else.
+TRAINER_VERSION = 1
 VectorProgress = Callable[[str, int, int | None], None]  # (vector name, prompts done, total)
 
 
@@ -67,7 +76,9 @@ class _Builder:
         doc: LoadedDocument | None,
         cache: VectorCache | None,
         progress: VectorProgress | None,
+        trainer: Trainer | None = None,
     ) -> None:
+        self.trainer = trainer
         self.recipe = recipe
         self.model = model
         self.doc = doc
@@ -132,7 +143,7 @@ class _Builder:
         # Computed with or without a cache: the key is part of the provenance, and a file
         # built with --no-cache must be byte-identical to a cached build (a sha256 pin made
         # from one must hold for the other).
-        key = self.key(name, spec) if isinstance(spec, EXTRACTED) else None
+        key = self.key(name, spec) if isinstance(spec, CACHED) else None
         if key is not None and self.cache is not None:
             hit = self.cache.get(key)
             if hit is not None:
@@ -149,6 +160,8 @@ class _Builder:
             # Say where the bad numbers come from, so the message says what to fix.
             if isinstance(spec, FileVector):
                 fix = f"{spec.path} holds broken data: rebuild the file"
+            elif isinstance(spec, TrainedVector):
+                fix = "lower its lr, or set max_norm"
             elif isinstance(spec, EXTRACTED):
                 fix = (
                     "the model's activations there are not finite (in float16 or bfloat16, "
@@ -169,7 +182,56 @@ class _Builder:
         self.built[name] = BuiltVector(tensor, provenance)
         return self.built[name]
 
+    def trained_key(self, name: str, spec: TrainedVector) -> str:
+        at = f"/vectors/{name}/targets"
+        described = spec.model_dump(mode="json", by_alias=True, exclude={"description"})
+        targets = described["targets"]
+        if isinstance(spec.targets, PromptedTargets):
+            data = self.source(spec.targets.prompts, at + "/prompts").sha256()
+            targets.pop("prompts")
+        else:
+            data = file_sha256(self.target_path(spec, at))
+            targets.pop("file")
+        parts = {"model": self.model.identity, "spec": described, "data": data}
+        return cache_key({**parts, "trainer_version": TRAINER_VERSION})
+
+    def target_path(self, spec: TrainedVector, at: str) -> Path:
+        assert not isinstance(spec.targets, PromptedTargets)
+        folder = self.doc.base_dir(at + "/file") if self.doc is not None else self.base
+        return resolve_reference(spec.targets.file, folder)
+
+    def trained(self, name: str, spec: TrainedVector, at: str, provenance: dict[str, Any]) -> Any:
+        if self.trainer is None:
+            raise self.error(
+                "vector-untrainable",
+                f"vector {name!r} is trained: build it with steer run or steer vectors (this "
+                "entry point builds no trained vectors)",
+                at,
+            )
+        prompted = isinstance(spec.targets, PromptedTargets)
+        request = TrainRequest(
+            name=name,
+            spec=spec,
+            recipe=self.recipe,
+            model=self.model,
+            doc=self.doc,
+            pointer=at,
+            targets_path=None if prompted else self.target_path(spec, at + "/targets"),
+            prompts=(
+                self.source(spec.targets.prompts, at + "/targets/prompts")  # type: ignore[union-attr]
+                if prompted
+                else None
+            ),
+            progress=self.progress,
+            error=self.error,
+        )
+        tensor, record = self.trainer(request)
+        provenance.update(record)
+        return tensor
+
     def key(self, name: str, spec: Any) -> str:
+        if isinstance(spec, TrainedVector):
+            return self.trained_key(name, spec)
         data: dict[str, str] = {}
         for field_name in ("positive", "negative", "prompts"):
             if hasattr(spec, field_name):
@@ -197,6 +259,8 @@ class _Builder:
         if isinstance(spec, ExprVector):
             provenance.update(expr=spec.expr, orthogonalize_against=spec.orthogonalize_against)
             return self.expression(name, spec)
+        if isinstance(spec, TrainedVector):
+            return self.trained(name, spec, at, provenance)
         position = spec.position
         if isinstance(position, AfterMarker):  # a JSON value in the provenance
             position = position.model_dump(exclude_none=True)
@@ -376,13 +440,15 @@ def build_vectors(
     *,
     cache: VectorCache | bool | None = True,
     progress: VectorProgress | None = None,
+    trainer: Trainer | None = None,
 ) -> dict[str, BuiltVector]:
     """Build the named vectors (default: every vector the interventions use, with their deps).
 
     cache=True uses the default cache (see vectors/cache.py), False none, or pass a VectorCache.
+    trainer: trains `kind: trained` vectors (recipe_engine.learned.train_vector).
     """
     store = default_cache() if cache is True else (cache or None)
-    builder = _Builder(recipe, model, doc, store, progress)
+    builder = _Builder(recipe, model, doc, store, progress, trainer)
     wanted = names if names is not None else used_vectors(recipe)
     for name in dict.fromkeys(wanted):
         builder.build(name)

@@ -25,7 +25,7 @@ import torch
 
 from recipe_engine.format.positions import AfterMarker, TextPositions, parse_positions
 from recipe_engine.resolve.architectures import envoy_at
-from recipe_engine.resolve.chat_tokens import text_masks
+from recipe_engine.resolve.chat_tokens import MarkerNotFound, text_masks
 from recipe_engine.resolve.context import PromptTooLong, learned_positions
 from recipe_engine.resolve.loaded_model import LoadedModel
 
@@ -173,8 +173,14 @@ def _text_position(model: LoadedModel, batch: list[str], position: Any) -> Any:
         return position
     selector = parse_positions(position)
     assert isinstance(selector, TextPositions)
-    with model.lock:  # see LoadedModel: the tokenizer is shared
-        mask = text_masks([selector], batch, model.tokenizer)[selector]
+    try:
+        with model.lock:  # see LoadedModel: the tokenizer is shared
+            mask = text_masks([selector], batch, model.tokenizer)[selector]
+    except MarkerNotFound as exc:  # an IndexError is reported at the vector's position
+        raise IndexError(
+            f"position {selector.written}: the prompt {exc.text[:60]!r} does not contain "
+            f"{exc.marker!r}"
+        ) from None
     for prompt, count in zip(batch, mask.sum(dim=1).tolist(), strict=True):
         if not count:
             raise IndexError(f"position {selector.written} holds no token of {prompt[:60]!r}")

@@ -70,9 +70,9 @@ class PromptSourceRef:
 
     def __iter__(self) -> Iterator[str]:
         for index, prompt in self.raw():
-            yield prompt if isinstance(prompt, str) else self._render(index, prompt)
+            yield prompt if isinstance(prompt, str) else self.render(index, prompt)
 
-    def _render(self, index: int, conversation: Conversation) -> str:
+    def render(self, index: int, conversation: Conversation) -> str:
         if self.path is not None:
             where, what = self.pointer + "/file", f"{self.source.file}: prompt {index + 1}: "
         elif isinstance(self.source, list):

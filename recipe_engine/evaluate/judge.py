@@ -1,5 +1,5 @@
 """Judge generated continuations with the unsteered model: the forward passes behind the
-metrics read on generated text (report/text_metrics.py computes the numbers from these).
+metrics read on generated text (evaluate/text_metrics.py computes the numbers from these).
 
     nll        per continuation: mean negative log-likelihood of its tokens given its prompt,
                under the unsteered model (the fluency metric's input)
@@ -8,7 +8,7 @@ metrics read on generated text (report/text_metrics.py computes the numbers from
                averaged over the continuation's tokens read on its own (concept probes, and
                the instruction metric's answer similarity)
     addressed  per continuation: a judge model's P(Yes) that it addresses its prompt
-               (the instruction metric with `judge:`, execute/instruction_judge.py)
+               (the instruction metric with `judge:`, evaluate/instruction_judge.py)
 
 Every side (baseline, steered, prompting, each control) is judged by the same unsteered model
 and after the same original prompt, so the numbers compare continuations, not prompts.
@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from recipe_engine.errors import EnvironmentFailure
-from recipe_engine.execute.instruction_judge import judge_scores
+from recipe_engine.evaluate.instruction_judge import judge_scores
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import ConceptMetric, FluencyMetric, InstructionMetric
 from recipe_engine.resolve.loaded_model import LoadedModel

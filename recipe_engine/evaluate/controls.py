@@ -18,10 +18,10 @@ from collections.abc import Callable
 import torch
 
 from recipe_engine.compiler import compile_plan
-from recipe_engine.execute.passes import RunPasses, run_passes
+from recipe_engine.evaluate.sides import evaluate_passes, measure_run
+from recipe_engine.execute.passes import RunPasses
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
-from recipe_engine.report.build import build_report
 from recipe_engine.report.results import RunReport
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
@@ -63,7 +63,7 @@ def add_controls(
         }
         plan = compile_plan(control_recipe, model, tensors, doc)
         tick = _labelled(progress, f"control {seed + 1}/{count}")
-        control = run_passes(
+        control = evaluate_passes(
             control_recipe,
             model,
             plan,
@@ -73,7 +73,7 @@ def add_controls(
             vectors=originals,
             judged_baseline=passes.judged.get("baseline"),
         )
-        measured = build_report(control_recipe, doc, model, vectors, plan, control, {})
+        measured = measure_run(control_recipe, doc, model, vectors, plan, control, {})
         values = {m.name: m.steered for m in measured.metrics}
         for metric in report.metrics:
             if metric.name in values:

@@ -9,7 +9,7 @@ the unsteered model to answer.
                         message (the first message when there is no user turn).
 
 Only the text the model answers changes: every side is still judged after the original prompt
-(execute/judge.py), so the prompting side's numbers compare its answers, not its prompt.
+(evaluate/judge.py), so the prompting side's numbers compare its answers, not its prompt.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from recipe_engine.resolve.chat import ChatTemplateError, render_conversation
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.sources import PromptSourceRef
 
-__all__ = ["prompting_texts", "with_instruction"]
+__all__ = ["instructed_prompt", "prompting_texts", "with_instruction"]
 
 POINTER = "/report/prompt_baseline"
 
@@ -46,7 +46,9 @@ def with_instruction(conversation: Conversation, text: str, mode: str) -> Conver
     return Conversation(tuple(messages))
 
 
-def _prompted(prompt: Prompt, text: str, forced: str | None, model: LoadedModel) -> str:
+def instructed_prompt(prompt: Prompt, text: str, forced: str | None, model: LoadedModel) -> str:
+    """One prompt with the instruction added, as the prompting side runs it (a trained
+    vector's `prompted:` targets are the model's answers to these)."""
     if isinstance(prompt, str):
         if forced == "system":  # validation catches inline prompts; a JSONL file may hold these
             raise ChatTemplateError(
@@ -78,7 +80,7 @@ def prompting_texts(recipe: Recipe, model: LoadedModel, doc: LoadedDocument) -> 
             )
             for index, prompt in source.raw():
                 try:
-                    prompted = _prompted(prompt, text, forced, model)
+                    prompted = instructed_prompt(prompt, text, forced, model)
                 except ChatTemplateError as exc:
                     where = f"{POINTER}/as" if forced else POINTER
                     message = f"prompt {index + 1} of {part.pointer}: {exc}"

@@ -1,5 +1,5 @@
 """Metrics read on generated continuations (generate and edit modes). Each side (baseline,
-steered, prompting) is scored the same way; execute/judge.py ran the unsteered model over the
+steered, prompting) is scored the same way; evaluate/judge.py ran the unsteered model over the
 continuations, and the numbers are computed here:
 
     concept:NAME        mean score per continuation. words: (phrase occurrences) / (words);
@@ -14,7 +14,7 @@ continuations, and the numbers are computed here:
     instruction         cosine of each answer's mean activation with the unsteered answer's to
                         the same prompt, averaged (baseline: 1 by definition)
     instruction:judge   with `judge: MODEL`: that model's P(Yes) / (P(Yes) + P(No)) that each
-                        answer addresses its question, averaged (execute/instruction_judge.py)
+                        answer addresses its question, averaged (evaluate/instruction_judge.py)
 
 Words are lowercase runs of letters, digits and apostrophes. With run.samples > 1, each metric
 of the steered side carries a 95% confidence interval of its mean (normal approximation,
@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from recipe_engine.execute.judge import Judged
+from recipe_engine.evaluate.judge import Judged
 from recipe_engine.execute.passes import RunPasses
 from recipe_engine.format.report_spec import (
     ConceptMetric,
@@ -111,6 +111,7 @@ def _value(
         detail or {},
         prompting=scores.get("prompting"),
         ci95=ci,
+        per_prompt={side: list(values) for side, values in per_side.items()},
     )
 
 
@@ -152,6 +153,7 @@ def _fluency(metric: FluencyMetric, index: int, passes: RunPasses) -> list[Metri
     value.steered = exp(value.steered)
     if value.ci95 is not None:
         value.ci95 = (exp(value.ci95[0]), exp(value.ci95[1]))
+    value.per_prompt = {side: [exp(v) for v in nll] for side, nll in value.per_prompt.items()}
     return [value]
 
 
