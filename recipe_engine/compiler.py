@@ -194,14 +194,19 @@ def _targets(item: Intervention, n_layers: int, doc: LoadedDocument | None, at: 
 
 
 def _head_columns(
-    item: Intervention, model: LoadedModel, doc: LoadedDocument | None, at: str
+    item: Intervention,
+    model: LoadedModel,
+    doc: LoadedDocument | None,
+    at: str,
+    targets: Targets,
 ) -> tuple[tuple[int, ...] | None, torch.Tensor | None]:
     """The heads site: the selected heads and their feature columns (None elsewhere)."""
     shape = model.shape
     if item.site != "heads" or item.module is not None:
         return None, None
-    if model.heads_refusal is not None:
-        raise _fail(doc, "heads-geometry", model.heads_refusal, at + "/site")
+    for layer, _ in targets:
+        if layer is not None and layer in model.heads_refusals:
+            raise _fail(doc, "heads-geometry", model.heads_refusals[layer], at + "/site")
     heads = tuple(item.heads) if item.heads else tuple(range(shape.n_heads))
     for head in heads:
         if head >= shape.n_heads:
@@ -347,7 +352,7 @@ def _compile_one(
     """The ops of one intervention: one per target layer (or one for a fixed module path)."""
     label = item.name or f"{item.op} {item.vector or ''}".strip()
     targets = _targets(item, model.shape.n_layers, doc, at)
-    heads, columns = _head_columns(item, model, doc, at)
+    heads, columns = _head_columns(item, model, doc, at, targets)
     vector = None
     rows: dict[int | None, torch.Tensor] = {}
     if item.vector is not None:

@@ -52,6 +52,7 @@ CELLS = (
     "heads_add",
 )
 EOS = 256
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _vector(width: int, seed: int) -> torch.Tensor:
@@ -150,6 +151,7 @@ class Family:
         self.reference = copy.deepcopy(hf)
         self.tokenizer = byte_tokenizer()
         self.loaded = wrap_model(hf, byte_tokenizer())
+        self.baseline = self.reference_run(None, torch.zeros(0))[0]  # unsteered, once
 
     def width(self, cell: str) -> int:
         if cell.startswith("heads"):
@@ -216,7 +218,7 @@ def run_cell(fam: Family, cell: str) -> dict[str, Any]:
         batch_size=2,
     )
     expected, tokens = fam.reference_run(cell, vector)
-    baseline, _ = fam.reference_run(None, vector)
+    baseline = fam.baseline
     trace_diff = (steered - expected).abs().max().item()
     gen_diff = (generated.next_logits - expected).abs().max().item()
     moved = (expected - baseline).abs().max().item()

@@ -275,28 +275,35 @@ def projection_input_width(module: torch.nn.Module) -> int | None:
     return None
 
 
-def heads_problem(model: torch.nn.Module, adapter: Adapter, shape: ModelShape) -> str | None:
-    """Why `site: heads` cannot be placed on this model, or None where it can.
+def heads_problem(model: torch.nn.Module, adapter: Adapter, shape: ModelShape) -> dict[int, str]:
+    """Why `site: heads` cannot be placed, by layer: empty where every layer takes it.
 
     The heads site slices the attention output projection's input into n_heads slices of
     head_dim columns. That width comes from the config; the projection's own in_features says
     what the model really computes. Where they disagree the config's head geometry is not the
     projection's (a family whose values are not head_dim wide), and slicing would act on the
-    wrong columns: refuse instead of guessing."""
-    path = adapter.locate("heads", 0).path
-    try:
-        projection = model.get_submodule(path)
-    except AttributeError:
-        return (
-            f"this model has no attention output projection at {path!r} (adapter "
-            f"{adapter.family}), so its heads cannot be found; use `module:` with an explicit "
-            "path instead of site: heads"
+    wrong columns: refuse instead of guessing. Checked per layer: hybrids (Qwen3-Next) have
+    softmax attention on some layers only."""
+    problems: dict[int, str] = {}
+    for layer in range(shape.n_layers):
+        path = adapter.locate("heads", layer).path
+        try:
+            projection = model.get_submodule(path)
+        except AttributeError:
+            problems[layer] = (
+                f"layer {layer} has no attention output projection at {path!r} (adapter "
+                f"{adapter.family}; a linear-attention or attention-free layer?), so its heads "
+                "cannot be found; steer other layers' heads, or use `module:` with an explicit "
+                "path instead of site: heads"
+            )
+            continue
+        width = projection_input_width(projection)
+        if width is None or width == shape.heads_width:
+            continue
+        problems[layer] = (
+            f"the attention output projection {path} reads {width} features, but the config "
+            f"says {shape.n_heads} heads x {shape.head_dim} ({shape.head_dim_key}) = "
+            f"{shape.heads_width}; the heads cannot be placed without guessing, so site: heads "
+            "is refused here"
         )
-    width = projection_input_width(projection)
-    if width is None or width == shape.heads_width:
-        return None
-    return (
-        f"the attention output projection {path} reads {width} features, but the config says "
-        f"{shape.n_heads} heads x {shape.head_dim} ({shape.head_dim_key}) = {shape.heads_width}; "
-        "the heads cannot be placed without guessing, so site: heads is refused on this model"
-    )
+    return problems

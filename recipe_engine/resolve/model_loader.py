@@ -226,5 +226,5 @@ def wrap_model(
         identity=f"{identity}#{weights_fingerprint(hf)}",
         device=next(hf.parameters()).device,
         lock=threading.RLock(),
-        heads_refusal=heads_problem(hf, adapter, shape),
+        heads_refusals=heads_problem(hf, adapter, shape),
     )
