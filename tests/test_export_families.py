@@ -35,9 +35,27 @@ from tests.test_export_hf import reference
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 MATRIX_FILE = Path(__file__).parent / "data" / "export_matrix.json"
 EXPORTED = (
-    "gpt2 llama mistral ministral qwen2 qwen3 qwen2_moe qwen3_moe mixtral gemma gemma2 gemma3_text "
-    "phi3 olmo2 granite gpt_neox arcee helium smollm3 seed_oss"
-).split()
+    "gpt2",
+    "llama",
+    "mistral",
+    "ministral",
+    "qwen2",
+    "qwen3",
+    "qwen2_moe",
+    "qwen3_moe",
+    "mixtral",
+    "gemma",
+    "gemma2",
+    "gemma3_text",
+    "phi3",
+    "olmo2",
+    "granite",
+    "gpt_neox",
+    "arcee",
+    "helium",
+    "smollm3",
+    "seed_oss",
+)
 PROMPTS = ["hello world", "the cat sat"]
 ATOL = 1e-5
 CELLS: dict[str, list[str]] = {

@@ -89,6 +89,6 @@ def layout_for(config: Any) -> FamilyLayout:
             no_mlp_bias=f"{_ATTN_ONLY[family]}; {_GGUF}",
         )
     raise NotFoldable(
-        f"model family {family!r} has no known weight layout to bake into (supported: "
+        "no known weight layout to bake this family into (supported: "
         f"{', '.join(SUPPORTED)}); {_GGUF}"
     )
