@@ -195,12 +195,19 @@ def _targets(item: Intervention, n_layers: int, doc: LoadedDocument | None, at: 
 
 
 def _head_columns(
-    item: Intervention, model: LoadedModel, doc: LoadedDocument | None, at: str
+    item: Intervention,
+    model: LoadedModel,
+    doc: LoadedDocument | None,
+    at: str,
+    targets: Targets,
 ) -> tuple[tuple[int, ...] | None, torch.Tensor | None]:
     """The heads site: the selected heads and their feature columns (None elsewhere)."""
     shape = model.shape
     if item.site != "heads" or item.module is not None:
         return None, None
+    for layer, _ in targets:
+        if layer is not None and layer in model.heads_refusals:
+            raise _fail(doc, "heads-geometry", model.heads_refusals[layer], at + "/site")
     heads = tuple(item.heads) if item.heads else tuple(range(shape.n_heads))
     for head in heads:
         if head >= shape.n_heads:
@@ -210,8 +217,7 @@ def _head_columns(
                 f"head {head} out of range (model has {shape.n_heads} heads)",
                 at + "/heads",
             )
-    hd = shape.head_dim
-    columns = torch.cat([torch.arange(h * hd, (h + 1) * hd) for h in heads]).to(model.device)
+    columns = torch.cat([torch.arange(*shape.head_columns(h)) for h in heads]).to(model.device)
     return heads, columns
 
 
@@ -389,7 +395,7 @@ def _compile_one(
     """The ops of one intervention: one per target layer (or one for a fixed module path)."""
     label = item.name or f"{item.op} {item.vector or ''}".strip()
     targets = _targets(item, model.shape.n_layers, doc, at)
-    heads, columns = _head_columns(item, model, doc, at)
+    heads, columns = _head_columns(item, model, doc, at, targets)
     vector = None
     rows: dict[int | None, torch.Tensor] = {}
     lowranks: dict[int | None, LowRank] = {}

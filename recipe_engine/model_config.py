@@ -43,12 +43,17 @@ class ModelShape:
     n_layers: int
     hidden_size: int
     n_heads: int
-    head_dim: int
+    head_dim: int  # width of one head where the attention output projection reads it
+    head_dim_key: str = "head_dim"  # the config key head_dim came from (explain shows it)
 
     @property
     def heads_width(self) -> int:
         """Width of the attention output projection's input: n_heads x head_dim."""
         return self.n_heads * self.head_dim
+
+    def head_columns(self, head: int) -> tuple[int, int]:
+        """[start, end) of one head's columns in the output projection's input."""
+        return head * self.head_dim, (head + 1) * self.head_dim
 
 
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
@@ -82,10 +87,18 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
             "config.json does not say the number of layers, hidden size and heads in a form "
             "this engine knows",
         )
-    head_dim = config.get("head_dim")
-    if not isinstance(head_dim, int) or isinstance(head_dim, bool) or head_dim <= 0:
-        head_dim = hidden // heads
-    return ModelShape(str(config.get("model_type", "unknown")), layers, hidden, heads, head_dim)
+    head_dim, key = hidden // heads, "hidden_size / heads"
+    # The heads site slices the input of the attention output projection, which is built from
+    # the value heads. Multi-head latent attention (DeepSeek V2/V3, MiniCPM3, Kimi, GLM-4 MoE
+    # lite...) has values of v_head_dim while its config's head_dim is the rotary width
+    # (qk_rope_head_dim): v_head_dim wins wherever a config has it.
+    for candidate in ("v_head_dim", "head_dim"):
+        value = config.get(candidate)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            head_dim, key = value, candidate
+            break
+    model_type = str(config.get("model_type", "unknown"))
+    return ModelShape(model_type, layers, hidden, heads, head_dim, key)
 
 
 def hub_cache() -> Path:

@@ -85,6 +85,10 @@ class CompiledRecipe:
                 "layers": shape.n_layers,
                 "hidden_size": shape.hidden_size,
                 "heads": shape.n_heads,
+                "head_dim": shape.head_dim,
+                "head_dim_from": shape.head_dim_key,
+                "blocks": self.model.adapter.blocks,
+                "blocks_why": self.model.adapter.why,
             },
             "mode": self.recipe.run.mode,
             **backend_summary(

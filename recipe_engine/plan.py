@@ -120,6 +120,8 @@ class PlanOp:
             "module": self.path,
             "port": self.port,
             "heads": list(self.heads) if self.heads is not None else None,
+            # heads site: [start, end) of each head's columns in the projection's input
+            "head_columns": None if self.columns is None else _column_ranges(self.columns),
             "positions": self.positions.written,
             "positions_per_step": self.positions.per_step(),
             "vector": self.vector_name,
@@ -128,6 +130,17 @@ class PlanOp:
             **({} if self.lowrank is None else {"rank": self.lowrank.rank}),
             "when": None if self.gate is None else self.gate.describe(),
         }
+
+
+def _column_ranges(columns: torch.Tensor) -> list[list[int]]:
+    """Consecutive runs of column indices as [start, end) pairs."""
+    runs: list[list[int]] = []
+    for column in columns.tolist():
+        if runs and runs[-1][1] == column:
+            runs[-1][1] = column + 1
+        else:
+            runs.append([column, column + 1])
+    return runs
 
 
 @dataclass

@@ -60,6 +60,7 @@ PLAN_KEYS = {
     "module",
     "port",
     "heads",
+    "head_columns",
     "positions",
     "positions_per_step",
     "vector",
@@ -423,6 +424,10 @@ def test_explain_multi_layer_json() -> None:
         "layers": 4,
         "hidden_size": 192,
         "heads": 4,
+        "head_dim": 48,
+        "head_dim_from": "hidden_size / heads",
+        "blocks": "transformer.h",
+        "blocks_why": "the family's dedicated adapter",
     }
     plan = info["plan"]
     assert [op["layer"] for op in plan] == sorted(weights)  # execution order: shallow first
@@ -449,7 +454,9 @@ def test_explain_multi_layer_text() -> None:
     code, out, err = steer("explain", str(MULTI_LAYER))
     assert code == 0, err
     assert out.startswith("recipe multi-layer: mode trace")
-    assert "model builtin:tiny-sentiment [gpt2: 4 layers, width 192, 4 heads]" in out
+    model_line = "model builtin:tiny-sentiment [gpt2: 4 layers, width 192, 4 heads x 48"
+    assert model_line + " (hidden_size / heads)]" in out
+    assert "decoder blocks transformer.h: the family's dedicated adapter" in out
     positions = [out.index(f"-> transformer.h.{layer}.output") for layer in sorted(weights)]
     assert positions == sorted(positions)
     for layer, weight in weights.items():

@@ -92,12 +92,17 @@ def _text(info: dict[str, Any]) -> str:
         f"recipe {info['recipe']}: mode {info['mode']}",
         *_backend_lines(info),
         f"model {model['id']} [{model['family']}: {model['layers']} layers, width "
-        f"{model['hidden_size']}, {model['heads']} heads]",
+        f"{model['hidden_size']}, {model['heads']} heads x {model['head_dim']} "
+        f"({model['head_dim_from']})]",
+        f"decoder blocks {model['blocks']}: {model['blocks_why']}",
         f"operations ({info['order']}):",
     ]
     for i, op in enumerate(info["plan"], start=1):
         where = f"layer {op['layer']} {op['site']}" if op["layer"] is not None else "module"
         heads = f", heads {op['heads']}" if op["heads"] is not None else ""
+        if op.get("head_columns"):
+            spans = ", ".join(f"{a}:{b}" for a, b in op["head_columns"])
+            heads += f" (input columns {spans})"
         lines.append(f" {i:>2}. {op['op']} at {where}{heads} -> {op['module']}.{op['port']}")
         if op["vector"]:
             lines.append(

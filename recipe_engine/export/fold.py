@@ -28,12 +28,9 @@ from recipe_engine.execute.ops import transform
 from recipe_engine.format.positions import ALL_POSITIONS
 from recipe_engine.plan import PlanOp
 
-__all__ = ["FamilyLayout", "NotFoldable", "fold_op", "layout_for"]
+__all__ = ["FamilyLayout", "NotFoldable", "fold_op"]
 
-# Families whose blocks add a writer's output straight to the stream. Gemma 2/3 normalize the
-# MLP output first (post_feedforward_layernorm), so a resid_post add cannot enter a bias there.
-_LLAMA_LIKE = ("llama", "mistral", "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "phi3")
-_NORM_AFTER_WRITER = frozenset({"gemma2", "gemma3_text"})
+_GGUF = "use --format gguf-control-vector, which llama.cpp applies at run time"
 
 
 class NotFoldable(Exception):
@@ -49,28 +46,18 @@ class NotFoldable(Exception):
 class FamilyLayout:
     family: str
     attn_writer: str  # relative to a block
-    mlp_writer: str
+    mlp_writer: str | None  # None: no single down projection (MoE: the experts mix)
     embeddings: tuple[str, ...]  # token table first; a position table after it
     resid_post_folds: bool  # the block's output is the stream plus its MLP writer's output
+    # config switches that give a writer a bias ({} : every writer has one already)
+    switches: tuple[tuple[str, str], ...] = (("attn", "attention_bias"), ("mlp", "mlp_bias"))
+    # an equivalent architecture to rebuild as (export/families.py says why it is exact)
+    rebuild_as: str | None = None
+    resid_scale: float = 1.0  # the block adds resid_scale x its MLP output (Granite)
+    no_mlp_bias: str = ""  # why the MLP writer cannot hold a translation ("" : it can)
 
-
-def layout_for(family: str) -> FamilyLayout:
-    if family == "gpt2":
-        return FamilyLayout(
-            "gpt2", "attn.c_proj", "mlp.c_proj", ("transformer.wte", "transformer.wpe"), True
-        )
-    if family in _LLAMA_LIKE:
-        return FamilyLayout(
-            family,
-            "self_attn.o_proj",
-            "mlp.down_proj",
-            ("model.embed_tokens",),
-            family not in _NORM_AFTER_WRITER,
-        )
-    raise NotFoldable(
-        f"model family {family!r} has no known weight layout to bake into; supported: gpt2, "
-        + ", ".join(_LLAMA_LIKE)
-    )
+    def switch(self, kind: str) -> str | None:
+        return dict(self.switches).get(kind)
 
 
 def affine_of(op: PlanOp, width: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -167,12 +154,13 @@ def check_foldable(op: PlanOp, layout: FamilyLayout) -> None:
                 "writer), which no single weight holds; write it at attn_out/mlp_out of every "
                 "layer and resid_pre of layer 0 (directional ablation) or use add"
             )
-        if not layout.resid_post_folds:
-            raise NotFoldable(
-                f"{layout.family} normalizes the MLP output before adding it to the stream, so "
-                f"an add at {op.site} has no bias to enter (use mlp_out)",
-                field="site",
+        if not layout.resid_post_folds or layout.mlp_writer is None or layout.no_mlp_bias:
+            why = layout.no_mlp_bias or (
+                f"{layout.family} normalizes the MLP output before adding it to the stream"
             )
+            raise NotFoldable(f"an add at {op.site} has no bias to enter: {why}", field="site")
+    if op.site == "mlp_out" and layout.mlp_writer is None:
+        raise NotFoldable(f"mlp_out has no single writer to fold into: {layout.no_mlp_bias}")
 
 
 def fold_op(model: torch.nn.Module, layout: FamilyLayout, blocks: str, op: PlanOp) -> None:
@@ -207,4 +195,7 @@ def fold_op(model: torch.nn.Module, layout: FamilyLayout, blocks: str, op: PlanO
         raise NotFoldable(f"site {site} has no writer to fold into")
     writer = block.get_submodule(path)
     width = _linear_view(writer)[0].shape[0]
-    _fold_output(writer, *affine_of(op, width))
+    a, c = affine_of(op, width)
+    if site == "resid_post":
+        c = c / layout.resid_scale  # the block adds resid_scale x the writer's output
+    _fold_output(writer, a, c)

@@ -3,7 +3,8 @@
 Plain `AutoModelForCausalLM.from_pretrained(DIR)` computes the steered model: no engine, no
 nnsight. Translations need biases; a family whose writers have none gets its config's switch
 turned on (Llama: attention_bias, mlp_bias), with every bias the switch adds set to zero, so
-nothing but the folded ops changes. A family whose config has no such switch is refused.
+nothing but the folded ops changes; a family without one is rebuilt as an equivalent family
+that has it, or refused (export/families.py).
 """
 
 from __future__ import annotations
@@ -18,17 +19,15 @@ import torch
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
 from recipe_engine.export.destination import check_destination, write_folder_atomic
-from recipe_engine.export.fold import FamilyLayout, NotFoldable, affine_of, fold_op, layout_for
+from recipe_engine.export.families import layout_for
+from recipe_engine.export.fold import _GGUF, FamilyLayout, NotFoldable, affine_of, fold_op
 from recipe_engine.export.groups import group_refusals
 from recipe_engine.plan import PlanOp
 
 if TYPE_CHECKING:
     from recipe_engine.pipeline import CompiledRecipe
 
-__all__ = ["export_hf", "refusals"]
-
-# The config switch that gives a writer a bias, by writer (transformers' Llama-like configs).
-_BIAS_SWITCH = {"attn": "attention_bias", "mlp": "mlp_bias"}
+__all__ = ["bake", "export_hf", "refusals"]
 
 
 def refusals(compiled: CompiledRecipe, layout: FamilyLayout) -> list[Diagnostic]:
@@ -64,6 +63,8 @@ def _switches_needed(
             continue  # the embedding: fold.py says whether it can take a translation
         kind = _writer_kind(op)
         path = layout.attn_writer if kind == "attn" else layout.mlp_writer
+        if path is None:
+            continue  # fold_op refuses it with the reason
         writer = model.get_submodule(f"{blocks}.0.{path}")
         if getattr(writer, "bias", None) is not None:
             continue
@@ -81,14 +82,18 @@ def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, 
     from transformers import AutoModelForCausalLM
 
     config = copy.deepcopy(model.config)
+    if layout.rebuild_as is not None:
+        config = _twin_config(config, layout.rebuild_as)
     for kind in sorted(switches):
-        if not hasattr(config, _BIAS_SWITCH[kind]):
+        switch = layout.switch(kind)
+        if switch is None or not hasattr(config, switch):
+            why = layout.no_mlp_bias if kind == "mlp" and layout.no_mlp_bias else _GGUF
             raise NotFoldable(
-                f"{type(config).__name__} has no {_BIAS_SWITCH[kind]} switch, so the {kind} "
-                "output projection cannot hold the translation",
+                f"{type(config).__name__} has no bias switch for the {kind} output "
+                f"projection, so it cannot hold the translation: {why}",
                 field="vector",
             )
-        setattr(config, _BIAS_SWITCH[kind], True)
+        setattr(config, switch, True)
     if untie:
         config.tie_word_embeddings = False
     dtype = next(model.parameters()).dtype
@@ -111,14 +116,47 @@ def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, 
             out.weight.copy_(model.get_output_embeddings().weight)
     for kind in switches:
         path = layout.attn_writer if kind == "attn" else layout.mlp_writer
-        if getattr(fresh.get_submodule(f"{blocks}.0.{path}"), "bias", None) is None:
+        writer = None if path is None else fresh.get_submodule(f"{blocks}.0.{path}")
+        if writer is not None and getattr(writer, "bias", None) is None:
             raise NotFoldable(
                 f"{type(fresh).__name__}'s {path} takes no bias even with "
-                f"{_BIAS_SWITCH[kind]}: true",
+                f"{layout.switch(kind)}: true; {_GGUF}",
                 field="vector",
             )
     fresh.eval()
     return fresh
+
+
+def _twin_config(config: Any, model_type: str) -> Any:
+    """The config of the equivalent family (families.py): the same numbers, the twin's class;
+    Qwen2's q/k/v biases become Llama's attention_bias (the o_proj bias it adds stays zero)."""
+    from transformers import AutoConfig
+
+    values = config.to_dict()
+    qkv_bias = values.get("model_type") == "qwen2"
+    for key in ("model_type", "architectures", "sliding_window", "use_sliding_window"):
+        values.pop(key, None)
+    values.pop("max_window_layers", None)
+    values.pop("layer_types", None)
+    twin = AutoConfig.for_model(model_type, **values)
+    if qkv_bias:
+        twin.attention_bias = True
+    return twin
+
+
+def bake(model: Any, ops: list[PlanOp]) -> tuple[Any, FamilyLayout, set[str], bool]:
+    """A plain transformers copy of `model` (a LoadedModel) with `ops` folded in: (model,
+    layout, bias switches turned on, whether the unembedding was untied). Raises NotFoldable."""
+    layout = layout_for(model.hf.config)
+    blocks = model.adapter.blocks
+    touches_embedding = any(op.site == "resid_pre" and op.layer == 0 for op in ops)
+    untie = touches_embedding and bool(getattr(model.hf.config, "tie_word_embeddings", False))
+    switches = _switches_needed(model.hf, layout, blocks, ops)
+    with model.lock:
+        baked: Any = _rebuild(model.hf, switches, untie, layout, blocks)
+    for op in ops:
+        fold_op(baked, layout, blocks, op)
+    return baked, layout, switches, untie
 
 
 def _provenance(compiled: CompiledRecipe) -> dict[str, Any]:
@@ -147,7 +185,7 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
     check_destination(out)
     model, doc = compiled.model, compiled.loaded.document
     try:
-        layout = layout_for(model.adapter.family)
+        layout = layout_for(model.hf.config)
     except NotFoldable as exc:
         raise RecipeError(
             [doc.diagnostic("cannot-bake", f"cannot bake: {exc}", "/model/id")]
@@ -156,15 +194,9 @@ def export_hf(compiled: CompiledRecipe, out: Path) -> dict[str, Any]:
     problems += group_refusals(compiled, "cannot-bake", "cannot bake")
     if problems:
         raise RecipeError(problems)
-    blocks, ops = model.adapter.blocks, compiled.plan.ops
-    touches_embedding = any(op.site == "resid_pre" and op.layer == 0 for op in ops)
-    untie = touches_embedding and bool(getattr(model.hf.config, "tie_word_embeddings", False))
+    ops = compiled.plan.ops
     try:
-        switches = _switches_needed(model.hf, layout, blocks, ops)
-        with model.lock:
-            baked: Any = _rebuild(model.hf, switches, untie, layout, blocks)
-        for op in ops:
-            fold_op(baked, layout, blocks, op)
+        baked, layout, switches, untie = bake(model, ops)
     except NotFoldable as exc:
         pointer = f"/interventions/{ops[0].index}" if ops else "/interventions"
         raise RecipeError([doc.diagnostic("cannot-bake", f"cannot bake: {exc}", pointer)]) from None

@@ -184,4 +184,8 @@ def shape_config_from_gguf(metadata: dict[str, object]) -> dict[str, object]:
     key_length = get("attention.key_length")
     if isinstance(key_length, int):
         config["head_dim"] = key_length
+    # the width the attention output reads per head (MLA: not the key width); see model_config
+    value_length = get("attention.value_length")
+    if isinstance(value_length, int):
+        config["v_head_dim"] = value_length
     return config

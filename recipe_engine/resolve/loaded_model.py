@@ -36,6 +36,8 @@ class LoadedModel:
     # here). Trace bodies never mention this object: it holds a lock, which cannot be shipped.
     remote: bool | str = False
     backend: str = "local"
+    # Why site: heads cannot be placed, by layer (architectures.heads_problem); empty: anywhere
+    heads_refusals: dict[int, str] = field(default_factory=dict)
 
     @property
     def backend_kwargs(self) -> dict[str, Any]:

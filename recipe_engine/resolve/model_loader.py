@@ -24,7 +24,7 @@ from recipe_engine.model_config import (
     shape_from_config,
 )
 from recipe_engine.model_store import PACKAGE_PREFIX, LocalModel, local_model
-from recipe_engine.resolve.architectures import adapter_for
+from recipe_engine.resolve.architectures import adapter_for, heads_problem
 from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = [
@@ -226,4 +226,5 @@ def wrap_model(
         identity=f"{identity}#{weights_fingerprint(hf)}",
         device=next(hf.parameters()).device,
         lock=threading.RLock(),
+        heads_refusals=heads_problem(hf, adapter, shape),
     )
