@@ -249,7 +249,8 @@ def test_run_json_shape(path: Path, json_reports: dict[str, dict[str, Any]]) -> 
 
     assert isinstance(report["plan"], list) and report["plan"]
     for op in report["plan"]:
-        assert set(op) == PLAN_KEYS
+        assert set(op) - {"rank"} == PLAN_KEYS  # rank: only a low-rank edit's
+        assert ("rank" in op) == (op["op"] == "lowrank")
         assert isinstance(op["strength"], float)
         assert set(op["positions_per_step"]) == {"step 0", "later steps"}
 

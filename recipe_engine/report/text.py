@@ -43,8 +43,10 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
         heads = ""
         if op["heads"] is not None:  # the heads site already says "heads": no "heads heads"
             heads = f" {op['heads']}" if op["site"] == "heads" else f" heads {op['heads']}"
-        size = f"|v|={op['vector_norm']:.3g}" if "rank" not in op else f"rank {op['rank']}"
-        vec = f" {op['vector']} ({size})" if op["vector"] else ""
+        vec = ""
+        if op["vector"]:  # a low-rank edit has a rank where a vector has a norm
+            size = f"rank {op['rank']}" if "rank" in op else f"|v|={op['vector_norm']:.3g}"
+            vec = f" {op['vector']} ({size})"
         lines.append(
             f"  {op['op']}{vec} x {op['strength']:g} at {where}{heads}, positions {op['positions']}"
             + (f", when {op['when']}" if op.get("when") else "")
