@@ -110,10 +110,10 @@ def test_sentiment_eval_strength_is_the_tuning_prompts_pick() -> None:
     path = RECIPES / "real" / "sentiment-eval.yaml"
     table = evaluate_recipe(
         path,
-        methods=["sentiment"],  # the eval block's trained vector would be trained (minutes)
-        fluency_budget=1.5,  # the demo strength's rule (the eval block tightens it to 1.2)
-        strengths=[1.0, 1.5, 2.0, 3.0, 4.0],
-        tune="data/tuning-openings-chat.jsonl",
+        methods=["sentiment"],
+        fluency_budget=1.5,
+        strengths=[1.0, 1.5, 2.0, 3.0],  # the grid its comment names
+        tune="data/tuning-openings.txt",
         controls=0,
         prompting=(),
     )

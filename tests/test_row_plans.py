@@ -35,13 +35,18 @@ def _mixed(mode: str, extra: list[str] | None = None) -> Any:
         for name, (prompts, strength) in GROUPS.items()
     )
     sets = [f"run.prompts=[{groups}]", f"run.mode={mode}", "run.batch_size=12"]
-    sets += ["run.generation.max_new_tokens=6", "report.metrics=[]", *(extra or [])]
+    sets += ["run.generation.max_new_tokens=6", "report.metrics=[]", "expect=[]", *(extra or [])]
     return run_recipe(load_recipe(RECIPE, overrides=sets))
 
 
 def _alone(prompts: list[str], strength: float, mode: str) -> Any:
     sets = [f"run.prompts={_flow(prompts)}", f"interventions.0.strength={strength}"]
-    sets += [f"run.mode={mode}", "run.generation.max_new_tokens=6", "report.metrics=[]"]
+    sets += [
+        f"run.mode={mode}",
+        "run.generation.max_new_tokens=6",
+        "report.metrics=[]",
+        "expect=[]",
+    ]
     return run_recipe(load_recipe(RECIPE, overrides=sets))
 
 
@@ -101,7 +106,7 @@ def test_groups_with_different_interventions_equal_each_alone() -> None:
         f"{{name: none, prompts: {_flow(PROMPTS[3:6])}, interventions: []}}, "
         f"{{name: proj, prompts: {_flow(PROMPTS[6:9])}, interventions: [{other}]}}]"
     )
-    sets = [f"run.prompts={groups}", "run.batch_size=9", "report.metrics=[]"]
+    sets = [f"run.prompts={groups}", "run.batch_size=9", "report.metrics=[]", "expect=[]"]
     mixed = run_recipe(load_recipe(RECIPE, overrides=sets))
     steered, base = mixed.passes["steered"].next_logits, mixed.passes["baseline"].next_logits
     add = _alone(PROMPTS[:3], 3.0, "trace").passes["steered"].next_logits
