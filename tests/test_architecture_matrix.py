@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.resolve.builtin_build import byte_tokenizer
 from recipe_engine.resolve.model_loader import wrap_model
 from tests.architecture_zoo import ARCHITECTURES, config_kwargs, reference_paths
+from tests.support.module_hooks import edit_first, pre_hook
 
 MATRIX_FILE = Path(__file__).parent / "data" / "architecture_matrix.json"
 PROMPTS = ["The quick brown fox jumps", "Hi"]  # row 1 is left-padded in the engine's batch
@@ -59,21 +60,6 @@ def _vector(width: int, seed: int) -> torch.Tensor:
     return torch.randn(width, generator=torch.Generator().manual_seed(seed))
 
 
-def _edit_first(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(value, tuple):
-        return (fn(value[0]), *value[1:])
-    return fn(value)
-
-
-def _pre_hook(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., Any]:
-    def hook(mod: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if args:
-            return (fn(args[0]), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": fn(kwargs["hidden_states"])}
-
-    return hook
-
-
 @contextmanager
 def reference_hook(
     model_type: str, root: torch.nn.Module, cell: str, vector: torch.Tensor
@@ -95,15 +81,15 @@ def reference_hook(
                 h[..., cols] = 0 if cell == "heads_zero" else h[..., cols] + delta[cols]
             return h
 
-        handle = projection.register_forward_pre_hook(_pre_hook(heads), with_kwargs=True)
+        handle = projection.register_forward_pre_hook(pre_hook(heads), with_kwargs=True)
     elif cell == "resid_pre":
         handle = root.get_submodule(block).register_forward_pre_hook(
-            _pre_hook(lambda h: h + delta), with_kwargs=True
+            pre_hook(lambda h: h + delta), with_kwargs=True
         )
     else:
         path = {"resid_post": block, "attn_out": f"{block}.{attn}", "mlp_out": f"{block}.{mlp}"}
         handle = root.get_submodule(path[cell]).register_forward_hook(
-            lambda m, i, o: _edit_first(o, lambda h: h + delta)
+            lambda m, i, o: edit_first(o, lambda h: h + delta)
         )
     try:
         yield

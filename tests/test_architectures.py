@@ -10,7 +10,7 @@ runs each prompt alone, unpadded. The next-token logits must agree row by row.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -25,6 +25,7 @@ from recipe_engine.execute.runner import trace_pass
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.resolve.builtin_build import byte_tokenizer
 from recipe_engine.resolve.model_loader import LoadedModel, wrap_model
+from tests.support.module_hooks import edit_first, pre_hook
 
 PROMPTS = ["The quick brown fox jumps", "Hi"]  # different lengths: row 1 is left-padded
 SITES = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
@@ -186,23 +187,6 @@ def module(root: torch.nn.Module, path: str) -> torch.nn.Module:
     return found
 
 
-def _edit_first(value: Any, fn: Callable[[torch.Tensor], torch.Tensor]) -> Any:
-    if isinstance(value, tuple):
-        return (fn(value[0]), *value[1:])
-    return fn(value)
-
-
-def _pre_hook(fn: Callable[[torch.Tensor], torch.Tensor]) -> Callable[..., Any]:
-    """Edit a module's first input, whether it arrives positionally or as hidden_states=."""
-
-    def hook(mod: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        if args:
-            return (fn(args[0]), *args[1:]), kwargs
-        return args, {**kwargs, "hidden_states": fn(kwargs["hidden_states"])}
-
-    return hook
-
-
 @contextmanager
 def reference_hook(built: Built, site: str, vector: torch.Tensor) -> Iterator[None]:
     fam, root = built.family, built.reference
@@ -220,17 +204,17 @@ def reference_hook(built: Built, site: str, vector: torch.Tensor) -> Iterator[No
         return h
 
     if site == "resid_pre":
-        handle = module(root, block).register_forward_pre_hook(_pre_hook(add), with_kwargs=True)
+        handle = module(root, block).register_forward_pre_hook(pre_hook(add), with_kwargs=True)
     elif site == "heads":
         target = module(root, f"{block}.{fam.out_proj}")
-        handle = target.register_forward_pre_hook(_pre_hook(add_heads), with_kwargs=True)
+        handle = target.register_forward_pre_hook(pre_hook(add_heads), with_kwargs=True)
     else:
         path = {
             "resid_post": block,
             "attn_out": f"{block}.{fam.attn}",
             "mlp_out": f"{block}.{fam.mlp}",
         }[site]
-        handle = module(root, path).register_forward_hook(lambda m, i, o: _edit_first(o, add))
+        handle = module(root, path).register_forward_hook(lambda m, i, o: edit_first(o, add))
     try:
         yield
     finally:
@@ -332,7 +316,7 @@ def test_module_escape_hatch(model_type: str, path: str, hooked: str, width: int
     steered = engine_logits(built, vector, module=path, **extra)
 
     handle = module(built.reference, hooked).register_forward_hook(
-        lambda m, i, o: _edit_first(o, lambda h: h + STRENGTH * vector)
+        lambda m, i, o: edit_first(o, lambda h: h + STRENGTH * vector)
     )
     try:
         expected = reference_logits(built, None, vector)

@@ -26,6 +26,7 @@ from recipe_engine.vectors.build import build_vectors
 from recipe_engine.vectors.cache import VectorCache
 from recipe_engine.vectors.lowrank import pack_lowrank, unpack_lowrank
 from recipe_engine.vectors.trained_request import TrainRequest
+from tests.support.sequences import padded_batch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -122,16 +123,6 @@ def _request(path: Path) -> TrainRequest:
     )
 
 
-def _batch(sequences: list[tuple[list[int], list[int]]]) -> tuple[torch.Tensor, torch.Tensor]:
-    longest = max(len(p) + len(c) for p, c in sequences)
-    ids = torch.zeros(len(sequences), longest, dtype=torch.long)
-    mask = torch.zeros_like(ids)
-    for row, (prompt, completion) in enumerate(sequences):
-        ids[row, : len(prompt) + len(completion)] = torch.tensor(prompt + completion)
-        mask[row, : len(prompt) + len(completion)] = 1
-    return ids, mask
-
-
 def _hooked(
     model: Any, tensors: dict[int, tuple[torch.Tensor, ...]], scale: dict[int, float]
 ) -> list[Any]:
@@ -155,7 +146,7 @@ def _hooked_logps(
     """Summed log-probability of each completion under the plain hooks, and its length."""
     handles = _hooked(model, tensors, scale)
     try:
-        ids, mask = _batch(sequences)
+        ids, mask = padded_batch(sequences)
         logprobs = torch.log_softmax(model.hf(input_ids=ids, attention_mask=mask).logits, -1)
         totals = []
         for row, (prompt, completion) in enumerate(sequences):
@@ -209,7 +200,7 @@ def test_the_op_equals_a_plain_hook_on_the_stored_tensors(trained: dict[str, Any
     assert [op.op for op in plan.ops] == ["lowrank", "lowrank"]
     with model.lock:
         prompts = [model.tokenizer(t)["input_ids"] for t in HELD_OUT]
-    ids, mask = _batch([(p, []) for p in prompts])
+    ids, mask = padded_batch([(p, []) for p in prompts])
     with torch.no_grad():
         with model.nn.trace({"input_ids": ids, "attention_mask": mask}):
             apply_plan(model.nn, plan)
@@ -375,9 +366,21 @@ def _exported_logits(folder: Path, ids: torch.Tensor, mask: torch.Tensor) -> tor
         return baked(input_ids=ids, attention_mask=mask).logits.float()
 
 
+def _logits_with_hooks(
+    model: Any, handles: list[Any], ids: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """Plain transformers' logits with the reference hooks in place; the hooks removed after."""
+    try:
+        with torch.no_grad():
+            return model.hf(input_ids=ids, attention_mask=mask).logits
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
 def _held_out_batch(model: Any) -> tuple[torch.Tensor, torch.Tensor]:
     with model.lock:
-        return _batch([(model.tokenizer(t)["input_ids"], []) for t in HELD_OUT])
+        return padded_batch([(model.tokenizer(t)["input_ids"], []) for t in HELD_OUT])
 
 
 def test_export_bakes_lowrank_at_a_writer_exactly(
@@ -394,13 +397,7 @@ def test_export_bakes_lowrank_at_a_writer_exactly(
     export_recipe(compiled, "hf", tmp_path / "baked")
     model = trained["model"]
     ids, mask = _held_out_batch(model)
-    with torch.no_grad():
-        handles = _hooked(model, _stored(trained), WEIGHTS)
-        try:
-            theirs = model.hf(input_ids=ids, attention_mask=mask).logits
-        finally:
-            for handle in handles:
-                handle.remove()
+    theirs = _logits_with_hooks(model, _hooked(model, _stored(trained), WEIGHTS), ids, mask)
     torch.testing.assert_close(
         _exported_logits(tmp_path / "baked", ids, mask), theirs, atol=1e-4, rtol=0
     )
@@ -439,12 +436,7 @@ def test_export_bakes_a_per_layer_trained_vector_row_by_row(repo_dir: Path) -> N
             return (out[0] + v, *out[1:]) if isinstance(out, tuple) else out + v
 
         handles.append(model.hf.transformer.h[layer].register_forward_hook(hook))
-    try:
-        with torch.no_grad():
-            theirs = model.hf(input_ids=ids, attention_mask=mask).logits
-    finally:
-        for handle in handles:
-            handle.remove()
+    theirs = _logits_with_hooks(model, handles, ids, mask)
     torch.testing.assert_close(
         _exported_logits(repo_dir / "baked", ids, mask), theirs, atol=1e-4, rtol=0
     )

@@ -22,6 +22,7 @@ from recipe_engine.validate import validate_file
 from recipe_engine.vectors.build import build_vectors
 from recipe_engine.vectors.cache import VectorCache
 from recipe_engine.vectors.trained_request import TrainRequest
+from tests.support.sequences import padded_batch
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -118,12 +119,7 @@ def _hooked_logps(model: Any, sequences: list[Any], vectors: dict[int, torch.Ten
 
         handles.append(hf.model.layers[layer].register_forward_hook(hook))
     try:
-        longest = max(len(p) + len(c) for p, c in sequences)
-        ids = torch.zeros(len(sequences), longest, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, (prompt, completion) in enumerate(sequences):
-            ids[row, : len(prompt) + len(completion)] = torch.tensor(prompt + completion)
-            mask[row, : len(prompt) + len(completion)] = 1
+        ids, mask = padded_batch(sequences)
         logits = hf(input_ids=ids, attention_mask=mask).logits
         logprobs = torch.log_softmax(logits.float(), dim=-1)
         totals = []
