@@ -11,7 +11,7 @@ from recipe_engine.evaluate.table import MODES, EvalTable, evaluate_table
 from recipe_engine.execute.runner import PassResult
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
-from recipe_engine.pipeline import Progress, load_recipe, run_recipe
+from recipe_engine.pipeline import LoadedRecipe, Progress, load_recipe, run_recipe
 from recipe_engine.report.results import RunReport
 
 __all__ = ["evaluate_recipe"]
@@ -40,17 +40,17 @@ def evaluate_recipe(
 
     # The table's runs change strength, prompting and controls, which the recipe's `expect:`
     # claims may rely on; the claims are `steer test`'s to check, so its runs drop them.
-    def load(sets: Sequence[str]) -> tuple[Recipe, LoadedDocument]:
-        loaded = load_recipe(
+    def loaded(sets: Sequence[str]) -> LoadedRecipe:
+        return load_recipe(
             path, overrides=[*sets, "expect=[]"], allow_outside_root=allow_outside_root
         )
-        return loaded.recipe, loaded.document
+
+    def load(sets: Sequence[str]) -> tuple[Recipe, LoadedDocument]:
+        recipe = loaded(sets)
+        return recipe.recipe, recipe.document
 
     def run(sets: Sequence[str], baseline: PassResult | None) -> RunReport:
-        loaded = load_recipe(
-            path, overrides=[*sets, "expect=[]"], allow_outside_root=allow_outside_root
-        )
-        return run_recipe(loaded, progress=progress, baseline=baseline)
+        return run_recipe(loaded(sets), progress=progress, baseline=baseline)
 
     return evaluate_table(
         run,
