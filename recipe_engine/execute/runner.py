@@ -235,8 +235,8 @@ def _tap_kwargs(
 
 
 def _cache_keyword(model: LoadedModel) -> str:
-    """What this transformers names the KV cache argument: `cache` in later 5.x releases
-    (which still take `past_key_values` with a deprecation warning), `past_key_values` before."""
+    """What this transformers calls the KV cache argument (`cache` since 5.x, before that
+    `past_key_values`)."""
     forward = getattr(model.hf, "forward", None)
     try:
         names = inspect.signature(forward).parameters if forward is not None else {}
