@@ -250,3 +250,24 @@ def test_a_bad_prompting_mode_is_reported_at_its_line_and_column(
     assert found[0].pointer == "/eval/prompting/1"
     assert found[0].location is not None
     assert (found[0].location.line, found[0].location.column) == (line, entry.index(bad) + 1)
+
+
+def test_a_lowrank_method_gets_lowrank_controls_and_plain_text_gets_prefix_prompting(
+    tmp_path: Path,
+) -> None:
+    """recipes/trained-lowrank.yaml (plain-text prompts, no eval block, no flags but controls):
+    the LoReFT method is measured with its random low-rank controls (it ran: a packed tensor of
+    a random non-orthonormal R would still run, tests/test_trained_lowrank.py checks the draw),
+    and prompting is the prefix row alone."""
+    out = tmp_path / "table.json"
+    argv = ["eval", str(RECIPES / "trained-lowrank.yaml"), *FAST, "--controls", "2"]
+    # a short training keeps this fast: the table's shape, not the method's quality, is tested
+    argv += ["--set", "vectors.positive_reft.steps=5"]
+    argv += ["--set", "vectors.positive_reft.targets.max_new_tokens=4"]
+    assert main([*argv, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    rows = _rows(doc)
+    assert list(rows) == ["baseline", "positive_reft", "prompting (prefix)"]
+    controls = rows["positive_reft"]["controls"][doc["concept"]]
+    assert len(controls) == 2 and all(math.isfinite(c) for c in controls)
+    assert rows["prompting (prefix)"]["values"]

@@ -440,3 +440,68 @@ def test_export_bakes_a_per_layer_trained_vector_row_by_row(repo_dir: Path) -> N
     torch.testing.assert_close(
         _exported_logits(repo_dir / "baked", ids, mask), theirs, atol=1e-4, rtol=0
     )
+
+
+def test_controls_of_a_lowrank_method_are_random_interventions_of_its_form_and_size(
+    trained: dict[str, Any],
+) -> None:
+    """Each control: R with orthonormal rows, per layer ||W - R||_F and ||b|| of the method's
+    (the edit R^T((W - R) h + b) of the same size), seeded: the same on every draw."""
+    from recipe_engine.evaluate.controls import control_tensors
+    from recipe_engine.learned.lowrank import orthonormality_error
+
+    recipe, method = trained["loaded"].recipe, trained["built"].tensor
+    rotation, weight, bias = unpack_lowrank(method)
+    draws = [control_tensors(recipe, {"reft": method}, seed)["reft"] for seed in range(3)]
+    for control in draws:
+        assert control.shape == method.shape and control.dtype == method.dtype
+        r, w, b = unpack_lowrank(control)
+        assert orthonormality_error(r) < 1e-5
+        torch.testing.assert_close(
+            (w - r).norm(dim=(-2, -1)), (weight - rotation).norm(dim=(-2, -1)), rtol=1e-5, atol=0
+        )
+        torch.testing.assert_close(b.norm(dim=-1), bias.norm(dim=-1), rtol=1e-5, atol=0)
+        # a random row space, not the method's: the overlap of random 3-planes in 192 dims is small
+        assert float((r @ rotation.transpose(-1, -2)).abs().max()) < 0.5
+    again = control_tensors(recipe, {"reft": method}, 1)["reft"]
+    assert torch.equal(again, draws[1])
+    assert not torch.equal(draws[0], draws[1])
+
+
+def test_steer_runs_controls_of_a_lowrank_method_are_those_interventions(
+    trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`report.controls` (what `steer run` and `steer eval` both draw) runs each control as the
+    plain LoReFT hook on control_tensors' draw: the metric's control values match by hand."""
+    from recipe_engine.evaluate.controls import control_tensors
+    from recipe_engine.execute.reduce import token_ids
+    from recipe_engine.pipeline import compile_recipe, run_recipe
+
+    monkeypatch.setenv("STEER_CACHE_DIR", str(trained["cache"].root))  # the fixture's training
+    words = ["great", "lovely"]
+    sets = [f"run.prompts={json.dumps(HELD_OUT)}", "report.controls={random: 2}"]
+    sets.append(f"report.metrics=[{{kind: token_prob, tokens: {{positive: {json.dumps(words)}}}}}]")
+    compiled = compile_recipe(load_recipe(trained["path"], overrides=sets))
+    assert compiled.vectors["reft"].cached
+    report = run_recipe(compiled)
+    model = trained["model"]
+    with model.lock:
+        ids = token_ids(model.tokenizer, words)
+        prompts = [model.tokenizer(t, return_tensors="pt")["input_ids"] for t in HELD_OUT]
+    expected = []
+    for seed in range(2):
+        r, w, b = unpack_lowrank(
+            control_tensors(compiled.recipe, {"reft": trained["built"].tensor}, seed)["reft"]
+        )
+        tensors = {layer: (r[k], w[k], b[k]) for k, layer in enumerate((0, 1))}
+        handles = _hooked(model, tensors, WEIGHTS)
+        try:
+            with torch.no_grad():
+                last = [model.hf(input_ids=p).logits[0, -1].float() for p in prompts]
+        finally:
+            for handle in handles:
+                handle.remove()
+        expected.append(sum(float(row.softmax(-1)[ids].sum()) for row in last) / len(last))
+    controls = report.metric("token_prob:positive").controls
+    assert controls == pytest.approx(expected, abs=1e-5)
+    assert controls[0] != pytest.approx(controls[1], abs=1e-6)  # two different draws
