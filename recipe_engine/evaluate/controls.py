@@ -14,27 +14,38 @@ Of the same size:
     a vector             a seeded Gaussian of the same norm (row by row for a per-token or
                          per-layer vector): random_like.
     an op lowrank source (LoReFT, h + R^T (W h + b - R h), packed [.., r, 2D + 1]) a random
-                         low-rank intervention of the same form: random_lowrank_like.
+                         low-rank intervention of the same form whose edit has the method's
+                         mean norm on the run's unsteered activations at its site:
+                         random_lowrank_like.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
 from recipe_engine.compiler import compile_plan
 from recipe_engine.evaluate.sides import evaluate_passes, measure_run
 from recipe_engine.execute.passes import RunPasses
+from recipe_engine.format.layers import resolve_layers
 from recipe_engine.format.recipe import Recipe
+from recipe_engine.format.trained import TrainedVector
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.report.results import RunReport
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.build import BuiltVector
+from recipe_engine.vectors.extraction import read_activations
 from recipe_engine.vectors.lowrank import pack_lowrank, unpack_lowrank
 
-__all__ = ["add_controls", "control_tensors", "random_like", "random_lowrank_like"]
+__all__ = [
+    "add_controls",
+    "control_tensors",
+    "lowrank_inputs",
+    "random_like",
+    "random_lowrank_like",
+]
 
 Progress = Callable[[str, int, int], None]
 
@@ -55,19 +66,24 @@ def random_like(tensor: torch.Tensor, seed: int, name: str) -> torch.Tensor:
     return scaled.to(tensor.dtype)
 
 
-def random_lowrank_like(packed: torch.Tensor, seed: int, name: str) -> torch.Tensor:
-    """A random LoReFT intervention of `packed`'s form and size, seeded by (seed, name).
+def random_lowrank_like(
+    packed: torch.Tensor, seed: int, name: str, inputs: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    """A random LoReFT intervention of `packed`'s form, seeded by (seed, name), whose edit has
+    the method's mean size on `inputs` (one [tokens, D] activation tensor per row block of
+    `packed`: per layer for a per-layer intervention, one for a shared one).
 
-    The edit is R^T ((W - R) h + b): R' is a Haar-random matrix with orthonormal rows (QR of a
-    Gaussian, signs fixed by R's diagonal), M' = W' - R' and b' Gaussian directions rescaled
-    so that, per layer, ||R'^T M'||_F = ||R^T (W - R)||_F and ||R'^T b'|| = ||R^T b|| (R^T has
-    orthonormal columns, so these are ||W - R||_F and ||b||). Why these norms: they are read off
-    the tensors (no forward pass, so cheap and the same whatever prompts the table runs), and
-    they fix the edit's size as a vector control's norm does: for activations of zero mean and
-    covariance sigma^2 I the mean squared edit is sigma^2 ||M||_F^2 + ||b||^2, the same for the
-    control as for the method. What it does not match: real activations are neither centred nor
-    isotropic, and a trained M aligned with their large directions moves them further than a
-    random M' of the same norm does (README, Trained low-rank interventions)."""
+    The edit is R^T ((W - R) h + b). R' is a Haar-random matrix with orthonormal rows (QR of a
+    Gaussian, signs fixed by R's diagonal); M' = W' - R' and b' are Gaussian directions, first
+    given the method's ||W - R||_F and ||b|| (so the linear part and the offset keep the
+    method's proportions), then both multiplied by one factor per row block, so that the mean
+    over the tokens of `inputs` of ||R'^T (M' h + b')|| equals the method's mean ||R^T ((W -
+    R) h + b)||; the edit is linear in (M', b'), so the factor makes the match exact. Why not
+    the parameter norms alone: activations are neither centred nor isotropic, and a trained M
+    points at their large directions, so a random M' of the same Frobenius norm edits them far
+    less (on the embedded model's test prompts 2.4-3.4x less for recipes/trained-lowrank.yaml):
+    its controls would say what a much smaller edit does. A vector control moves every
+    activation by exactly the vector's norm; this one moves them by the method's on average."""
     generator = _generator(seed, name)
     rotation, weight, bias = (t.detach().float().cpu() for t in unpack_lowrank(packed))
     *lead, rank, width = rotation.shape
@@ -77,26 +93,92 @@ def random_lowrank_like(packed: torch.Tensor, seed: int, name: str) -> torch.Ten
     random_rotation = (q * signs).transpose(-1, -2).contiguous()  # [.., r, D], orthonormal rows
     linear = torch.randn(*lead, rank, width, generator=generator)
     offset = torch.randn(*lead, rank, generator=generator)
-    target_linear = (weight - rotation).norm(dim=(-2, -1), keepdim=True)
-    target_offset = bias.norm(dim=-1, keepdim=True)
-    linear = linear / linear.norm(dim=(-2, -1), keepdim=True) * target_linear
-    offset = offset / offset.norm(dim=-1, keepdim=True) * target_offset
-    control = pack_lowrank(random_rotation, random_rotation + linear, offset)
-    return control.to(packed.dtype)
+    linear = (
+        linear
+        / linear.norm(dim=(-2, -1), keepdim=True)
+        * (weight - rotation).norm(dim=(-2, -1), keepdim=True)
+    )
+    offset = offset / offset.norm(dim=-1, keepdim=True) * bias.norm(dim=-1, keepdim=True)
+    blocks = [()] if not lead else [(k,) for k in range(lead[0])]
+    if len(inputs) != len(blocks):
+        raise ValueError(f"{len(inputs)} activation sets for {len(blocks)} low-rank blocks")
+    for block, h in zip(blocks, inputs, strict=True):
+        h = h.detach().float().cpu()
+        method = _mean_edit_norm(h, weight[block] - rotation[block], bias[block])
+        control = _mean_edit_norm(h, linear[block], offset[block])
+        factor = method / control if control > 0 else 0.0
+        linear[block] *= factor
+        offset[block] *= factor
+    packed_control = pack_lowrank(random_rotation, random_rotation + linear, offset)
+    return packed_control.to(packed.dtype)
+
+
+def _mean_edit_norm(h: torch.Tensor, linear: torch.Tensor, offset: torch.Tensor) -> float:
+    """Mean over the rows of h [N, D] of ||R^T (M h + b)||, which is ||M h + b||: R^T has
+    orthonormal columns (R is not needed)."""
+    if not len(h):
+        return 0.0
+    return float((h @ linear.T + offset).norm(dim=-1).mean())
+
+
+def lowrank_inputs(
+    recipe: Recipe, model: LoadedModel, prompts: Sequence[str]
+) -> dict[str, list[torch.Tensor]]:
+    """For each op lowrank intervention's source: the unsteered activations [tokens, D] at its
+    site on `prompts` (every prompt token), one tensor per row block of its packed tensor (per
+    layer for one trained per layer, all its layers together for a shared one)."""
+    unique = list(dict.fromkeys(prompts))
+    out: dict[str, list[torch.Tensor]] = {}
+    n_layers = model.shape.n_layers
+    for item in recipe.interventions:
+        if item.op != "lowrank" or item.vector is None or item.vector in out:
+            continue
+        fixed = item.module is not None and "{layer}" not in item.module
+        layers = [0] if fixed else [layer for layer, _ in resolve_layers(item.layers, n_layers)]
+        per_layer = [_tokens(model, unique, item.site, layer, item.module) for layer in layers]
+        spec = recipe.vectors.get(item.vector)
+        rows = isinstance(spec, TrainedVector) and not spec.shared and len(layers) > 1
+        if rows:
+            assert isinstance(spec, TrainedVector)
+            trained = [layer for layer, _ in resolve_layers(spec.layers, n_layers)]
+            out[item.vector] = [per_layer[layers.index(layer)] for layer in trained]
+        else:
+            out[item.vector] = [torch.cat(per_layer)]
+    return out
+
+
+def _tokens(
+    model: LoadedModel, prompts: Sequence[str], site: str, layer: int, module: str | None
+) -> torch.Tensor:
+    """Every prompt token's activation at the site, [tokens, D]: one prompt per trace, so no
+    padding row enters."""
+    rows = [
+        read_activations(
+            model, [prompt], layer=layer, site=site, module=module, position="all", batch_size=1
+        )[0]
+        for prompt in prompts
+    ]
+    return torch.cat(rows)
 
 
 def control_tensors(
-    recipe: Recipe, tensors: dict[str, torch.Tensor], seed: int
+    recipe: Recipe,
+    tensors: dict[str, torch.Tensor],
+    seed: int,
+    lowrank: dict[str, list[torch.Tensor]] | None = None,
 ) -> dict[str, torch.Tensor]:
     """Control `seed`'s tensors: each vector an intervention uses drawn at random, of its size
     (module docstring), the others as they are. An op lowrank intervention's source is a packed
-    low-rank intervention; every other op's is a vector."""
+    low-rank intervention, sized on its `lowrank` activations (lowrank_inputs); every other
+    op's is a vector."""
     used = {item.vector for item in recipe.interventions if item.vector}
-    lowrank = {item.vector for item in recipe.interventions if item.op == "lowrank"}
+    packed = {item.vector for item in recipe.interventions if item.op == "lowrank"}
     out = {}
     for name, tensor in tensors.items():
-        if name in lowrank:
-            out[name] = random_lowrank_like(tensor, seed, name)
+        if name in packed:
+            if lowrank is None or name not in lowrank:
+                raise ValueError(f"the control of low-rank {name!r} needs its activations")
+            out[name] = random_lowrank_like(tensor, seed, name, lowrank[name])
         elif name in used:
             out[name] = random_like(tensor, seed, name)
         else:
@@ -118,8 +200,9 @@ def add_controls(
     plain = recipe.report.model_copy(update={"prompt_baseline": None, "controls": None})
     control_recipe = recipe.model_copy(update={"report": plain})
     originals = {name: v.tensor for name, v in vectors.items()}
+    inputs = lowrank_inputs(recipe, model, passes.prompts)
     for seed in range(count):
-        tensors = control_tensors(recipe, originals, seed)
+        tensors = control_tensors(recipe, originals, seed, inputs)
         plan = compile_plan(control_recipe, model, tensors, doc)
         tick = _labelled(progress, f"control {seed + 1}/{count}")
         control = evaluate_passes(

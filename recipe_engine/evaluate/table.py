@@ -252,7 +252,7 @@ def _test_rows(setup: _Setup, chosen: dict[str, float | None]) -> tuple[list[Eva
         setup.log(f"test prompts: {method} at strength {strength:g}, {controls} controls")
         sets = [*setup.base, f"interventions.0.vector={method}"]
         sets += [f"interventions.0.strength={strength}", "report.prompt_baseline=null"]
-        sets.append(f"report.controls={{random: {controls}}}" if controls else "report.controls=null")
+        sets.append("report.controls=" + (f"{{random: {controls}}}" if controls else "null"))
         report = setup.run(sets, baseline)
         baseline, first = report.passes.get("baseline"), first or report
         columns = _columns(report)[0]
