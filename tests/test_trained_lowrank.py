@@ -540,3 +540,19 @@ def test_steer_runs_controls_of_a_lowrank_method_are_those_interventions(
     controls = report.metric("token_prob:positive").controls
     assert controls == pytest.approx(expected, abs=1e-5)
     assert controls[0] != pytest.approx(controls[1], abs=1e-6)  # two different draws
+
+
+def test_a_shared_lowrank_control_matches_the_edit_over_all_its_tokens() -> None:
+    """One packed [r, 2D + 1] block (a shared intervention): one factor over the tokens of every
+    layer it acts on; the edit norm by hand, not by the engine's helper."""
+    from recipe_engine.evaluate.controls import random_lowrank_like
+    from recipe_engine.learned.lowrank import orthonormality_error
+
+    method = pack_lowrank(*_random_lowrank(2, 192, 7))
+    h = torch.randn(40, 192, generator=torch.Generator().manual_seed(3)) * 4 + 1.5
+    control = random_lowrank_like(method, 0, "reft", [h])
+    assert control.shape == method.shape
+    assert orthonormality_error(unpack_lowrank(control)[0]) < 1e-5
+    assert _edit_norm(h, control) == pytest.approx(_edit_norm(h, method), rel=1e-4)
+    with pytest.raises(ValueError, match="2 activation sets for 1"):
+        random_lowrank_like(method, 0, "reft", [h, h])

@@ -26,12 +26,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from recipe_engine.compiler import compile_plan
+from recipe_engine.compiler import compile_plan, per_layer_rows
 from recipe_engine.evaluate.sides import evaluate_passes, measure_run
 from recipe_engine.execute.passes import RunPasses
 from recipe_engine.format.layers import resolve_layers
 from recipe_engine.format.recipe import Recipe
-from recipe_engine.format.trained import TrainedVector
 from recipe_engine.load.includes import LoadedDocument
 from recipe_engine.report.results import RunReport
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -74,16 +73,17 @@ def random_lowrank_like(
     `packed`: per layer for a per-layer intervention, one for a shared one).
 
     The edit is R^T ((W - R) h + b). R' is a Haar-random matrix with orthonormal rows (QR of a
-    Gaussian, signs fixed by R's diagonal); M' = W' - R' and b' are Gaussian directions, first
-    given the method's ||W - R||_F and ||b|| (so the linear part and the offset keep the
-    method's proportions), then both multiplied by one factor per row block, so that the mean
-    over the tokens of `inputs` of ||R'^T (M' h + b')|| equals the method's mean ||R^T ((W -
-    R) h + b)||; the edit is linear in (M', b'), so the factor makes the match exact. Why not
-    the parameter norms alone: activations are neither centred nor isotropic, and a trained M
-    points at their large directions, so a random M' of the same Frobenius norm edits them far
-    less (on the embedded model's test prompts 2.4-3.4x less for recipes/trained-lowrank.yaml):
-    its controls would say what a much smaller edit does. A vector control moves every
-    activation by exactly the vector's norm; this one moves them by the method's on average."""
+    Gaussian, column signs fixed by the triangular factor's diagonal); M' = W' - R' and b' are
+    Gaussian directions, first given the method's ||W - R||_F and ||b|| (so the linear part and
+    the offset keep the method's proportions), then both multiplied by one factor per row
+    block, so that the mean over the tokens of `inputs` of ||R'^T (M' h + b')|| equals the
+    method's mean ||R^T ((W - R) h + b)||; the edit is linear in (M', b'), so the factor makes
+    the match exact. Why not the parameter norms alone: activations are neither centred nor
+    isotropic, and a trained M points at their large directions, so a random M' of the same
+    Frobenius norm edits them far less (2.4-3.4x less on recipes/trained-lowrank.yaml's test
+    prompts, scripts/lowrank_control_sizes.py): its controls would say what a much smaller edit
+    does. A vector control moves every activation by exactly the vector's norm; this one moves
+    them by the method's on average."""
     generator = _generator(seed, name)
     rotation, weight, bias = (t.detach().float().cpu() for t in unpack_lowrank(packed))
     *lead, rank, width = rotation.shape
@@ -125,25 +125,25 @@ def lowrank_inputs(
     recipe: Recipe, model: LoadedModel, prompts: Sequence[str]
 ) -> dict[str, list[torch.Tensor]]:
     """For each op lowrank intervention's source: the unsteered activations [tokens, D] at its
-    site on `prompts` (every prompt token), one tensor per row block of its packed tensor (per
-    layer for one trained per layer, all its layers together for a shared one)."""
+    site on `prompts` (every prompt token), one tensor per row block of its packed tensor: per
+    trained layer for one trained per layer (the compiler's per_layer_rows), all the
+    intervention's layers together for a shared one."""
     unique = list(dict.fromkeys(prompts))
-    out: dict[str, list[torch.Tensor]] = {}
     n_layers = model.shape.n_layers
+    rows = per_layer_rows(recipe, n_layers)
+    out: dict[str, list[torch.Tensor]] = {}
     for item in recipe.interventions:
-        if item.op != "lowrank" or item.vector is None or item.vector in out:
+        name = item.vector
+        if item.op != "lowrank" or name is None or name in out:
+            continue
+        if name in rows:
+            out[name] = [
+                _tokens(model, unique, item.site, layer, item.module) for layer in rows[name]
+            ]
             continue
         fixed = item.module is not None and "{layer}" not in item.module
         layers = [0] if fixed else [layer for layer, _ in resolve_layers(item.layers, n_layers)]
-        per_layer = [_tokens(model, unique, item.site, layer, item.module) for layer in layers]
-        spec = recipe.vectors.get(item.vector)
-        rows = isinstance(spec, TrainedVector) and not spec.shared and len(layers) > 1
-        if rows:
-            assert isinstance(spec, TrainedVector)
-            trained = [layer for layer, _ in resolve_layers(spec.layers, n_layers)]
-            out[item.vector] = [per_layer[layers.index(layer)] for layer in trained]
-        else:
-            out[item.vector] = [torch.cat(per_layer)]
+        out[name] = [torch.cat([_tokens(model, unique, item.site, k, item.module) for k in layers])]
     return out
 
 

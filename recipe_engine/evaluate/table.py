@@ -16,8 +16,8 @@ Then, on the test prompts (the recipe's run.prompts; any prompt also among the t
 is refused): the baseline, prompting (report.prompt_baseline's instruction, once per mode of
 the `prompting` setting: as a system message, as a prefix; by default both for chat prompts and
 the prefix alone for plain text) and each method at its chosen strength with `controls`
-random vectors of that method's norm at that strength (evaluate/controls.py: norm-matched per
-method).
+random controls of that method's size at that strength (evaluate/controls.py: a vector's norm,
+a low-rank intervention's mean edit norm).
 
 Aggregate (in the spirit of AxBench's harmonic mean), for each row, on the test prompts:
 
