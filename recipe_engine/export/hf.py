@@ -96,7 +96,9 @@ def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, 
         config.tie_word_embeddings = False
     dtype = next(model.parameters()).dtype
     fresh: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
-    state = twin_state(model.config, model.state_dict()) if layout.rebuild_as else model.state_dict()
+    state = model.state_dict()
+    if layout.rebuild_as is not None:
+        state = twin_state(model.config, state)
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     if unexpected:
         raise RuntimeError(f"rebuilt model rejects weights {unexpected[:3]}")

@@ -57,7 +57,7 @@ def _split_phi3(state: dict[str, torch.Tensor], config: Any) -> dict[str, torch.
     for name, value in state.items():
         if name.endswith("self_attn.qkv_proj.weight"):
             stem = name.removesuffix("qkv_proj.weight")
-            q, k, v = value.split([q_rows, kv_rows, kv_rows], dim=0)
+            q, k, v = torch.split(value, [q_rows, kv_rows, kv_rows], dim=0)
             out |= {f"{stem}q_proj.weight": q, f"{stem}k_proj.weight": k}
             out[f"{stem}v_proj.weight"] = v
         elif name.endswith("mlp.gate_up_proj.weight"):
