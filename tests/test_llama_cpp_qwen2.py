@@ -22,7 +22,12 @@ from recipe_engine.export import export_recipe
 from recipe_engine.pipeline import compile_recipe, load_recipe, run_recipe
 from tests.support.tiny_gguf import write_qwen2_gguf
 from tests.test_export_families import _save_model
-from tests.test_llama_cpp_control_vector import _control_vector_buffer, _kl, _llama_cpp_logits, _need
+from tests.test_llama_cpp_control_vector import (
+    _control_vector_buffer,
+    _kl,
+    _llama_cpp_logits,
+    _need,
+)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 PROMPTS = ["hello world", "the cat sat on", "a b c d e", "steering vectors", "zzz"]
