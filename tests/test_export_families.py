@@ -157,8 +157,7 @@ def _config(model_type: str, **changes: Any) -> Any:
 @pytest.mark.parametrize(
     ("model_type", "changes", "reason"),
     [
-        # Llama's RoPE rotates the whole head at one set of factors, attends to every token
-        ("phi3", {"sliding_window": 32}, "sliding window of 32 tokens"),
+        # Llama's (and SmolLM3's) RoPE rotates the whole head at one set of factors
         (
             "phi3",
             {"rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.5}},
@@ -218,3 +217,27 @@ def test_moe_ablation_folds_into_dense_and_sparse_blocks_alike(tmp_path: Path) -
     rows = reference({folder: PROMPTS for folder in passes}, tmp_path)
     for folder, steered in passes.items():
         assert _compare(rows[folder], steered) <= ATOL
+
+
+@pytest.mark.parametrize(
+    ("model_type", "changes"),
+    [
+        ("mistral", {"sliding_window": 4}),
+        ("phi3", {"sliding_window": 4}),
+        # Qwen2 slides on the layers from max_window_layers on: layers 1 and 2 here
+        ("qwen2", {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1}),
+    ],
+)
+def test_a_sliding_window_shorter_than_the_prompts_is_kept(
+    model_type: str, changes: dict[str, Any], tmp_path: Path
+) -> None:
+    """A 4-token window cuts attention inside every prompt here ("the cat sat" is 11 bytes):
+    the export rebuilds the model as SmolLM3 with the same window on the same layers, and the
+    folded model still matches the engine's steered pass on the windowed original."""
+    layout = layout_for(_config(model_type, **changes))
+    assert layout.rebuild_as == "smollm3"
+    statuses, passes = _family(model_type, tmp_path, ("resid_post", "project_out"), **changes)
+    assert statuses == {"resid_post": {"status": "ok"}, "project_out": {"status": "ok"}}
+    rows = reference({folder: PROMPTS for folder in passes}, tmp_path)
+    for folder, steered in passes.items():
+        assert _compare(rows[folder], steered) <= ATOL, folder

@@ -7,8 +7,9 @@ A translation (add) at attn_out / mlp_out / resid_post needs a bias on the write
   * the family is another one with the switch, written differently (export/twins.py rebuilds
     it): Mistral, Ministral and Qwen2 compute exactly Llama's forward (same module tree and
     weight names; Qwen2's q/k/v biases are Llama's attention_bias with a zero o_proj bias) as
-    long as no sliding window cuts attention within max_position_embeddings; Phi-3 is Llama
-    with fused q/k/v and gate/up projections (split), under the same window condition and with
+    long as no sliding window cuts attention within max_position_embeddings, and SmolLM3's
+    (Llama with a sliding window per layer type, RoPE on every layer) where one does; Phi-3 is
+    Llama with fused q/k/v and gate/up projections (split), with the same window rule and
     full-width default RoPE (a partial rotary width, or LongRoPE's switch between short and long
     factors that Phi-3's generate re-computes the cache for, has no Llama equivalent); Gemma is
     Llama with (1 + w) norms (the twin's weights are 1 + w), an embedding scaled by
@@ -94,11 +95,6 @@ def _moe_no_bias(family: str, config: Any) -> str:
 
 def _twin_refusal(family: str, config: Any) -> str | None:
     """Why the Llama rebuild of this family would not compute its forward, or None."""
-    if _sliding_window_cuts(config):
-        return (
-            f"this {family} attends through a sliding window of {config.sliding_window} "
-            "tokens, which a Llama rebuild would not keep"
-        )
     if family == "phi3":
         rope = dict(getattr(config, "rope_parameters", None) or {})
         if rope.get("rope_type", "default") != "default":
@@ -143,9 +139,11 @@ def layout_for(config: Any) -> FamilyLayout:
         refusal = _twin_refusal(family, config)
         if refusal is not None:
             raise NotFoldable(f"{refusal}; {_GGUF}")
+        # SmolLM3 is Llama with per-layer sliding windows (and per-layer RoPE, kept on)
+        twin = "smollm3" if _sliding_window_cuts(config) else "llama"
         rescales = family == "gemma"
         return FamilyLayout(
-            family, attn, mlp, embed, True, rebuild_as="llama", rescales_embedding=rescales
+            family, attn, mlp, embed, True, rebuild_as=twin, rescales_embedding=rescales
         )
     if family in _ATTN_ONLY:
         return FamilyLayout(

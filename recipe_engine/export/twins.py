@@ -2,7 +2,9 @@
 and the weights renamed or rescaled into it (export/families.py says why each twin is exact).
 
 * Mistral, Ministral, Qwen2: Llama's module tree and weight names as they are (Qwen2's q/k/v
-  biases are Llama's attention_bias; the o_proj bias it adds stays zero).
+  biases are Llama's attention_bias; the o_proj bias it adds stays zero). Where a sliding
+  window cuts attention the twin is SmolLM3 instead (the same tree): the same window on the
+  same layer types, RoPE on every layer (no_rope_layers all 1).
 * Phi-3: fused projections split: `qkv_proj` rows are [q | k | v], `gate_up_proj` rows
   [gate | up] (Phi3MLP chunks gate first and computes up * act(gate), Llama act(gate) * up).
 * Gemma: its RMSNorm multiplies by (1 + w), Llama's by w: the twin's norm weights are 1 + w
@@ -41,6 +43,12 @@ def twin_config(config: Any, model_type: str) -> Any:
     family = values.get("model_type")
     for key in _DROPPED:
         values.pop(key, None)
+    if model_type == "smollm3":
+        # the source's window on the layers it slides on (all of them unless its config says)
+        layers = int(config.num_hidden_layers)
+        kinds = getattr(config, "layer_types", None) or ["sliding_attention"] * layers
+        values |= {"use_sliding_window": True, "sliding_window": int(config.sliding_window)}
+        values |= {"layer_types": list(kinds), "no_rope_layers": [1] * layers}
     twin = AutoConfig.for_model(model_type, **values)
     if family == "qwen2":
         twin.attention_bias = True
