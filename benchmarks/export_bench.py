@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -48,8 +49,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         plain, baked = Path(tmp) / "plain", Path(tmp) / "baked"
         start, cpu = time.perf_counter(), time.process_time()
+        hf: Any = compiled.model.hf
         with compiled.model.lock:
-            compiled.model.hf.save_pretrained(plain)
+            hf.save_pretrained(plain)
             compiled.model.tokenizer.save_pretrained(plain)
         save_s, save_cpu = time.perf_counter() - start, time.process_time() - cpu
         start, cpu = time.perf_counter(), time.process_time()

@@ -20,6 +20,11 @@ OLMo-2's normalized block outputs) keep what their attention_bias switch allows 
 heads) and refuse translations of the MLP output and the stream with the reason, pointing to
 the GGUF control vector.
 
+Mixtral is GraniteMoE with its multipliers at 1 (the attention one at head_dim ** -0.5, Mixtral's
+scale; GraniteMoE's router softmaxes the top-k logits, equal to Mixtral's renormalized top-k of
+the softmax) and no attention_bias: rebuilt as GraniteMoE (export/twins.py renames the MoE
+block) unless a sliding window cuts attention, its attention output takes a translation.
+
 MoE blocks (Mixtral, Qwen2-MoE, Qwen3-MoE) output sum_k w_k E_k(x) (+ Qwen2-MoE's shared
 expert, scaled by a per-token sigmoid gate). Any linear map A of that output (project_out, a
 lowrank or scale without offset) folds exactly into every expert's down projection (and the
@@ -70,6 +75,7 @@ _MOE: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
         ("mlp.experts.down_proj", "mlp.shared_expert.down_proj", "mlp.down_proj"),
     ),
 }
+_GRANITEMOE_WRITERS = ("block_sparse_moe.experts.down_proj",)  # the twin's path
 SUPPORTED = ("gpt2", "gpt_neox", *_SWITCHED, *_LLAMA_TWINS, *_ATTN_ONLY, *_MOE)
 
 
@@ -140,7 +146,7 @@ def layout_for(config: Any) -> FamilyLayout:
         if refusal is not None:
             raise NotFoldable(f"{refusal}; {_GGUF}")
         # SmolLM3 is Llama with per-layer sliding windows (and per-layer RoPE, kept on)
-        twin = "smollm3" if _sliding_window_cuts(config) else "llama"
+        twin: str | None = "smollm3" if _sliding_window_cuts(config) else "llama"
         rescales = family == "gemma"
         return FamilyLayout(
             family, attn, mlp, embed, True, rebuild_as=twin, rescales_embedding=rescales
@@ -157,10 +163,23 @@ def layout_for(config: Any) -> FamilyLayout:
         )
     if family in _MOE:
         _, attn_switch, writers = _MOE[family]
+        twin = None
+        if family == "mixtral" and not _sliding_window_cuts(config):
+            # GraniteMoE: Mixtral with multipliers (set to 1, the attention one to Mixtral's
+            # head_dim ** -0.5) and an attention_bias switch; the MoE block is block_sparse_moe
+            twin, attn_switch, writers = "granitemoe", "attention_bias", _GRANITEMOE_WRITERS
         switches = () if attn_switch is None else (("attn", attn_switch),)
         no_bias = _moe_no_bias(family, config)
         return FamilyLayout(
-            family, attn, None, embed, True, switches, no_mlp_bias=no_bias, mixed_writers=writers
+            family,
+            attn,
+            None,
+            embed,
+            True,
+            switches,
+            rebuild_as=twin,
+            no_mlp_bias=no_bias,
+            mixed_writers=writers,
         )
     raise NotFoldable(
         "no known weight layout to bake this family into (supported: "

@@ -11,6 +11,8 @@ and the weights renamed or rescaled into it (export/families.py says why each tw
   (rounded to the weights' dtype once, as Gemma rounds 1 + w in float32 itself); Gemma scales
   the token embedding by sqrt(hidden_size) in the forward, the twin's table is pre-scaled, and
   the unembedding, tied to the unscaled table, is untied.
+* Mixtral as GraniteMoE: its MoE block renamed (`mlp` -> `block_sparse_moe`, `gate` ->
+  `router`), the multipliers at 1 and the attention scale at Mixtral's head_dim ** -0.5.
 """
 
 from __future__ import annotations
@@ -32,6 +34,12 @@ _DROPPED = (
     "original_max_position_embeddings",
     "use_bidirectional_attention",
 )
+# Mixtral's MoE block `mlp` (router `gate`) is GraniteMoE's `block_sparse_moe` (`router`); the
+# stacked experts keep their names and layout ([experts, 2 x inter, hidden] gate first)
+_MIXTRAL_TO_GRANITEMOE = (
+    (".mlp.gate.weight", ".block_sparse_moe.router.weight"),
+    (".mlp.experts.", ".block_sparse_moe.experts."),
+)
 _GEMMA_NORMS = ("input_layernorm.weight", "post_attention_layernorm.weight")
 
 
@@ -49,6 +57,12 @@ def twin_config(config: Any, model_type: str) -> Any:
         kinds = getattr(config, "layer_types", None) or ["sliding_attention"] * layers
         values |= {"use_sliding_window": True, "sliding_window": int(config.sliding_window)}
         values |= {"layer_types": list(kinds), "no_rope_layers": [1] * layers}
+    if model_type == "granitemoe":
+        head_dim = getattr(config, "head_dim", None)
+        head_dim = head_dim or config.hidden_size // config.num_attention_heads
+        values |= {"embedding_multiplier": 1.0, "residual_multiplier": 1.0}
+        values |= {"logits_scaling": 1.0, "attention_multiplier": head_dim**-0.5}
+        values["head_dim"] = head_dim
     twin = AutoConfig.for_model(model_type, **values)
     if family == "qwen2":
         twin.attention_bias = True
@@ -90,9 +104,22 @@ def _rescale_gemma(state: dict[str, torch.Tensor], config: Any) -> dict[str, tor
     return out
 
 
+def _rename_mixtral(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    out: dict[str, torch.Tensor] = {}
+    for name, value in state.items():
+        for source, target in _MIXTRAL_TO_GRANITEMOE:
+            if source in name:
+                name = name.replace(source, target)
+                break
+        out[name] = value
+    return out
+
+
 def twin_state(config: Any, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """`state` (the source model's state dict, not modified) in the twin's names and values."""
     family = getattr(config, "model_type", None)
+    if family == "mixtral":
+        return _rename_mixtral(state)
     if family == "phi3":
         return _split_phi3(state, config)
     if family == "gemma":
