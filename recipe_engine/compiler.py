@@ -30,7 +30,13 @@ from recipe_engine.resolve.architectures import Port
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.vectors.lowrank import packed_width, unpack_lowrank
 
-__all__ = ["compile_part_plans", "compile_plan", "leading_marker", "probe_logits"]
+__all__ = [
+    "compile_part_plans",
+    "compile_plan",
+    "leading_marker",
+    "per_layer_rows",
+    "probe_logits",
+]
 
 # Ops that use only the direction of their vector.
 DIRECTION_OPS = frozenset({"project_out", "clamp", "scale"})
@@ -305,7 +311,7 @@ def _location(
     return path, port, site
 
 
-def _per_layer_rows(recipe: Recipe, n_layers: int) -> dict[str, list[int]]:
+def per_layer_rows(recipe: Recipe, n_layers: int) -> dict[str, list[int]]:
     """Trained vectors holding one row per layer ([L, D]): the layer of each row."""
     rows: dict[str, list[int]] = {}
     for name, spec in recipe.vectors.items():
@@ -466,7 +472,7 @@ def compile_plan(
     events = _event_order(model.hf)
     gates = _GateCompiler(model, vectors, events, doc, probes or {})
     items = recipe.interventions if interventions is None else interventions
-    per_layer = _per_layer_rows(recipe, model.shape.n_layers)
+    per_layer = per_layer_rows(recipe, model.shape.n_layers)
     ops: list[PlanOp] = []
     for index, item in enumerate(items):
         at = f"{pointer}/{index}"

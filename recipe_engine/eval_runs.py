@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from recipe_engine.evaluate.table import MODES, EvalTable, evaluate_table
+from recipe_engine.evaluate.table import EvalTable, evaluate_table
 from recipe_engine.execute.runner import PassResult
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
@@ -25,7 +25,7 @@ def evaluate_recipe(
     tune: str | None = None,
     fluency_budget: float | None = None,
     controls: int | None = None,
-    prompting: Sequence[str] = MODES,
+    prompting: Sequence[str] | None = None,
     instruction: str | None = None,
     overrides: Sequence[str] = (),
     allow_outside_root: bool = False,
@@ -34,8 +34,9 @@ def evaluate_recipe(
 ) -> EvalTable:
     """The evaluation table of a recipe (evaluate/table.py documents the rule and the
     aggregate): `methods` (vector names) at strengths chosen among `strengths` on the `tune`
-    prompt file, next to the baseline, prompting (`prompting` modes, the recipe's
-    report.prompt_baseline or `instruction`) and `controls` random controls per method. A
+    prompt file, next to the baseline, prompting (`prompting` modes, default: system and
+    prefix for chat prompts, prefix for plain text; the recipe's report.prompt_baseline or
+    `instruction`) and `controls` random controls per method. A
     setting left None comes from the recipe's `eval:` block, else its default."""
 
     # The table's runs change strength, prompting and controls, which the recipe's `expect:`

@@ -126,11 +126,41 @@ def test_csv_json_and_markdown_agree(outputs: dict[str, Any]) -> None:
     assert outputs["png"].startswith(b"\x89PNG")
 
 
-def test_prompting_as_a_system_message_needs_chat_prompts(outputs: dict[str, Any]) -> None:
+def test_plain_text_prompts_default_to_prefix_prompting_alone(outputs: dict[str, Any]) -> None:
+    """No --prompting, no eval.prompting, plain-text run.prompts: a system message has no
+    conversation to go into, so the table shows the prefix row only (it used to try both and
+    carry a failed system row)."""
     rows = _rows(outputs["json"])
     assert rows["prompting (prefix)"]["values"]
+    assert [r for r in rows if r.startswith("prompting")] == ["prompting (prefix)"]
+
+
+def test_the_prompting_flag_overrides_the_eval_block(tmp_path: Path) -> None:
+    """eval.prompting says prefix, --prompting system wins: the one row it asks for, which on
+    plain-text prompts says why it has no values (the flag is not validated like the block)."""
+    out = tmp_path / "table.json"
+    sets = ["eval.methods=[sentiment]", "eval.strengths=null", "eval.tune=null"]
+    sets += ["eval.controls=0", "eval.prompting=[prefix]"]
+    argv = ["eval", str(RECIPE), *FAST, *[a for s in sets for a in ("--set", s)]]
+    assert main([*argv, "--prompting", "system", "--json", str(out)]) == 0
+    rows = _rows(json.loads(out.read_text()))
+    assert [r for r in rows if r.startswith("prompting")] == ["prompting (system)"]
     assert not rows["prompting (system)"]["values"]
     assert "plain text" in rows["prompting (system)"]["note"]
+
+
+def test_the_prompting_default_follows_the_prompts() -> None:
+    from recipe_engine.evaluate.settings import resolve_settings
+
+    recipe = load_recipe(RECIPE, overrides=["eval.prompting=null"]).recipe
+    given = dict(methods=None, strengths=None, tune=None, fluency_budget=None, controls=None)
+    chat = resolve_settings(recipe, **given, chat_prompts=True)  # type: ignore[arg-type]
+    plain = resolve_settings(recipe, **given, chat_prompts=False)  # type: ignore[arg-type]
+    assert (chat.prompting, plain.prompting) == (["system", "prefix"], ["prefix"])
+    block = load_recipe(RECIPE, overrides=["eval.prompting=[]"]).recipe
+    assert resolve_settings(block, **given, chat_prompts=True).prompting == []  # type: ignore[arg-type]
+    flag = resolve_settings(block, **given, prompting=["prefix"], chat_prompts=True)  # type: ignore[arg-type]
+    assert flag.prompting == ["prefix"]
 
 
 def _usage(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -187,6 +217,8 @@ def test_the_recipes_eval_block_gives_what_the_flags_leave_out(tmp_path: Path) -
     [
         ("eval.methods=[sentimnt]", "undefined-vector"),
         ("eval.tune=null", "eval-strengths-need-tune"),
+        ("eval.prompting=[prefix, prefix]", "eval-prompting-duplicate"),
+        ("eval.prompting=[system]", "eval-prompting-system"),  # plain-text run.prompts
     ],
 )
 def test_a_wrong_eval_block_is_a_validation_error(override: str, code: str) -> None:
@@ -194,3 +226,48 @@ def test_a_wrong_eval_block_is_a_validation_error(override: str, code: str) -> N
 
     result = validate_file(RECIPE, overrides=[override])
     assert code in {d.code for d in result.errors}, [d.format() for d in result.errors]
+
+
+@pytest.mark.parametrize(
+    ("bad", "code"), [("sytem", "invalid-choice"), ("system", "eval-prompting-system")]
+)
+def test_a_bad_prompting_mode_is_reported_at_its_line_and_column(
+    tmp_path: Path, bad: str, code: str
+) -> None:
+    """Validation (torch-free: tests/test_architecture.py) points at the mode itself in the
+    file: a misspelling, and a system message for plain-text prompts (data/neutral.txt)."""
+    from recipe_engine.api import validate_file
+
+    shutil.copytree(RECIPES / "_fragments", tmp_path / "_fragments")
+    shutil.copytree(RECIPES / "data", tmp_path / "data")
+    entry = f"  prompting: [prefix, {bad}]"
+    text = RECIPE.read_text().replace("  controls: 8\n", f"  controls: 8\n{entry}\n")
+    (tmp_path / "eval.yaml").write_text(text)
+    line = text.splitlines().index(entry) + 1
+    result = validate_file(tmp_path / "eval.yaml", allow_outside_root=True)
+    found = [d for d in result.errors if d.code == code]
+    assert found, [d.format() for d in result.errors]
+    assert found[0].pointer == "/eval/prompting/1"
+    assert found[0].location is not None
+    assert (found[0].location.line, found[0].location.column) == (line, entry.index(bad) + 1)
+
+
+def test_a_lowrank_method_gets_lowrank_controls_and_plain_text_gets_prefix_prompting(
+    tmp_path: Path,
+) -> None:
+    """recipes/trained-lowrank.yaml (plain-text prompts, no eval block, no flags but controls):
+    the LoReFT method is measured with its random low-rank controls (it ran: a packed tensor of
+    a random non-orthonormal R would still run, tests/test_trained_lowrank.py checks the draw),
+    and prompting is the prefix row alone."""
+    out = tmp_path / "table.json"
+    argv = ["eval", str(RECIPES / "trained-lowrank.yaml"), *FAST, "--controls", "2"]
+    # a short training keeps this fast: the table's shape, not the method's quality, is tested
+    argv += ["--set", "vectors.positive_reft.steps=5"]
+    argv += ["--set", "vectors.positive_reft.targets.max_new_tokens=4"]
+    assert main([*argv, "--json", str(out)]) == 0
+    doc = json.loads(out.read_text())
+    rows = _rows(doc)
+    assert list(rows) == ["baseline", "positive_reft", "prompting (prefix)"]
+    controls = rows["positive_reft"]["controls"][doc["concept"]]
+    assert len(controls) == 2 and all(math.isfinite(c) for c in controls)
+    assert rows["prompting (prefix)"]["values"]

@@ -82,8 +82,8 @@ def _recipe(cell: str) -> str:
     )
 
 
-def _save_model(model_type: str, folder: Path) -> None:
-    config = AutoConfig.for_model(model_type, **config_kwargs(model_type))
+def _save_model(model_type: str, folder: Path, **changes: Any) -> None:
+    config = AutoConfig.for_model(model_type, **{**config_kwargs(model_type), **changes})
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1234)
         model = AutoModelForCausalLM.from_config(config)  # type: ignore[no-untyped-call]
@@ -91,13 +91,15 @@ def _save_model(model_type: str, folder: Path) -> None:
     byte_tokenizer().save_pretrained(folder)
 
 
-def _family(model_type: str, tmp: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+def _family(
+    model_type: str, tmp: Path, cells: tuple[str, ...] = tuple(CELLS), **changes: Any
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """(statuses by cell, engine passes by exported folder) of one family."""
     root = tmp / model_type
-    _save_model(model_type, root / "model")
+    _save_model(model_type, root / "model", **changes)
     statuses: dict[str, Any] = {}
     passes: dict[str, Any] = {}
-    for cell in CELLS:
+    for cell in cells:
         recipe = root / f"{cell}.yaml"
         recipe.write_text(_recipe(cell))
         compiled = compile_recipe(load_recipe(recipe, overrides=[]))
@@ -146,3 +148,96 @@ def test_exported_families_match_plain_transformers(tmp_path: Path) -> None:
         f"export statuses differ from {MATRIX_FILE.name}: rerun with EXPORT_MATRIX_WRITE=1 and "
         "regenerate the README table (python -m scripts.architecture_table)"
     )
+
+
+def _config(model_type: str, **changes: Any) -> Any:
+    return AutoConfig.for_model(model_type, **{**config_kwargs(model_type), **changes})
+
+
+@pytest.mark.parametrize(
+    ("model_type", "changes", "reason"),
+    [
+        # Llama's (and SmolLM3's) RoPE rotates the whole head at one set of factors
+        (
+            "phi3",
+            {"rope_parameters": {"rope_type": "default", "partial_rotary_factor": 0.5}},
+            "rotates part of each head",
+        ),
+        (
+            "phi3",
+            {
+                "rope_parameters": {
+                    "rope_type": "longrope",
+                    "rope_theta": 10000.0,
+                    "short_factor": [1.0] * 8,
+                    "long_factor": [2.0] * 8,
+                    "original_max_position_embeddings": 64,
+                }
+            },
+            "longrope RoPE",
+        ),
+        ("gemma", {"use_bidirectional_attention": True}, "attends bidirectionally"),
+    ],
+)
+def test_a_twin_that_would_compute_otherwise_is_refused(
+    model_type: str, changes: dict[str, Any], reason: str
+) -> None:
+    with pytest.raises(NotFoldable) as caught:
+        layout_for(_config(model_type, **changes))
+    assert reason in str(caught.value) and "gguf-control-vector" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("model_type", "norm_topk_prob", "reason"),
+    [
+        ("mixtral", None, "renormalizes the top-k router weights to sum to 1"),
+        ("qwen3_moe", True, "renormalizes the top-k router weights to sum to 1"),
+        ("qwen3_moe", False, "do not sum to 1"),
+        ("qwen2_moe", True, "per-token sigmoid gate"),
+        ("qwen2_moe", False, "do not sum to 1"),
+    ],
+)
+def test_moe_translations_are_refused_with_the_algebra(
+    model_type: str, norm_topk_prob: bool | None, reason: str
+) -> None:
+    """A bias in every expert adds (sum of the applied router weights) x b: the reason says
+    whether that sum is 1 for this config, and that transformers' experts have no bias."""
+    changes = {} if norm_topk_prob is None else {"norm_topk_prob": norm_topk_prob}
+    layout = layout_for(_config(model_type, **changes))
+    assert layout.mlp_writer is None and layout.mixed_writers
+    assert reason in layout.no_mlp_bias and "experts hold no bias" in layout.no_mlp_bias
+
+
+def test_moe_ablation_folds_into_dense_and_sparse_blocks_alike(tmp_path: Path) -> None:
+    """Qwen3-MoE with a dense MLP at layer 1 (mlp_only_layers): project_out at mlp_out of every
+    layer goes into the experts' stacked down projections of layers 0 and 2 and the dense down
+    projection of layer 1."""
+    statuses, passes = _family("qwen3_moe", tmp_path, ("project_out",), mlp_only_layers=[1])
+    assert statuses == {"project_out": {"status": "ok"}}
+    rows = reference({folder: PROMPTS for folder in passes}, tmp_path)
+    for folder, steered in passes.items():
+        assert _compare(rows[folder], steered) <= ATOL
+
+
+@pytest.mark.parametrize(
+    ("model_type", "changes"),
+    [
+        ("mistral", {"sliding_window": 4}),
+        ("phi3", {"sliding_window": 4}),
+        # Qwen2 slides on the layers from max_window_layers on: layers 1 and 2 here
+        ("qwen2", {"use_sliding_window": True, "sliding_window": 4, "max_window_layers": 1}),
+    ],
+)
+def test_a_sliding_window_shorter_than_the_prompts_is_kept(
+    model_type: str, changes: dict[str, Any], tmp_path: Path
+) -> None:
+    """A 4-token window cuts attention inside every prompt here ("the cat sat" is 11 bytes):
+    the export rebuilds the model as SmolLM3 with the same window on the same layers, and the
+    folded model still matches the engine's steered pass on the windowed original."""
+    layout = layout_for(_config(model_type, **changes))
+    assert layout.rebuild_as == "smollm3"
+    statuses, passes = _family(model_type, tmp_path, ("resid_post", "project_out"), **changes)
+    assert statuses == {"resid_post": {"status": "ok"}, "project_out": {"status": "ok"}}
+    rows = reference({folder: PROMPTS for folder in passes}, tmp_path)
+    for folder, steered in passes.items():
+        assert _compare(rows[folder], steered) <= ATOL, folder

@@ -123,11 +123,13 @@ def _control_vector_buffer(path: Path) -> np.ndarray:
     return data
 
 
-def _llama_cpp_logits(f32: Path, prompts_ids: list[list[int]], cvec: np.ndarray | None) -> Any:
+def _llama_cpp_logits(
+    f32: Path, prompts_ids: list[list[int]], cvec: np.ndarray | None, **options: Any
+) -> Any:
     import llama_cpp
 
     llm = llama_cpp.Llama(
-        model_path=str(f32), n_ctx=128, n_threads=2, logits_all=True, verbose=False
+        model_path=str(f32), n_ctx=128, n_threads=2, logits_all=True, verbose=False, **options
     )
     n_embd, n_layer = llm.n_embd(), llama_cpp.llama_model_n_layer(llm.model)
     if cvec is not None:

@@ -440,3 +440,119 @@ def test_export_bakes_a_per_layer_trained_vector_row_by_row(repo_dir: Path) -> N
     torch.testing.assert_close(
         _exported_logits(repo_dir / "baked", ids, mask), theirs, atol=1e-4, rtol=0
     )
+
+
+def _mlp_outputs(model: Any, prompts: list[str], layers: tuple[int, ...]) -> list[torch.Tensor]:
+    """Plain PyTorch: each layer's MLP output for every token of the prompts, [tokens, D]."""
+    seen: dict[int, list[torch.Tensor]] = {layer: [] for layer in layers}
+    handles = [
+        model.hf.transformer.h[layer].mlp.register_forward_hook(
+            lambda _m, _i, out, layer=layer: seen[layer].append(out[0].detach().float())
+        )
+        for layer in layers
+    ]
+    try:
+        with torch.no_grad(), model.lock:
+            for prompt in prompts:
+                model.hf(**model.tokenizer(prompt, return_tensors="pt"))
+    finally:
+        for handle in handles:
+            handle.remove()
+    return [torch.cat(seen[layer]) for layer in layers]
+
+
+def _edit_norm(h: torch.Tensor, packed: torch.Tensor) -> float:
+    r, w, b = unpack_lowrank(packed)
+    return float(((h @ w.T + b - h @ r.T) @ r).norm(dim=-1).mean())
+
+
+def test_controls_of_a_lowrank_method_are_random_interventions_of_its_form_and_size(
+    trained: dict[str, Any],
+) -> None:
+    """Each control: R with orthonormal rows, and per layer an edit R^T(W h + b - R h) of the
+    method's mean norm on the unsteered activations (read here by plain hooks), with the
+    method's ||W - R||_F : ||b|| proportion; seeded: the same on every draw."""
+    from recipe_engine.evaluate.controls import control_tensors, lowrank_inputs
+    from recipe_engine.learned.lowrank import orthonormality_error
+
+    recipe, model, method = trained["loaded"].recipe, trained["model"], trained["built"].tensor
+    hooked = _mlp_outputs(model, HELD_OUT, (0, 1))
+    inputs = lowrank_inputs(recipe, model, HELD_OUT)["reft"]
+    assert [h.shape for h in inputs] == [h.shape for h in hooked]
+    for ours, theirs in zip(inputs, hooked, strict=True):
+        torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    rotation, weight, bias = unpack_lowrank(method)
+    draws = [
+        control_tensors(recipe, {"reft": method}, s, {"reft": inputs})["reft"] for s in range(3)
+    ]
+    for control in draws:
+        assert control.shape == method.shape and control.dtype == method.dtype
+        r, w, b = unpack_lowrank(control)
+        assert orthonormality_error(r) < 1e-5
+        for k, h in enumerate(hooked):
+            assert _edit_norm(h, control[k]) == pytest.approx(_edit_norm(h, method[k]), rel=1e-4)
+        torch.testing.assert_close(
+            (w - r).norm(dim=(-2, -1)) / b.norm(dim=-1),
+            (weight - rotation).norm(dim=(-2, -1)) / bias.norm(dim=-1),
+            rtol=1e-4,
+            atol=0,
+        )
+        # a random row space, not the method's: random 3-planes in 192 dims barely overlap
+        assert float((r @ rotation.transpose(-1, -2)).abs().max()) < 0.5
+    again = control_tensors(recipe, {"reft": method}, 1, {"reft": inputs})["reft"]
+    assert torch.equal(again, draws[1])
+    assert not torch.equal(draws[0], draws[1])
+
+
+def test_steer_runs_controls_of_a_lowrank_method_are_those_interventions(
+    trained: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`report.controls` (what `steer run` and `steer eval` both draw) runs each control as the
+    plain LoReFT hook on control_tensors' draw: the metric's control values match by hand."""
+    from recipe_engine.evaluate.controls import control_tensors
+    from recipe_engine.execute.reduce import token_ids
+    from recipe_engine.pipeline import compile_recipe, run_recipe
+
+    monkeypatch.setenv("STEER_CACHE_DIR", str(trained["cache"].root))  # the fixture's training
+    words = ["great", "lovely"]
+    sets = [f"run.prompts={json.dumps(HELD_OUT)}", "report.controls={random: 2}"]
+    sets.append(f"report.metrics=[{{kind: token_prob, tokens: {{positive: {json.dumps(words)}}}}}]")
+    compiled = compile_recipe(load_recipe(trained["path"], overrides=sets))
+    assert compiled.vectors["reft"].cached
+    report = run_recipe(compiled)
+    model = trained["model"]
+    inputs = {"reft": _mlp_outputs(model, HELD_OUT, (0, 1))}
+    with model.lock:
+        ids = token_ids(model.tokenizer, words)
+        prompts = [model.tokenizer(t, return_tensors="pt")["input_ids"] for t in HELD_OUT]
+    expected = []
+    for seed in range(2):
+        tensors = control_tensors(compiled.recipe, {"reft": trained["built"].tensor}, seed, inputs)
+        r, w, b = unpack_lowrank(tensors["reft"])
+        handles = _hooked(model, {k: (r[k], w[k], b[k]) for k in (0, 1)}, WEIGHTS)
+        try:
+            with torch.no_grad():
+                last = [model.hf(input_ids=p).logits[0, -1].float() for p in prompts]
+        finally:
+            for handle in handles:
+                handle.remove()
+        expected.append(sum(float(row.softmax(-1)[ids].sum()) for row in last) / len(last))
+    controls = report.metric("token_prob:positive").controls
+    assert controls == pytest.approx(expected, abs=1e-5)
+    assert controls[0] != pytest.approx(controls[1], abs=1e-6)  # two different draws
+
+
+def test_a_shared_lowrank_control_matches_the_edit_over_all_its_tokens() -> None:
+    """One packed [r, 2D + 1] block (a shared intervention): one factor over the tokens of every
+    layer it acts on; the edit norm by hand, not by the engine's helper."""
+    from recipe_engine.evaluate.controls import random_lowrank_like
+    from recipe_engine.learned.lowrank import orthonormality_error
+
+    method = pack_lowrank(*_random_lowrank(2, 192, 7))
+    h = torch.randn(40, 192, generator=torch.Generator().manual_seed(3)) * 4 + 1.5
+    control = random_lowrank_like(method, 0, "reft", [h])
+    assert control.shape == method.shape
+    assert orthonormality_error(unpack_lowrank(control)[0]) < 1e-5
+    assert _edit_norm(h, control) == pytest.approx(_edit_norm(h, method), rel=1e-4)
+    with pytest.raises(ValueError, match="2 activation sets for 1"):
+        random_lowrank_like(method, 0, "reft", [h, h])

@@ -21,17 +21,19 @@ examples:
       --strengths 1 1.5 2 3 --tune data/tuning-openings.txt --controls 8 \\
       --markdown docs/eval/real.md --plot docs/eval/real.png
 
-The recipe's `eval:` block (methods, strengths, tune, controls, fluency_budget) gives each
-setting a flag leaves out, so `steer eval RECIPE` alone reproduces its table.
+The recipe's `eval:` block (methods, strengths, tune, controls, fluency_budget, prompting)
+gives each setting a flag leaves out, so `steer eval RECIPE` alone reproduces its table.
 Each method (a vector of the recipe, default: the first intervention's) replaces the vector of
 the recipe's first intervention. With --strengths, each method's strength is chosen on the
 --tune prompts (a prompt file, relative to the recipe; refused when it shares a prompt with
 run.prompts): the highest first concept score among the strengths whose fluency (perplexity)
 is within --fluency-budget times the unsteered model's; then everything is measured on the
 test prompts (run.prompts). Prompting: report.prompt_baseline's instruction (or --prompt), as
-a system message and as a prefix (--prompting; a system message needs chat prompts). The
-aggregate: harmonic mean of normalized concept, instruction and fluency (README). Prints the
-table (text; --format json: the JSON document) and writes the files asked for.
+a system message and/or as a prefix (--prompting, else eval.prompting; by default both for
+chat prompts and the prefix alone for plain text, which has no conversation to add a system
+message to). The aggregate: harmonic mean of normalized concept, instruction and fluency
+(README). Prints the table (text; --format json: the JSON document) and writes the files
+asked for.
 """
 
 
@@ -70,8 +72,9 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
         "--prompting",
         nargs="*",
         choices=("system", "prefix"),
-        default=["system", "prefix"],
-        help="how the instruction is given (none: no prompting rows)",
+        default=None,
+        help="how the instruction is given (default: eval.prompting, else system and prefix "
+        "for chat prompts, prefix for plain text; the flag alone: no prompting rows)",
     )
     parser.add_argument("--prompt", help="the prompting instruction (default: the recipe's)")
     for flag in ("json", "csv", "markdown"):

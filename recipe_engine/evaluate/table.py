@@ -13,10 +13,11 @@ A method with no admissible strength is not measured (its row says so). Without 
 strength the recipe writes is used, untuned.
 
 Then, on the test prompts (the recipe's run.prompts; any prompt also among the tuning prompts
-is refused): the baseline, prompting (report.prompt_baseline's instruction, once per mode:
-as a system message, as a prefix) and each method at its chosen strength with `controls`
-random vectors of that method's norm at that strength (evaluate/controls.py: norm-matched per
-method).
+is refused): the baseline, prompting (report.prompt_baseline's instruction, once per mode of
+the `prompting` setting: as a system message, as a prefix; by default both for chat prompts and
+the prefix alone for plain text) and each method at its chosen strength with `controls`
+random controls of that method's size at that strength (evaluate/controls.py: a vector's norm,
+a low-rank intervention's mean edit norm).
 
 Aggregate (in the spirit of AxBench's harmonic mean), for each row, on the test prompts:
 
@@ -48,6 +49,7 @@ from recipe_engine.format.prompt_groups import prompt_parts
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import PromptBaseline
 from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.load.prompt_files import Conversation
 from recipe_engine.report.results import RunReport
 from recipe_engine.vectors.sources import PromptSourceRef
 
@@ -64,7 +66,6 @@ __all__ = [
 Runner = Callable[[Sequence[str], PassResult | None], RunReport]
 Loader = Callable[[Sequence[str]], tuple[Recipe, LoadedDocument]]
 Log = Callable[[str], None]
-MODES = ("system", "prefix")
 
 
 @dataclass
@@ -153,13 +154,22 @@ def choose_strength(points: Sequence[TuningPoint]) -> float | None:
     return None if best is None else best.strength
 
 
+def _test_prompts(recipe: Recipe, doc: LoadedDocument) -> list[str | Conversation]:
+    """run.prompts as written (plain texts and conversations)."""
+    prompts: list[str | Conversation] = []
+    for part in prompt_parts(recipe.run.prompts):
+        source = PromptSourceRef(part.source, doc, part.pointer, doc.path.parent)
+        prompts += [prompt for _, prompt in source.raw()]
+    return prompts
+
+
 def _prompt_keys(recipe: Recipe, doc: LoadedDocument) -> list[str]:
     """run.prompts as written (texts stripped; conversations as their JSON), for overlap."""
-    keys = []
-    for part in prompt_parts(recipe.run.prompts):
-        for _, prompt in PromptSourceRef(part.source, doc, part.pointer, doc.path.parent).raw():
-            keys.append(prompt.strip() if isinstance(prompt, str) else json.dumps(prompt.as_json()))
-    return keys
+    return [_key(prompt) for prompt in _test_prompts(recipe, doc)]
+
+
+def _key(prompt: str | Conversation) -> str:
+    return prompt.strip() if isinstance(prompt, str) else json.dumps(prompt.as_json())
 
 
 def _columns(report: RunReport) -> tuple[list[str], str, str | None]:
@@ -186,15 +196,13 @@ def _values(report: RunReport, side: str, columns: list[str]) -> dict[str, float
 
 @dataclass
 class _Setup:
+    """What every run of one table shares: its settings (the one source of truth for methods,
+    grid, tuning prompts, budget, controls and prompting modes) and how to run and log."""
+
     run: Runner
     load: Loader
     log: Log
-    methods: list[str]
-    strengths: list[float] | None
-    tune: str | None
-    fluency_budget: float
-    controls: int
-    modes: list[str]
+    settings: EvalSettings
     instruction: str | None
     base: list[str]  # overrides every run shares
 
@@ -204,21 +212,22 @@ def _tune(setup: _Setup, method: str) -> tuple[list[TuningPoint], float | None]:
     sets = [
         *setup.base,
         f"interventions.0.vector={method}",
-        f"run.prompts={setup.tune}",
+        f"run.prompts={setup.settings.tuning}",
         "report.controls=null",
         "report.prompt_baseline=null",
     ]
     points: list[TuningPoint] = []
     baseline: PassResult | None = None
     tuning_fluency = None
-    for k, strength in enumerate(setup.strengths or []):
-        setup.log(f"tuning {method}: strength {strength:g} ({k + 1}/{len(setup.strengths or [])})")
+    grid = setup.settings.strengths or []
+    for k, strength in enumerate(grid):
+        setup.log(f"tuning {method}: strength {strength:g} ({k + 1}/{len(grid)})")
         report = setup.run([*sets, f"interventions.0.strength={strength}"], baseline)
         baseline = report.passes.get("baseline")
         concept = _columns(report)[1]
         fluency = report.metric("fluency")
         tuning_fluency = fluency.baseline
-        budget = setup.fluency_budget * (fluency.baseline or math.inf)
+        budget = setup.settings.fluency_budget * (fluency.baseline or math.inf)
         value = float(report.metric(concept).steered)
         points.append(TuningPoint(strength, value, fluency.steered, fluency.steered <= budget))
     return points, tuning_fluency
@@ -228,35 +237,31 @@ def _prompting_spec(text: str, mode: str) -> str:
     return f"report.prompt_baseline={{text: {json.dumps(text)}, as: {mode}}}"
 
 
-def _test_rows(
-    setup: _Setup, chosen: dict[str, float | None], recipe_strength: float
-) -> tuple[list[EvalRow], RunReport]:
+def _test_rows(setup: _Setup, chosen: dict[str, float | None]) -> tuple[list[EvalRow], RunReport]:
     """Baseline, prompting modes and methods on the test prompts."""
     rows: list[EvalRow] = []
     baseline: PassResult | None = None
     first: RunReport | None = None
-    for method in setup.methods:
+    controls = setup.settings.controls
+    for method in setup.settings.methods:
         strength = chosen[method]
         if strength is None:
             note = "no strength within the fluency budget on the tuning prompts"
             rows.append(EvalRow(method, "method", note=note))
             continue
-        setup.log(f"test prompts: {method} at strength {strength:g}, {setup.controls} controls")
+        setup.log(f"test prompts: {method} at strength {strength:g}, {controls} controls")
         sets = [*setup.base, f"interventions.0.vector={method}"]
         sets += [f"interventions.0.strength={strength}", "report.prompt_baseline=null"]
-        sets.append(
-            f"report.controls={{random: {setup.controls}}}"
-            if setup.controls
-            else "report.controls=null"
-        )
+        sets.append("report.controls=" + (f"{{random: {controls}}}" if controls else "null"))
         report = setup.run(sets, baseline)
         baseline, first = report.passes.get("baseline"), first or report
         columns = _columns(report)[0]
         row = EvalRow(method, "method", strength, _values(report, "steered", columns))
         row.controls = {n: list(report.metric(n).controls) for n in columns}
         rows.append(row)
+    recipe_strength = setup.settings.recipe_strength
     base_sets = [*setup.base, f"interventions.0.strength={recipe_strength}", "report.controls=null"]
-    for mode in setup.modes if setup.instruction else []:
+    for mode in setup.settings.prompting if setup.instruction else []:
         setup.log(f"test prompts: prompting as {mode}")
         try:
             report = setup.run(
@@ -322,15 +327,17 @@ def evaluate_table(
     tune: str | None = None,
     fluency_budget: float | None = None,
     controls: int | None = None,
-    prompting: Sequence[str] = MODES,
+    prompting: Sequence[str] | None = None,
     instruction: str | None = None,
     overrides: Sequence[str] = (),
     log: Log | None = None,
 ) -> EvalTable:
     """The table (module docstring). `run` and `load` run and load the recipe with overrides;
     `tune`: the tuning prompt file, relative to the recipe (needed with `strengths`). Each
-    setting left None comes from the recipe's `eval:` block, else its default."""
+    setting left None comes from the recipe's `eval:` block, else its default (`prompting`:
+    system and prefix for chat prompts, prefix for plain text; evaluate/settings.py)."""
     recipe, doc = load(list(overrides))
+    prompts = _test_prompts(recipe, doc)
     settings = resolve_settings(
         recipe,
         methods=methods,
@@ -338,35 +345,25 @@ def evaluate_table(
         tune=tune,
         fluency_budget=fluency_budget,
         controls=controls,
+        prompting=prompting,
+        chat_prompts=bool(prompts) and all(isinstance(p, Conversation) for p in prompts),
     )
     spec = recipe.report.prompt_baseline
     text = instruction or (spec.text if isinstance(spec, PromptBaseline) else spec)
-    setup = _Setup(
-        run,
-        load,
-        log or (lambda _: None),
-        settings.methods,
-        settings.strengths,
-        settings.tuning,
-        settings.fluency_budget,
-        settings.controls,
-        list(prompting),
-        text,
-        list(overrides),
-    )
-    keys = _prompt_keys(recipe, doc)
+    setup = _Setup(run, load, log or (lambda _: None), settings, text, list(overrides))
+    keys = [_key(prompt) for prompt in prompts]
     tuning_keys = _disjoint_tuning_keys(load, overrides, settings, keys)
     chosen: dict[str, float | None] = {}
     tuned: dict[str, list[TuningPoint]] = {}
     tuning_fluency = None
     for name in settings.methods:
-        if setup.strengths:
+        if settings.strengths:
             tuned[name], tuning_fluency = _tune(setup, name)
             chosen[name] = choose_strength(tuned[name])
             setup.log(f"chosen on the tuning prompts: {name} strength {chosen[name]}")
         else:
             chosen[name] = settings.recipe_strength
-    rows, report = _test_rows(setup, chosen, settings.recipe_strength)
+    rows, report = _test_rows(setup, chosen)
     for row in rows:
         row.tuning = tuned.get(row.label, []) if row.kind == "method" else []
     columns, concept, instruction_metric = _columns(report)

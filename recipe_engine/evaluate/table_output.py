@@ -78,7 +78,8 @@ def _caption(table: EvalTable) -> list[str]:
         else f"{table.recipe} on {model['id']}: {table.test_prompts} test prompts, strengths as "
         "written (untuned)",
         f"aggregate: harmonic mean of normalized {parts} (README, Evaluating: steer eval); "
-        f"controls: {table.controls} random vectors of each method's norm",
+        f"controls: {table.controls} random controls of each method's size (a vector's norm, a "
+        "low-rank intervention's mean edit norm)",
     ]
     if table.instruction_text:
         lines.append(f"prompting instruction: {table.instruction_text!r}")

@@ -28,7 +28,7 @@ from recipe_engine.execute.ops import transform
 from recipe_engine.format.positions import ALL_POSITIONS
 from recipe_engine.plan import PlanOp
 
-__all__ = ["FamilyLayout", "NotFoldable", "fold_op"]
+__all__ = ["FamilyLayout", "NotFoldable", "fold_op", "translates"]
 
 _GGUF = "use --format gguf-control-vector, which llama.cpp applies at run time"
 
@@ -55,6 +55,10 @@ class FamilyLayout:
     rebuild_as: str | None = None
     resid_scale: float = 1.0  # the block adds resid_scale x its MLP output (Granite)
     no_mlp_bias: str = ""  # why the MLP writer cannot hold a translation ("" : it can)
+    # MoE (mlp_writer None): every writer of the block's output, whichever the block has: the
+    # experts' stacked down projections [experts, out, in], a shared expert's, a dense layer's
+    mixed_writers: tuple[str, ...] = ()
+    rescales_embedding: bool = False  # the twin's token table differs (untie the unembedding)
 
     def switch(self, kind: str) -> str | None:
         return dict(self.switches).get(kind)
@@ -66,6 +70,14 @@ def affine_of(op: PlanOp, width: int) -> tuple[torch.Tensor, torch.Tensor]:
     c = transform(zero, op)[0]
     rows = transform(torch.eye(width, dtype=torch.float64), op) - c  # row i: A e_i
     return rows.T.contiguous(), c
+
+
+def translates(op: PlanOp) -> bool:
+    """Whether the op adds a constant (c != 0), which only a bias can hold."""
+    width = 1 if op.vector is None else int(op.vector.shape[-1])
+    if op.lowrank is not None:
+        width = op.lowrank.width
+    return bool(affine_of(op, width)[1].abs().max() > 0)
 
 
 def _linear_view(module: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -160,7 +172,38 @@ def check_foldable(op: PlanOp, layout: FamilyLayout) -> None:
             )
             raise NotFoldable(f"an add at {op.site} has no bias to enter: {why}", field="site")
     if op.site == "mlp_out" and layout.mlp_writer is None:
-        raise NotFoldable(f"mlp_out has no single writer to fold into: {layout.no_mlp_bias}")
+        if not layout.mixed_writers:
+            raise NotFoldable(f"mlp_out has no single writer to fold into: {layout.no_mlp_bias}")
+        if translates(op):
+            # a linear map (c = 0) distributes over the mix: A sum_k w_k E_k = sum_k w_k A E_k
+            raise NotFoldable(
+                f"{op.op} at mlp_out adds a constant, which needs a bias in the MoE block: "
+                f"{layout.no_mlp_bias}"
+            )
+
+
+def _fold_mixed(block: torch.nn.Module, layout: FamilyLayout, op: PlanOp) -> None:
+    """A linear op (check_foldable refused translations) into every writer of a MoE block."""
+    found = False
+    for path in layout.mixed_writers:
+        try:
+            target: Any = block.get_submodule(path.rpartition(".")[0])
+        except AttributeError:
+            continue  # this block has no such writer (a dense layer, no shared expert)
+        leaf = getattr(target, path.rpartition(".")[2], None)
+        if leaf is None:
+            continue
+        found = True
+        if isinstance(leaf, torch.nn.Parameter):  # stacked experts [experts, out, in]
+            a, _ = affine_of(op, int(leaf.shape[1]))
+            with torch.no_grad():
+                folded = torch.einsum("oh,ehi->eoi", a, leaf.detach().double())
+                leaf.copy_(folded.to(leaf.dtype))
+        else:
+            a, c = affine_of(op, int(_linear_view(leaf)[0].shape[0]))
+            _fold_output(leaf, a, c)
+    if not found:
+        raise NotFoldable(f"no MLP writer found in the block ({', '.join(layout.mixed_writers)})")
 
 
 def fold_op(model: torch.nn.Module, layout: FamilyLayout, blocks: str, op: PlanOp) -> None:
@@ -187,6 +230,9 @@ def fold_op(model: torch.nn.Module, layout: FamilyLayout, blocks: str, op: PlanO
         a[index.unsqueeze(1), index.unsqueeze(0)] = a_sel
         c[index] = c_sel
         _fold_input(writer, a, c)
+        return
+    if site == "mlp_out" and layout.mlp_writer is None:
+        _fold_mixed(block, layout, op)
         return
     path = {"attn_out": layout.attn_writer, "mlp_out": layout.mlp_writer}.get(site)
     if site == "resid_post":

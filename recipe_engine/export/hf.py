@@ -20,8 +20,9 @@ from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.errors import RecipeError
 from recipe_engine.export.destination import check_destination, write_folder_atomic
 from recipe_engine.export.families import layout_for
-from recipe_engine.export.fold import _GGUF, FamilyLayout, NotFoldable, affine_of, fold_op
+from recipe_engine.export.fold import _GGUF, FamilyLayout, NotFoldable, fold_op, translates
 from recipe_engine.export.groups import group_refusals
+from recipe_engine.export.twins import twin_config, twin_state
 from recipe_engine.plan import PlanOp
 
 if TYPE_CHECKING:
@@ -68,10 +69,7 @@ def _switches_needed(
         writer = model.get_submodule(f"{blocks}.0.{path}")
         if getattr(writer, "bias", None) is not None:
             continue
-        width = 1 if op.vector is None else int(op.vector.shape[-1])
-        if op.lowrank is not None:
-            width = op.lowrank.width
-        if bool(affine_of(op, width)[1].abs().max() > 0):
+        if translates(op):
             needed.add(kind)
     return needed
 
@@ -80,10 +78,11 @@ def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, 
     """A fresh model with the bias switches on (new biases zero) and, if the embedding changes
     while tied to the unembedding, an untied copy of the unembedding."""
     from transformers import AutoModelForCausalLM
+    from transformers.initialization import no_init_weights
 
     config = copy.deepcopy(model.config)
     if layout.rebuild_as is not None:
-        config = _twin_config(config, layout.rebuild_as)
+        config = twin_config(config, layout.rebuild_as)
     for kind in sorted(switches):
         switch = layout.switch(kind)
         if switch is None or not hasattr(config, switch):
@@ -97,8 +96,14 @@ def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, 
     if untie:
         config.tie_word_embeddings = False
     dtype = next(model.parameters()).dtype
-    fresh: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
+    # every weight is overwritten below (missing biases zeroed): skip the random init, as
+    # from_pretrained itself does (it was 4 of SmolLM2-135M's 9.5 s of export)
+    with no_init_weights():
+        fresh: Any = AutoModelForCausalLM.from_config(config, dtype=dtype)  # type: ignore[no-untyped-call]
+    fresh.tie_weights()  # init_weights, skipped above, is what ties them (a tied table saves once)
     state = model.state_dict()
+    if layout.rebuild_as is not None:
+        state = twin_state(model.config, state)
     missing, unexpected = fresh.load_state_dict(state, strict=False)
     if unexpected:
         raise RuntimeError(f"rebuilt model rejects weights {unexpected[:3]}")
@@ -127,30 +132,14 @@ def _rebuild(model: Any, switches: set[str], untie: bool, layout: FamilyLayout, 
     return fresh
 
 
-def _twin_config(config: Any, model_type: str) -> Any:
-    """The config of the equivalent family (families.py): the same numbers, the twin's class;
-    Qwen2's q/k/v biases become Llama's attention_bias (the o_proj bias it adds stays zero)."""
-    from transformers import AutoConfig
-
-    values = config.to_dict()
-    qkv_bias = values.get("model_type") == "qwen2"
-    for key in ("model_type", "architectures", "sliding_window", "use_sliding_window"):
-        values.pop(key, None)
-    values.pop("max_window_layers", None)
-    values.pop("layer_types", None)
-    twin = AutoConfig.for_model(model_type, **values)
-    if qkv_bias:
-        twin.attention_bias = True
-    return twin
-
-
 def bake(model: Any, ops: list[PlanOp]) -> tuple[Any, FamilyLayout, set[str], bool]:
     """A plain transformers copy of `model` (a LoadedModel) with `ops` folded in: (model,
     layout, bias switches turned on, whether the unembedding was untied). Raises NotFoldable."""
     layout = layout_for(model.hf.config)
     blocks = model.adapter.blocks
     touches_embedding = any(op.site == "resid_pre" and op.layer == 0 for op in ops)
-    untie = touches_embedding and bool(getattr(model.hf.config, "tie_word_embeddings", False))
+    changes_table = touches_embedding or layout.rescales_embedding
+    untie = changes_table and bool(getattr(model.hf.config, "tie_word_embeddings", False))
     switches = _switches_needed(model.hf, layout, blocks, ops)
     with model.lock:
         baked: Any = _rebuild(model.hf, switches, untie, layout, blocks)

@@ -5,6 +5,8 @@ both."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from recipe_engine.format.base import RecipeModel
@@ -40,4 +42,11 @@ class EvalSpec(RecipeModel):
         gt=0,
         description="A strength is eligible when its perplexity is at most this times the "
         "unsteered model's (default 1.5).",
+    )
+    prompting: list[Literal["system", "prefix"]] | None = Field(
+        default=None,
+        description="How the table gives report.prompt_baseline's instruction, one row per "
+        "mode: system (a system message; chat prompts only) and/or prefix (before the prompt); "
+        "[] for no prompting rows. Default: [system, prefix] when every run prompt is a chat "
+        "conversation, else [prefix].",
     )

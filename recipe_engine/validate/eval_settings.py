@@ -1,5 +1,7 @@
 """The recipe's `eval:` block (format/eval_spec.py), checked torch-free: its methods are vectors
-of the recipe, and a strength grid comes with the tuning prompts it is chosen on."""
+of the recipe, a strength grid comes with the tuning prompts it is chosen on, and its prompting
+modes are each named once, with a system message only where the prompts are chat (as far as
+validation sees without reading JSONL files; the run's row says so for those)."""
 
 from __future__ import annotations
 
@@ -8,6 +10,7 @@ from collections.abc import Callable, Iterator
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.load.includes import LoadedDocument
+from recipe_engine.validate.text_metrics import plain_prompt
 
 __all__ = ["check_eval_settings"]
 
@@ -34,5 +37,37 @@ def check_eval_settings(
             "eval-tune-unused",
             "eval.tune is only read to choose among eval.strengths: add the grid, or drop it",
             "/eval/tune",
+            severity="warning",
+        )
+    yield from _prompting(recipe, doc)
+
+
+def _prompting(recipe: Recipe, doc: LoadedDocument) -> Iterator[Diagnostic]:
+    modes = (recipe.eval.prompting if recipe.eval else None) or []
+    plain = plain_prompt(recipe) if "system" in modes else None
+    for index, mode in enumerate(modes):
+        at = f"/eval/prompting/{index}"
+        if mode in modes[:index]:
+            yield doc.diagnostic(
+                "eval-prompting-duplicate",
+                f"eval.prompting names {mode} twice: each mode is one row of the table; drop "
+                "the repeat",
+                at,
+            )
+        elif mode == "system" and plain is not None:
+            yield doc.diagnostic(
+                "eval-prompting-system",
+                f"eval.prompting system gives the instruction as a chat system message, but the "
+                f"prompt at {plain} is plain text (no conversation to add it to): use "
+                "prompting: [prefix] (the default for plain-text prompts), or write the "
+                "prompts as {messages: [...]}",
+                at,
+            )
+    if modes and recipe.report.prompt_baseline is None:
+        yield doc.diagnostic(
+            "eval-prompting-no-instruction",
+            "eval.prompting gives an instruction the recipe does not have: add "
+            "report.prompt_baseline: TEXT (or pass steer eval --prompt TEXT)",
+            "/eval/prompting",
             severity="warning",
         )

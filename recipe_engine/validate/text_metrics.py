@@ -15,7 +15,7 @@ from recipe_engine.format.report_spec import TEXT_METRICS, ConceptMetric, Prompt
 from recipe_engine.load.prompt_files import file_format
 from recipe_engine.validate.schema_errors import did_you_mean
 
-__all__ = ["check_evaluation"]
+__all__ = ["check_evaluation", "plain_prompt"]
 
 Report = Callable[[str, str, str], Diagnostic]  # (code, message, pointer)
 
@@ -105,7 +105,7 @@ def _concept(recipe: Recipe, metric: ConceptMetric, at: str, error: Report) -> I
         )
 
 
-def _plain_prompt(recipe: Recipe) -> str | None:
+def plain_prompt(recipe: Recipe) -> str | None:
     """Where run.prompts has a plain-text prompt, as far as validation can see without reading
     JSONL files (which may hold either; the run checks those): its pointer, or None."""
     for part in prompt_parts(recipe.run.prompts):
@@ -126,7 +126,7 @@ def _prompt_baseline(recipe: Recipe, error: Report) -> Iterator[Diagnostic]:
     spec = recipe.report.prompt_baseline
     if not isinstance(spec, PromptBaseline) or spec.as_ != "system":
         return
-    plain = _plain_prompt(recipe)
+    plain = plain_prompt(recipe)
     if plain is not None:
         yield error(
             "prompt-baseline-system",
