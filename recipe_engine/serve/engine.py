@@ -181,8 +181,12 @@ class _Progress:
                 self.sent += piece
                 if piece and self.sink is not None:
                     self.sink.piece(piece)
-            # Only the new text can hold a stop string that was not there before.
-            if any(text.find(s, max(0, searched - len(s))) >= 0 for s in self.row.stop):
+            # Only the new text can hold a stop string that was not there before; none counts
+            # within the first min_tokens tokens (vLLM's rule: one ending there never does).
+            early = len(self.ids) <= (self.row.generation.min_new_tokens or 0)
+            if not early and any(
+                text.find(s, max(0, searched - len(s) + 1)) >= 0 for s in self.row.stop
+            ):
                 self.finish()
                 return
         if len(self.ids) >= self.row.generation.max_new_tokens:
