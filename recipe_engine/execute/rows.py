@@ -25,7 +25,14 @@ __all__ = ["merge_row_plans"]
 
 def _signature(op: PlanOp) -> tuple[object, ...]:
     return (
-        op.path, op.port, op.op, op.vector_name, op.positions, op.heads, op.experts, op.gate is None
+        op.path,
+        op.port,
+        op.op,
+        op.vector_name,
+        op.positions,
+        op.heads,
+        op.experts,
+        op.gate is None,
     )
 
 
