@@ -405,8 +405,8 @@ def test_export_refuses_the_site_at_its_line_and_explain_names_the_experts(
         "version: 1\nname: e\nmodel: {id: ./model, dtype: float32}\n"
         + _VECTORS
         + "interventions:\n"
-        "  - {op: add, vector: v, site: experts, experts: [0, 2], layers: 1}\n"
-        'run: {mode: trace, prompts: ["hello"]}\n'
+        + "  - {op: add, vector: v, site: experts, experts: [0, 2], layers: 1}\n"
+        + 'run: {mode: trace, prompts: ["hello"]}\n'
     )
     path = repo_dir / "r.yaml"
     path.write_text(text)
