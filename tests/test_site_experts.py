@@ -413,7 +413,7 @@ def test_export_refuses_the_site_at_its_line_and_explain_names_the_experts(
     with pytest.raises(RecipeError) as caught:
         export_recipe(path, "hf", repo_dir / "baked")
     shown = caught.value.diagnostics[0].format()
-    assert "r.yaml:6:" in shown and "/interventions/0/site" in shown and "[cannot-bake]" in shown
+    assert "r.yaml:7:" in shown and "/interventions/0/site" in shown and "[cannot-bake]" in shown
     assert "site experts" in shown and not (repo_dir / "baked").exists()
     explained = _text(explain_recipe(path))
     assert "layer 1 experts" in explained and "routed experts [0, 2] of 4" in explained
