@@ -1,4 +1,4 @@
-# Over 500 lines: the compile stage in one place (gates, widths, heads, experts, per-layer rows).
+# Over 400 lines: the compile stage in one place (gates, widths, heads, experts, per-layer rows).
 """Stage 6: a validated recipe + model + built vectors -> a Plan of concrete operations.
 
 Each PlanOp (plan.py) names the module path and port it touches, the positions, the op, the

@@ -10,13 +10,7 @@ from recipe_engine import expr as expr_lang
 from recipe_engine.builtin_models import BUILTINS, builtin_name
 from recipe_engine.diagnostics import Diagnostic
 from recipe_engine.format.conditions import condition_leaves
-from recipe_engine.format.interventions import (
-    EXPERTS_OPS,
-    OPS_NEEDING_VECTOR,
-    OPS_WITHOUT_VECTOR,
-    Intervention,
-    experts_op_refusal,
-)
+from recipe_engine.format.interventions import OPS_NEEDING_VECTOR, OPS_WITHOUT_VECTOR, Intervention
 from recipe_engine.format.recipe import Recipe
 from recipe_engine.format.report_spec import ConceptMetric, KLBaselineMetric, TokenProbMetric
 from recipe_engine.format.sites import VECTOR_NAME_PATTERN
@@ -212,7 +206,6 @@ class _Checker:
             )
         if item.heads is not None and len(set(item.heads)) != len(item.heads):
             yield self.error("duplicate-head", "a head is listed twice in `heads:`", at + "/heads")
-        yield from self.experts(at, item)
         yield from self.intervention_layers(at, item)
         if item.op == "mean_ablate" and item.vector in self.recipe.vectors:
             source = self.recipe.vectors[item.vector]
@@ -240,31 +233,6 @@ class _Checker:
         if item.positions == "generated" and self.recipe.run.mode != "trace":
             yield from self.generated_only_metrics(at)
         yield from self.turns_without_chat(at, item)
-
-    def experts(self, at: str, item: Intervention) -> Iterator[Diagnostic]:
-        """site: experts takes `experts:` (and only it does) and the ops exact there."""
-        if item.experts is not None and (item.site != "experts" or item.module is not None):
-            where = "a `module:` path" if item.module is not None else f"site {item.site}"
-            yield self.error(
-                "experts-needs-experts-site",
-                f"`experts:` only applies with site: experts (this intervention acts at {where})",
-                at + "/experts",
-            )
-        if item.site != "experts" or item.module is not None:
-            return
-        if item.experts is None:
-            yield self.error(
-                "missing-experts",
-                "site: experts needs `experts:`, the routed experts to act on (e.g. [0, 3]); "
-                "for the whole MoE block's output use site: mlp_out",
-                at + "/site",
-            )
-        elif len(set(item.experts)) != len(item.experts):
-            yield self.error(
-                "duplicate-expert", "an expert is listed twice in `experts:`", at + "/experts"
-            )
-        if item.op not in EXPERTS_OPS or (item.op == "scale" and item.vector is not None):
-            yield self.error("experts-op", experts_op_refusal(item.op), at + "/op")
 
     def turns_without_chat(self, at: str, item: Intervention) -> Iterator[Diagnostic]:
         """`positions: user` (or system) on inline text prompts, which have no turns: the
@@ -332,13 +300,6 @@ class _Checker:
                     f"positions {item.positions!r} on backend vllm: vLLM packs each request's "
                     f"tokens flat, so only `positions: all` is supported there{hint}",
                     at + "/positions",
-                )
-            if item.site == "experts":
-                yield self.error(
-                    "backend-unsupported",
-                    "site experts on backend vllm: vLLM's fused MoE kernels compute the routed "
-                    f"experts in one call that exposes no routing weights{hint}",
-                    at + "/site",
                 )
             if item.site == "resid_pre":
                 yield self.error(
