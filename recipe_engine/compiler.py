@@ -1,4 +1,4 @@
-# Over 400 lines: the compile stage in one place (gates, widths, heads, per-layer trained rows).
+# Over 400 lines: the compile stage in one place (gates, widths, heads, experts, per-layer rows).
 """Stage 6: a validated recipe + model + built vectors -> a Plan of concrete operations.
 
 Each PlanOp (plan.py) names the module path and port it touches, the positions, the op, the
@@ -18,7 +18,7 @@ from recipe_engine.format.conditions import (
     ConditionLeaf,
     NotCondition,
 )
-from recipe_engine.format.interventions import Intervention
+from recipe_engine.format.interventions import EXPERTS_OPS, Intervention, experts_op_refusal
 from recipe_engine.format.layers import LayerRangeError, resolve_layers
 from recipe_engine.format.positions import parse_positions
 from recipe_engine.format.prompt_groups import prompt_parts
@@ -227,6 +227,47 @@ def _head_columns(
     return heads, columns
 
 
+def _experts(
+    item: Intervention,
+    model: LoadedModel,
+    doc: LoadedDocument | None,
+    at: str,
+    targets: Targets,
+) -> tuple[tuple[int, ...], int, tuple[str, str]] | None:
+    """site experts: the routed experts acted on, the block's count and the experts module's
+    (index, weights) parameter names; None elsewhere. Every target layer must have a routed
+    experts module (resolve/experts.py)."""
+    if item.site != "experts" or item.module is not None:
+        return None
+    if item.op not in EXPERTS_OPS or (item.op == "scale" and item.vector is not None):
+        raise _fail(doc, "experts-op", experts_op_refusal(item.op), at + "/op")
+    if not item.experts:
+        raise _fail(doc, "missing-experts", "site: experts needs `experts:` (which ones)", at)
+    found = []
+    for layer, _ in targets:
+        assert layer is not None  # site experts always names layers
+        if layer not in model.experts:
+            why = model.experts_refusals.get(layer) or (
+                f"the routed experts of layer {layer} cannot be found on backend "
+                f"{model.backend}; use site: mlp_out"
+            )
+            raise _fail(doc, "experts-site", why, at + "/site")
+        found.append(model.experts[layer])
+    count = found[0].count
+    chosen = tuple(item.experts)
+    for k, expert in enumerate(chosen):
+        for module in found:
+            if expert >= module.count:
+                raise _fail(
+                    doc,
+                    "expert-range",
+                    f"expert {expert} out of range ({module.path} has {module.count} routed "
+                    f"experts: 0..{module.count - 1})",
+                    f"{at}/experts/{k}",
+                )
+    return chosen, count, (found[0].index_arg, found[0].weights_arg)
+
+
 def _expected_width(
     item: Intervention,
     model: LoadedModel,
@@ -296,6 +337,11 @@ def _location(
         path = item.module.replace("{layer}", str(layer)) if layer is not None else item.module
         port: Port = "output"
         site = "module"
+    elif item.site == "experts":
+        assert layer is not None and layer in model.experts  # _experts checked every layer
+        # ordered at the experts module's input: the op edits its routing weights there and
+        # its output when it returns (execute/experts.py)
+        path, port, site = model.experts[layer].path, "input", "experts"
     else:
         assert layer is not None
         location = adapter.locate(item.site, layer)
@@ -402,6 +448,7 @@ def _compile_one(
     label = item.name or f"{item.op} {item.vector or ''}".strip()
     targets = _targets(item, model.shape.n_layers, doc, at)
     heads, columns = _head_columns(item, model, doc, at, targets)
+    experts = _experts(item, model, doc, at, targets)
     vector = None
     rows: dict[int | None, torch.Tensor] = {}
     lowranks: dict[int | None, LowRank] = {}
@@ -448,6 +495,9 @@ def _compile_one(
                 lowrank=lowranks.get(layer),
                 columns=columns,
                 heads=heads,
+                experts=None if experts is None else experts[0],
+                experts_count=None if experts is None else experts[1],
+                experts_args=None if experts is None else experts[2],
                 order=(events[(path, port)], index),
                 gate=gate,
             )

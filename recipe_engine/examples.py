@@ -68,9 +68,10 @@ def list_examples() -> list[Example]:
     """Every example recipe (fragments, whose names start with "_", are not recipes), by name:
     the top folder's as `NAME`, a gallery's as `real/NAME`."""
     root = examples_dir()
-    paths = sorted(root.glob("*.yaml"))
+    # sorted by the name shown (the stem): by file name, `a-b.yaml` would come before `a.yaml`
+    paths = sorted(root.glob("*.yaml"), key=lambda p: p.stem)
     for gallery in GALLERIES:
-        paths += sorted((root / gallery).glob("*.yaml"))
+        paths += sorted((root / gallery).glob("*.yaml"), key=lambda p: p.stem)
     found = []
     for path in paths:
         if path.name.startswith(("_", ".")):

@@ -45,6 +45,7 @@ class ModelShape:
     n_heads: int
     head_dim: int  # width of one head where the attention output projection reads it
     head_dim_key: str = "head_dim"  # the config key head_dim came from (explain shows it)
+    n_experts: int | None = None  # routed experts per MoE block; None: the config names none
 
     @property
     def heads_width(self) -> int:
@@ -59,6 +60,9 @@ class ModelShape:
 _LAYER_KEYS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _HIDDEN_KEYS = ("hidden_size", "n_embd", "d_model", "dim")
 _HEAD_KEYS = ("num_attention_heads", "n_head", "num_heads", "n_heads")
+# Routed experts per MoE block: Qwen-MoE's num_experts, Mixtral/OLMoE/GPT-OSS's
+# num_local_experts, DeepSeek's n_routed_experts, ERNIE's moe_num_experts.
+_EXPERT_KEYS = ("num_experts", "num_local_experts", "n_routed_experts", "moe_num_experts")
 
 
 def is_local_path(model_id: str) -> bool:
@@ -98,7 +102,8 @@ def shape_from_config(config: dict[str, Any]) -> ModelShape:
             head_dim, key = value, candidate
             break
     model_type = str(config.get("model_type", "unknown"))
-    return ModelShape(model_type, layers, hidden, heads, head_dim, key)
+    experts = _first(config, _EXPERT_KEYS)
+    return ModelShape(model_type, layers, hidden, heads, head_dim, key, experts)
 
 
 def hub_cache() -> Path:

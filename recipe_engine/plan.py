@@ -108,6 +108,11 @@ class PlanOp:
     rows: torch.Tensor | None = None  # [B, 1, 1] bool: the rows of a merged batch plan it acts on
     row_strength: torch.Tensor | None = None  # [B, 1, 1]: per-row strength in a merged plan
     lowrank: LowRank | None = None  # op lowrank: R, W, b (vector is None)
+    # site experts: the routed experts acted on, how many the block has, and the names of the
+    # experts module's (top_k_index, top_k_weights) parameters (resolve/experts.py)
+    experts: tuple[int, ...] | None = None
+    experts_count: int | None = None
+    experts_args: tuple[str, str] | None = None
 
     def describe(self) -> dict[str, Any]:  # a JSON object (`steer explain`, the run report)
         vec = self.vector
@@ -122,6 +127,11 @@ class PlanOp:
             "heads": list(self.heads) if self.heads is not None else None,
             # heads site: [start, end) of each head's columns in the projection's input
             "head_columns": None if self.columns is None else _column_ranges(self.columns),
+            **(
+                {}
+                if self.experts is None
+                else {"experts": list(self.experts), "experts_count": self.experts_count}
+            ),
             "positions": self.positions.written,
             "positions_per_step": self.positions.per_step(),
             "vector": self.vector_name,

@@ -25,7 +25,7 @@ BEGIN, END = "<!-- architecture-table -->", "<!-- /architecture-table -->"
 
 
 def _cell(outcome: dict[str, Any] | None, notes: dict[str, int]) -> str:
-    if outcome is None:
+    if outcome is None or outcome["status"] == "n/a":
         return "n/a"
     if outcome["status"] == "ok":
         return "ok"

@@ -339,3 +339,15 @@ def test_a_per_layer_vector_acts_only_on_its_layers(repo_dir: Path) -> None:
     )
     with pytest.raises(RecipeError, match="layer 2 has none"):
         compile_plan(recipe, model, {"v": rows}, loaded.document)
+
+
+def test_without_a_terminal_training_prints_a_line_per_tenth_of_its_steps(
+    repo_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A log file of a long training shows it moving: step, loss, held-out loss, s/step."""
+    path = _write(repo_dir, _recipe(extra="    patience: null\n").replace("steps: 6", "steps: 20"))
+    request, _ = _request(path)
+    train_vector(request)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("train v:")]
+    assert [line.split()[3] for line in lines] == [f"{s}/20" for s in range(2, 21, 2)]
+    assert all(" loss " in line and " held-out " in line and "s/step" in line for line in lines)

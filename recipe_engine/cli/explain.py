@@ -18,10 +18,11 @@ examples:
   steer explain recipes/multi-layer.yaml --no-model   torch-free: no model, no compiled plan
 
 Shows, for each operation in execution order: the module path and port it touches, the layer
-and site, the heads, the positions at step 0 and at later generation steps, the vector's name
-and norm, and the effective strength (strength x layer weight); then, for the first 3 prompts,
-the token positions each intervention steers at step 0 and the text of the first ones (chat
-prompts rendered by the model's chat template). Vectors are built (that needs the model) but
+and site, the heads (site experts: the routed experts and how many the block has), the
+positions at step 0 and at later generation steps, the vector's name and norm, and the
+effective strength (strength x layer weight); then, for the first 3 prompts, the token
+positions each intervention steers at step 0 and the text of the first ones (chat prompts
+rendered by the model's chat template). Vectors are built (that needs the model) but
 no prompt of run.prompts is run.
 """
 
@@ -103,6 +104,11 @@ def _text(info: dict[str, Any]) -> str:
         if op.get("head_columns"):
             spans = ", ".join(f"{a}:{b}" for a, b in op["head_columns"])
             heads += f" (input columns {spans})"
+        if op.get("experts") is not None:  # which routed experts, of how many in the block
+            heads += (
+                f", routed experts {op['experts']} of {op['experts_count']} (before the router "
+                "weights mix them)"
+            )
         lines.append(f" {i:>2}. {op['op']} at {where}{heads} -> {op['module']}.{op['port']}")
         if op["vector"]:
             lines.append(

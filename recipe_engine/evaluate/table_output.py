@@ -173,6 +173,7 @@ def table_png(table: EvalTable) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     from matplotlib.patches import Rectangle
+    from matplotlib.ticker import FuncFormatter
 
     fig, ax = plt.subplots(figsize=(7.5, 5.2))
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
@@ -196,11 +197,17 @@ def table_png(table: EvalTable) -> bytes:
     ax.set_xlabel("fluency: perplexity of the continuations (lower is better)")
     ax.set_ylabel(table.concept)
     ax.autoscale_view()
+    low, high = ax.get_xlim()
+    if low > 0 and high / low > 4:  # a tuning grid that blows up perplexity squeezes the rest
+        ax.set_xscale("log")
+        plain = FuncFormatter(lambda value, _: f"{value:g}")
+        ax.xaxis.set_major_formatter(plain)
+        ax.xaxis.set_minor_formatter(plain)
     model = str(table.model["id"]).rsplit("/", 1)[-1]
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="best")
-    fig.suptitle(f"{table.recipe} on {model}: concept vs fluency (test prompts)")
-    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    fig.suptitle(f"{table.recipe} on {model}\nconcept vs fluency (test prompts)", fontsize=11)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=110, metadata={"Software": None})  # no stamp: same file
     plt.close(fig)

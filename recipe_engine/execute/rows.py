@@ -24,7 +24,16 @@ __all__ = ["merge_row_plans"]
 
 
 def _signature(op: PlanOp) -> tuple[object, ...]:
-    return (op.path, op.port, op.op, op.vector_name, op.positions, op.heads, op.gate is None)
+    return (
+        op.path,
+        op.port,
+        op.op,
+        op.vector_name,
+        op.positions,
+        op.heads,
+        op.experts,
+        op.gate is None,
+    )
 
 
 def _same_shape(a: Plan, b: Plan) -> bool:

@@ -11,6 +11,7 @@ from typing import Any
 
 import torch
 
+from recipe_engine.execute.experts import apply_experts
 from recipe_engine.execute.gates import gate_rows, score_read
 from recipe_engine.execute.ops import transform
 from recipe_engine.execute.positions import ALL, NONE, TextMasks, position_mask
@@ -88,6 +89,7 @@ def _needs_context(op: PlanOp) -> bool:
         op.positions != ALL_POSITIONS
         or (op.vector is not None and op.vector.dim() == 2)
         or op.gate is not None
+        or op.site == "experts"  # the experts module sees B x T tokens flattened: T is needed
     )
 
 
@@ -173,6 +175,11 @@ def apply_plan(
         if not active and not (reads and step0):
             continue
         envoy = envoy_at(root, path)
+        if active and active[0][0].site == "experts":  # its own station: input, then output
+            assert context is not None  # _needs_context
+            masked = [(op, _row_mask(op, mask, record), aligned) for op, mask, aligned in active]
+            apply_experts(envoy, masked, context[0])
+            continue
         current = envoy.input if port == "input" else envoy.output
         is_tuple = isinstance(current, tuple)
         paired = bool(active) and residual_pairs and is_tuple

@@ -130,6 +130,15 @@ def _fold_embedding(model: torch.nn.Module, layout: FamilyLayout, op: PlanOp, wi
 
 def check_foldable(op: PlanOp, layout: FamilyLayout) -> None:
     """Raise NotFoldable when no weight change reproduces `op` exactly."""
+    if op.site == "experts":
+        raise NotFoldable(
+            "site experts acts on chosen routed experts inside the mix: an add or set needs a "
+            "per-expert output bias, which the fused experts of most families lack, and the "
+            "export does not fold site experts at all (a zero or scale would fit the chosen "
+            "experts' down projections, but that fold is not implemented); run it with the "
+            "engine (steer run, steer serve)",
+            field="site",
+        )
     if op.gate is not None:
         raise NotFoldable(
             "`when:` decides per input whether the op acts; weights act on every input",

@@ -6,10 +6,22 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-__all__ = ["MODULE_PATTERN", "SITES", "VECTOR_NAME_PATTERN", "Site"]
+__all__ = [
+    "INTERVENTION_SITES",
+    "MODULE_PATTERN",
+    "SITES",
+    "VECTOR_NAME_PATTERN",
+    "InterventionSite",
+    "Site",
+]
 
 Site = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "heads"]
 SITES: tuple[str, ...] = ("resid_pre", "resid_post", "attn_out", "mlp_out", "heads")
+# Interventions may also write the routed experts' outputs of a MoE block, before the router
+# weights mix them. Nothing can read there (the experts module holds the experts' outputs only
+# already mixed), so vectors and conditions keep `Site`.
+InterventionSite = Literal["resid_pre", "resid_post", "attn_out", "mlp_out", "heads", "experts"]
+INTERVENTION_SITES: tuple[str, ...] = (*SITES, "experts")
 
 # Dotted module path below the model root, with an optional {layer} placeholder,
 # e.g. "transformer.h.{layer}.mlp.c_fc" or "model.layers.{layer}.self_attn.o_proj".
@@ -23,6 +35,16 @@ SITE_FIELD: Any = Field(
         "resid_pre (block input) | resid_post (block output) | attn_out (attention output) | "
         "mlp_out (MLP output) | heads (per-head slices of the input of the attention output "
         "projection)."
+    ),
+)
+INTERVENTION_SITE_FIELD: Any = Field(
+    default="resid_post",
+    description=(
+        "resid_pre (block input) | resid_post (block output) | attn_out (attention output) | "
+        "mlp_out (MLP output; on MoE models the MoE block's mixed output) | heads (per-head "
+        "slices of the input of the attention output projection) | experts (the outputs of "
+        "the routed experts listed in `experts:`, before the router weights mix them; MoE "
+        "models only)."
     ),
 )
 MODULE_FIELD: Any = Field(

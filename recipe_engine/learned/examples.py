@@ -9,6 +9,7 @@ model reads is the prompt followed by exactly the completion's tokens.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 
 from recipe_engine.errors import RecipeError
@@ -87,8 +88,16 @@ def _prompted(request: TrainRequest) -> list[Example]:
             ]
     except ChatTemplateError as exc:
         raise request.error("prompt-baseline", str(exc), at) from None
-    winners = _answers(model, chosen, targets.max_new_tokens)
     pairs = spec.objective != "lm"
+    # minutes on a real model before the first step: say what the wait is
+    answers = len(raw) * (2 if pairs else 1)
+    print(
+        f"train {request.name}: the unsteered model writes {answers} prompted targets "
+        f"({targets.max_new_tokens} tokens each)",
+        file=sys.stderr,
+        flush=True,
+    )
+    winners = _answers(model, chosen, targets.max_new_tokens)
     losers = _answers(model, opposite, targets.max_new_tokens) if pairs else []
     examples: list[Example] = []
     with model.lock:

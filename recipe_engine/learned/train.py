@@ -127,23 +127,36 @@ def batch_loss(
 
 
 class _Bar:
-    """Step, loss and held-out loss on stderr while a terminal watches (tqdm), and the
-    caller's progress callback."""
+    """Step, loss and held-out loss on stderr: a tqdm bar while a terminal watches, else one
+    plain line at each tenth of the steps (a log file of a half-hour training shows it
+    moving); and the caller's progress callback."""
 
     def __init__(self, request: TrainRequest) -> None:
         self.request = request
         self.bar: Any = None
+        self.started = time.perf_counter()
+        self.held: float | None = None  # the last held-out loss measured
+        self.every = max(1, request.spec.steps // 10)
         if sys.stderr.isatty():
             from tqdm import tqdm
 
             self.bar = tqdm(total=request.spec.steps, desc=f"train {request.name}", leave=False)
 
     def update(self, step: int, loss: float, held: float | None) -> None:
+        self.held = held if held is not None else self.held
+        held_text = "-" if self.held is None else f"{self.held:.4f}"
         if self.bar is not None:
-            held_text = "-" if held is None else f"{held:.4f}"
             self.bar.set_postfix_str(f"loss {loss:.4f} held-out {held_text}", refresh=False)
             self.bar.n = step
             self.bar.refresh()
+        elif step % self.every == 0:
+            seconds = time.perf_counter() - self.started
+            print(
+                f"train {self.request.name}: step {step}/{self.request.spec.steps} loss "
+                f"{loss:.4f} held-out {held_text} ({seconds / step:.2f} s/step)",
+                file=sys.stderr,
+                flush=True,
+            )
         if self.request.progress is not None:
             self.request.progress(self.request.name, step, self.request.spec.steps)
 

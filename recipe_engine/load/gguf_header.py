@@ -188,4 +188,7 @@ def shape_config_from_gguf(metadata: dict[str, object]) -> dict[str, object]:
     value_length = get("attention.value_length")
     if isinstance(value_length, int):
         config["v_head_dim"] = value_length
+    experts = get("expert_count")  # a MoE model's routed experts (site: experts)
+    if isinstance(experts, int):
+        config["num_experts"] = experts
     return config

@@ -43,6 +43,7 @@ def render_text(report: RunReport, use_colour: bool = False, top: int | None = N
         heads = ""
         if op["heads"] is not None:  # the heads site already says "heads": no "heads heads"
             heads = f" {op['heads']}" if op["site"] == "heads" else f" heads {op['heads']}"
+        heads = f" {op['experts']}" if op.get("experts") is not None else heads  # site experts
         vec = ""
         if op["vector"]:  # a low-rank edit has a rank where a vector has a norm
             size = f"rank {op['rank']}" if "rank" in op else f"|v|={op['vector_norm']:.3g}"

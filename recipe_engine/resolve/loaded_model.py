@@ -14,6 +14,7 @@ import torch
 
 from recipe_engine.model_config import ModelShape
 from recipe_engine.resolve.architectures import Adapter, envoy_at
+from recipe_engine.resolve.experts import ExpertsModule
 
 __all__ = ["LoadedModel"]
 
@@ -38,6 +39,10 @@ class LoadedModel:
     backend: str = "local"
     # Why site: heads cannot be placed, by layer (architectures.heads_problem); empty: anywhere
     heads_refusals: dict[int, str] = field(default_factory=dict)
+    # site: experts: each MoE layer's routed-experts module, and why the other layers have none
+    # (resolve/experts.routed_experts)
+    experts: dict[int, ExpertsModule] = field(default_factory=dict)
+    experts_refusals: dict[int, str] = field(default_factory=dict)
 
     @property
     def backend_kwargs(self) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from recipe_engine.model_config import (
 )
 from recipe_engine.model_store import PACKAGE_PREFIX, LocalModel, local_model
 from recipe_engine.resolve.architectures import adapter_for, heads_problem
+from recipe_engine.resolve.experts import routed_experts
 from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = [
@@ -218,6 +219,7 @@ def wrap_model(
     adapter = adapter_for(hf, shape.model_type, shape.n_layers, architecture)
     wrapped = TransformersModel(hf, tokenizer=tokenizer)
     wrapped.tokenizer.padding_side = "left"  # position -1 is then every row's last real token
+    experts, experts_refusals = routed_experts(hf, adapter, shape.n_layers)
     return LoadedModel(
         nn=wrapped,
         tokenizer=wrapped.tokenizer,
@@ -227,4 +229,6 @@ def wrap_model(
         device=next(hf.parameters()).device,
         lock=threading.RLock(),
         heads_refusals=heads_problem(hf, adapter, shape),
+        experts=experts,
+        experts_refusals=experts_refusals,
     )

@@ -17,6 +17,7 @@ from recipe_engine.load.overrides import apply_overrides
 from recipe_engine.load.paths import display_path
 from recipe_engine.validate.conditions import check_conditions
 from recipe_engine.validate.expectations import check_expectations
+from recipe_engine.validate.experts_site import check_experts_site
 from recipe_engine.validate.lowrank import check_lowrank
 from recipe_engine.validate.model_checks import ENVIRONMENT_CODES, check_against_model
 from recipe_engine.validate.phases import schema_without_unknown_keys, skipped_note
@@ -96,6 +97,7 @@ def validate_file(
         later += check_prompt_groups(recipe, checked)
         later += check_conditions(recipe, checked)
         later += check_lowrank(recipe, checked)
+        later += check_experts_site(recipe, checked)
         later += check_expectations(recipe, checked.diagnostic)
         later += check_prompt_texts(recipe, checked)
         later += check_references(

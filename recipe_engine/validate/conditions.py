@@ -22,7 +22,15 @@ from recipe_engine.load.includes import LoadedDocument
 __all__ = ["SITE_ORDER", "all_interventions", "check_condition_order", "check_conditions"]
 
 # Where each site is reached within one block, in the forward order.
-SITE_ORDER = {"resid_pre": 0, "heads": 1, "attn_out": 2, "mlp_out": 3, "resid_post": 4}
+# experts run inside the MoE block: after the attention, before the block's mixed output
+SITE_ORDER = {
+    "resid_pre": 0,
+    "heads": 1,
+    "attn_out": 2,
+    "experts": 3,
+    "mlp_out": 4,
+    "resid_post": 5,
+}
 
 
 def all_interventions(recipe: Recipe) -> Iterator[tuple[str, Intervention]]:

@@ -130,6 +130,8 @@ class _ModelChecks:
                         f"0..{shape.n_heads - 1})",
                         f"{at}/heads/{k}",
                     )
+            if item.site == "experts" and item.module is None:
+                yield from self.experts(item.experts or [], at)
         yield from check_lowrank_rank(self.recipe, self.doc, shape)
         for index, metric in enumerate(self.recipe.report.metrics):
             # The instruction metric reads the unsteered model's residual stream at `layer`
@@ -143,6 +145,27 @@ class _ModelChecks:
                     "layer-range",
                     str(LayerRangeError(metric.layer, shape.n_layers)),
                     f"/report/metrics/{index}/layer",
+                )
+
+    def experts(self, experts: list[int], at: str) -> Iterator[Diagnostic]:
+        """site: experts needs a MoE model; each expert index must exist."""
+        count = self.shape.n_experts
+        if count is None:
+            yield self.doc.diagnostic(
+                "experts-site",
+                f"site experts needs a mixture-of-experts model; {self.recipe.model.id!r} "
+                f"({self.shape.model_type}) has no routed experts in its config (num_experts, "
+                "num_local_experts, n_routed_experts): use site: mlp_out for its MLP output",
+                at + "/site",
+            )
+            return
+        for k, expert in enumerate(experts):
+            if expert >= count:
+                yield self.doc.diagnostic(
+                    "expert-range",
+                    f"expert {expert} out of range (the model has {count} routed experts: "
+                    f"0..{count - 1})",
+                    f"{at}/experts/{k}",
                 )
 
     def layers(self, spec: object, pointer: str) -> Iterator[Diagnostic]:

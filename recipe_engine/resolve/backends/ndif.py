@@ -18,6 +18,7 @@ from recipe_engine.errors import EnvironmentFailure
 from recipe_engine.format.model_spec import ModelSpec
 from recipe_engine.model_config import machine_only_kind, shape_from_config
 from recipe_engine.resolve.architectures import adapter_for
+from recipe_engine.resolve.experts import routed_experts
 from recipe_engine.resolve.loaded_model import LoadedModel
 
 __all__ = ["API_KEY_VARIABLE", "api_key", "load_remote_model", "ndif_host"]
@@ -79,15 +80,19 @@ def load_remote_model(spec: ModelSpec) -> LoadedModel:
     tokenizer.model_input_names = ["input_ids", "attention_mask"]
     module = nn._module
     shape = shape_from_config(module.config.to_dict())
+    adapter = adapter_for(module, shape.model_type, shape.n_layers, spec.architecture)
+    experts, experts_refusals = routed_experts(module, adapter, shape.n_layers)  # meta: no weights
     return LoadedModel(
         nn=nn,
         tokenizer=tokenizer,
         shape=shape,
-        adapter=adapter_for(module, shape.model_type, shape.n_layers, spec.architecture),
+        adapter=adapter,
         # no weights here to fingerprint: the id and revision are what NDIF serves
         identity=f"ndif:{spec.id}@{spec.revision or 'default'}",
         device=torch.device("cpu"),  # vectors travel as CPU tensors; ops move them (ops.py)
         lock=threading.RLock(),
         remote=True,
         backend="remote",
+        experts=experts,
+        experts_refusals=experts_refusals,
     )
