@@ -2,7 +2,7 @@
 tokens. The reference is plain transformers `generate(min_new_tokens=...)` on the same weights
 with the same greedy settings (no engine code); a stop string within the first min_tokens
 tokens does not count (vLLM's rule, its PR 22014); a call paused between two steps and resumed
-keeps the count (execute/runner.py `_resumed_kwargs`)."""
+keeps the count (execute/pausing.py `resumed_kwargs`)."""
 
 from __future__ import annotations
 

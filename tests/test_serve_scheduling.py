@@ -1,6 +1,6 @@
 """Scheduling at step granularity in `steer serve`: a request that arrives while a batch
 generates starts at that batch's next step (the running generate call pauses between two
-steps, keeping its KV cache, and goes on after: execute/runner.py `Paused`), and every row's
+steps, keeping its KV cache, and goes on after: execute/pausing.py `Paused`), and every row's
 greedy tokens are those of plain transformers generating that row alone with its profile's
 steering as a PyTorch forward hook, whatever ran beside or between its steps: a steered row
 next to an unsteered one, a `when:` gate decided at step 0, prompt-only steering that must not

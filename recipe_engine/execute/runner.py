@@ -7,7 +7,6 @@ turn autograd off by itself).
 
 from __future__ import annotations
 
-import inspect
 import threading
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -17,21 +16,29 @@ from typing import Any, TypeVar, cast
 
 import nnsight
 import torch
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
 
 from recipe_engine.errors import UsageError
 from recipe_engine.execute.gates import GateOutcome, gate_outcomes
 from recipe_engine.execute.logprobs import StepLogprobs, TokenLogprob
+from recipe_engine.execute.pausing import (
+    PauseCheck,
+    Paused,
+    Prompts,
+    goes_on,
+    grown,
+    pausable,
+    pausable_call,
+)
 from recipe_engine.execute.positions import TextMasks, text_masks
 from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
 from recipe_engine.execute.rows import merge_row_plans
 from recipe_engine.execute.steer import apply_plan
+from recipe_engine.execute.step_tap import StepTap, tap_kwargs
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 
-__all__ = ["PassResult", "Paused", "RowPlans", "generate_pass", "score_texts", "trace_pass"]
+__all__ = ["PassResult", "RowPlans", "generate_pass", "score_texts", "trace_pass"]
 
 
 @dataclass
@@ -48,22 +55,6 @@ class PassResult:
     logprobs: list[list[TokenLogprob]] = field(default_factory=list)
     # set: the call paused between two steps (`pause`); `generate_pass(resume=...)` goes on
     paused: Paused | None = None
-
-
-@dataclass
-class Paused:
-    """A generate call stopped between two steps so that other work can run (serve's
-    scheduler), with all its next call needs to go on where it stopped: the same KV cache,
-    the tokens so far, the gates of step 0, the per-step reductions. Going on is the decode
-    step the call would have run next (one new token per row under the same cache), so the
-    tokens are those of an uninterrupted call."""
-
-    inputs: dict[str, torch.Tensor]  # input_ids (left-padded prompts, the tokens so far), mask
-    cache: Any  # transformers' DynamicCache: every token but the last
-    steps: list[Any]  # each step's reductions so far (reduce_step)
-    record: dict[Any, Any]  # condition scores and gates of step 0 (execute/gates.py)
-    scores: StepLogprobs | None  # log-probabilities so far, when asked for
-    taken: int  # steps generated so far
 
 
 # nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step: that
@@ -86,8 +77,6 @@ def _sampling(gen: GenerationSpec) -> Iterator[None]:
 
 
 _Item = TypeVar("_Item")
-# Prompts as texts, or as token ids (given by a client: used as they are, nothing added).
-Prompts = Sequence[str] | Sequence[list[int]]
 
 
 def _batches(prompts: Sequence[_Item], size: int) -> list[list[_Item]]:
@@ -160,138 +149,6 @@ def _generation_kwargs(model: LoadedModel, gen: GenerationSpec) -> dict[str, Any
     return kwargs
 
 
-class _StepTap(BaseStreamer, StoppingCriteria):
-    """What a caller hears of a running generate call: transformers hands every step's new
-    token ids to a streamer (`put`) and asks its stopping criteria after each step. The first
-    `put` is the prompt ids, not a step: skipped."""
-
-    def __init__(
-        self,
-        on_step: Callable[[list[int]], None] | None,
-        stop: Callable[[], bool] | None,
-        logprobs: StepLogprobs | None = None,
-        pause: _Pause | None = None,
-    ):
-        self.on_step = on_step
-        self.stop = stop
-        self.logprobs = logprobs
-        self.pause = pause
-        self.paused = False  # the call ended because `pause` asked for it
-        self.prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            if self.pause is not None:
-                self.pause.check(value)
-            return
-        if self.logprobs is not None:  # the step's token is known: its log-probability
-            self.logprobs.chosen(value)
-        if self.on_step is not None:
-            self.on_step([int(t) for t in value.reshape(-1).tolist()])
-
-    def end(self) -> None:
-        self.prompt_seen = False  # ready for the next batch
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
-        done = self.stop is not None and self.stop()
-        if not done and self.pause is not None and self.pause.wanted():
-            self.paused = done = True
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-
-class _Pause:
-    """When a pausable call may pause: `ask` says so (asked after each step), and the prompt
-    the call runs is the one whose attention mask `_Pause` holds (a tokenization that differs
-    would resume on the wrong mask: such a call never pauses)."""
-
-    def __init__(self, ask: Callable[[], bool], ids: torch.Tensor, mask: torch.Tensor) -> None:
-        self.ask, self.ids, self.mask = ask, ids, mask
-        self.usable = True
-
-    def check(self, prompt: torch.Tensor) -> None:
-        """The prompt ids the call was given (the streamer's first `put`)."""
-        real = self.mask.bool()
-        prompt = prompt.reshape(self.ids.shape[0], -1).cpu()
-        self.usable = prompt.shape == self.ids.shape and torch.equal(prompt[real], self.ids[real])
-
-    def wanted(self) -> bool:
-        return self.usable and self.ask()
-
-
-def _tap_kwargs(
-    on_step: Callable[[list[int]], None] | None,
-    stop: Callable[[], bool] | None,
-    logprobs: StepLogprobs | None = None,
-    pause: _Pause | None = None,
-) -> dict[str, Any]:
-    """The generate kwargs that feed `on_step` and ask `stop` (none without a listener: the
-    call is then exactly what it was), record each chosen token's log-probability, and pause
-    the call when `pause` wants it."""
-    if on_step is None and logprobs is None and pause is None:
-        return {}
-    tap = _StepTap(on_step, stop, logprobs, pause)
-    return {"streamer": tap, "stopping_criteria": StoppingCriteriaList([tap])}
-
-
-def _cache_keyword(model: LoadedModel) -> str:
-    """What this transformers calls the KV cache argument (`cache` since 5.x, before that
-    `past_key_values`)."""
-    forward = getattr(model.hf, "forward", None)
-    try:
-        names = inspect.signature(forward).parameters if forward is not None else {}
-    except (TypeError, ValueError):
-        names = {}
-    return "cache" if "cache" in names else "past_key_values"
-
-
-def _pausable(model: LoadedModel, gen: GenerationSpec, installed: bool, batches: int) -> bool:
-    """Whether a call may pause and go on later: one batch, run here, with transformers' own
-    dynamic cache. Never a seeded sampled call: the calls run in between would draw from
-    torch's random stream, and going on would not reseed it as the call alone would."""
-    config = getattr(getattr(model.hf, "generation_config", None), "cache_implementation", None)
-    seeded = gen.do_sample and gen.seed is not None
-    return not (
-        model.remote or installed or batches != 1 or seeded or config not in (None, "dynamic")
-    )
-
-
-def _new_cache(model: LoadedModel) -> Any:
-    """The KV cache generate would make itself (a dynamic cache for the model's layers), made
-    here so that a paused call keeps it."""
-    hf: Any = model.hf
-    return DynamicCache(config=hf.config.get_text_config(decoder=True))
-
-
-def _prompt_layout(model: LoadedModel, batch: Prompts) -> tuple[torch.Tensor, torch.Tensor]:
-    """(input ids, attention mask) of a batch as the trace pads it: on the left (under the
-    model's lock: the tokenizer is shared)."""
-    if batch and isinstance(batch[0], str):
-        encoded = model.tokenizer(list(batch), return_tensors="pt", padding=True)
-        return encoded["input_ids"], encoded["attention_mask"]
-    rows = cast(Sequence[list[int]], batch)
-    width = max(len(r) for r in rows)
-    ids = torch.zeros(len(rows), width, dtype=torch.long)
-    mask = torch.zeros(len(rows), width, dtype=torch.long)
-    for i, row in enumerate(rows):
-        if row:
-            ids[i, width - len(row) :] = torch.tensor(row, dtype=torch.long)
-            mask[i, width - len(row) :] = 1
-    return ids, mask
-
-
-def _resumed_kwargs(kwargs: dict[str, Any], taken: int) -> dict[str, Any]:
-    """A paused call's generate kwargs for the steps it has left."""
-    out = {**kwargs, "max_new_tokens": kwargs["max_new_tokens"] - taken}
-    if "min_new_tokens" in out:
-        left = out["min_new_tokens"] - taken
-        if left > 0:
-            out["min_new_tokens"] = left
-        else:
-            del out["min_new_tokens"]
-    return out
-
-
 def _split_generated(
     result: PassResult,
     ids: torch.Tensor,
@@ -344,6 +201,20 @@ def _keep_batch(
         result.logprobs.extend(_cut_at_eos(r, eos) for r in scores.rows(new))
 
 
+def _installs(model: LoadedModel, plan: RowPlans, plans: list[Plan]) -> bool:
+    """Whether a persistent pass installs its plan as an edit (see above generate_pass)."""
+    text_positions = any(batch_plan.text_positions() for batch_plan in plans)
+    return (
+        model.persistent_edits and not text_positions and isinstance(plan, Plan) and bool(plan.ops)
+    )
+
+
+def _first_logits(steps: list[Any]) -> torch.Tensor:
+    first = steps[0][1]
+    assert first is not None  # reduce_step keeps step 0's logits
+    return cast(torch.Tensor, first).float().cpu()
+
+
 # persistent=False: the plan is part of each generate trace.
 # persistent=True (edit mode): the plan is installed once as an in-place nnsight edit
 # (`model.edit(inplace=True)`, looping over every step), every batch is generated through the
@@ -351,6 +222,20 @@ def _keep_batch(
 # is clean afterwards even if generation fails. On a remote backend, which keeps no state between
 # requests, and for role or marker positions, whose token masks differ from batch to batch, the
 # plan goes into every call instead: the same computation.
+#
+# Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
+# `reduction` names what the report needs; the first step's logits are kept whole (the
+# next-token logits); everything is copied to the host once per batch.
+#
+# on_step (optional) hears each step: one new token id per row of the running batch, in row
+# order (a finished row gets the pad id); stop (asked after each step, only with on_step)
+# ends the batch early when it says so. Neither is called on a remote backend. logprobs=k
+# (local backend only) keeps each new token's log-probability and the top k of its step
+# (execute/logprobs.py), on the device until the batch ends.
+#
+# pause (asked after each step, when the call can pause: execute/pausing.py `pausable`) ends
+# the call early with `result.paused` set; `generate_pass(..., resume=result.paused)` with the
+# same model, plan, prompts and settings goes on, and its result is the whole call's.
 def generate_pass(
     model: LoadedModel,
     plan: RowPlans,
@@ -367,37 +252,19 @@ def generate_pass(
     pause: Callable[[], bool] | None = None,
     resume: Paused | None = None,
 ) -> PassResult:
-    """Generate with the plan applied on every step. `prompts`: texts, or token ids.
-
-    on_step (optional) hears each step: one new token id per row of the running batch, in row
-    order (a finished row gets the pad id); stop (asked after each step, only with on_step)
-    ends the batch early when it says so. Neither is called on a remote backend. logprobs=k
-    (local backend only) keeps each new token's log-probability and the top k of its step
-    (execute/logprobs.py), on the device until the batch ends.
-
-    pause (asked after each step, when the call can pause: `_pausable`) ends the call early
-    with `result.paused` set; `generate_pass(..., resume=result.paused)` with the same model,
-    plan, prompts and settings goes on from there, and its result is the whole call's.
-
-    Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
-    `reduction` names what the report needs; the first step's logits are kept whole (the
-    next-token logits); everything is copied to the host once per batch.
-
-    persistent: see the comment above this function.
-    """
+    """Generate with the plan applied on every step. `prompts`: texts, or token ids. What
+    on_step, stop, logprobs, pause and resume do: the comment above this function."""
     if logprobs is not None and model.remote:
         raise UsageError("log-probabilities of generated tokens need the local backend")
     kwargs = _generation_kwargs(model, gen)
     nn = model.nn
     plans = _batch_plans(plan, prompts, batch_size)  # merged per batch: one plan each
-    text_positions = any(batch_plan.text_positions() for batch_plan in plans)
-    persistent = persistent and model.persistent_edits and not text_positions
+    installed = persistent and _installs(model, plan, plans)
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
-    installed = persistent and isinstance(plan, Plan) and bool(plan.ops)
     batches = _batches(prompts, batch_size)
-    pausable = pause is not None and _pausable(model, gen, installed, len(batches))
+    ask = pause if pause is not None and pausable(model, gen, installed, len(batches)) else None
     if resume is not None and (len(batches) != 1 or installed or model.remote):
         raise ValueError("only a one-batch local call without edits can be resumed")
     with _sampling(gen), model.lock, torch.inference_mode():
@@ -408,32 +275,11 @@ def generate_pass(
         try:
             for batch, batch_plan in zip(batches, plans, strict=True):
                 active = Plan() if installed else batch_plan
-                call, given, masks = kwargs, cast(Any, batch), None
-                carried_steps: list[Any] = []
-                carried_record: dict[Any, Any] = {}
-                if resume is None:
-                    if gen.seed is not None:
-                        torch.manual_seed(gen.seed)
-                    masks = _masks(model, active, cast(list[str], batch))  # texts if any
-                    scores = None if logprobs is None else StepLogprobs(logprobs)
-                else:  # later steps read no text masks: they hold one new token per row
-                    call, given = _resumed_kwargs(kwargs, resume.taken), resume.inputs
-                    carried_steps, carried_record = resume.steps, resume.record
-                    scores = resume.scores
-                holder: _Pause | None = None
-                cache = None if resume is None else resume.cache
-                if pausable and pause is not None:
-                    if resume is None:
-                        cache = _new_cache(model)
-                        ids0, mask0 = _prompt_layout(model, cast(Prompts, batch))
-                    else:
-                        ids0 = resume.inputs["input_ids"].cpu()
-                        mask0 = resume.inputs["attention_mask"].cpu()
-                    holder = _Pause(pause, ids0, mask0)
-                if cache is not None:
-                    call = {**call, _cache_keyword(model): cache}
+                start = _batch_start(model, active, batch, gen, kwargs, logprobs, ask, resume)
+                call, given, masks, scores = start.call, start.given, start.masks, start.scores
+                carried_steps, carried_record, holder = start.steps, start.record, start.holder
                 # A remote backend runs the call elsewhere: nothing comes back before its end.
-                tap = {} if model.remote else _tap_kwargs(on_step, stop, scores, holder)
+                tap = {} if model.remote else tap_kwargs(on_step, stop, scores, holder)
                 # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so nothing
                 # after it (a helper's `return`) would ever run. No comment lines inside the
                 # invoke: the remote round trip re-reads its source and loses track on them.
@@ -449,15 +295,11 @@ def generate_pass(
                                 scores.remember(logits)
                     with tracer.invoke():
                         ids = tracer.result.save()
-                first = steps[0][1]
-                assert first is not None  # reduce_step keeps step 0's logits
-                firsts.append(first.float().cpu())
-                streamer = tap.get("streamer")
-                paused = isinstance(streamer, _StepTap) and streamer.paused
-                if holder is not None and paused and _goes_on(ids, len(steps), gen, eos):
-                    result.paused = Paused(
-                        _grown(ids, holder.mask), cache, steps, record, scores, len(steps)
-                    )
+                firsts.append(_first_logits(steps))
+                paused = isinstance(tap.get("streamer"), StepTap) and tap["streamer"].paused
+                if holder is not None and paused and goes_on(ids, len(steps), gen, eos):
+                    inputs = grown(ids, holder.mask)
+                    result.paused = Paused(inputs, start.cache, steps, record, scores, len(steps))
                     result.next_logits = firsts[0]
                     return result
                 _keep_batch(result, ids, steps, (eos, reduction, scores))
@@ -471,20 +313,40 @@ def generate_pass(
     return result
 
 
-def _grown(ids: torch.Tensor, mask: torch.Tensor) -> dict[str, torch.Tensor]:
-    """A paused call's inputs: its prompts' mask with one column per token generated since."""
-    ones = torch.ones(len(mask), ids.shape[1] - mask.shape[1], dtype=mask.dtype)
-    return {"input_ids": ids, "attention_mask": torch.cat([mask, ones], dim=1)}
+@dataclass
+class _BatchStart:
+    """What one batch's generate call starts from: fresh, or where a paused call stopped."""
+
+    call: dict[str, Any]  # generate's keyword arguments
+    given: Any  # the invoke's input: prompts, or a paused call's grown ids and mask
+    masks: TextMasks | None  # role/marker masks (fresh only: later steps hold 1 token a row)
+    scores: StepLogprobs | None
+    steps: list[Any]  # the reduced steps so far
+    record: dict[Any, Any]  # the gates' record so far
+    holder: PauseCheck | None  # asks `pause` between two steps (a pausable call only)
+    cache: Any  # the KV cache a pausable call keeps
 
 
-def _goes_on(ids: torch.Tensor, taken: int, gen: GenerationSpec, eos: int | None) -> bool:
-    """Whether a call that paused after `taken` steps has steps left: not at its token limit,
-    and some row not ended at EOS."""
-    if taken >= gen.max_new_tokens:
-        return False
-    if eos is None:
-        return True
-    return not bool((ids[:, ids.shape[1] - taken :] == eos).any(dim=1).all())
+def _batch_start(
+    model: LoadedModel,
+    active: Plan,
+    batch: Any,
+    gen: GenerationSpec,
+    kwargs: dict[str, Any],
+    logprobs: int | None,
+    pause: Callable[[], bool] | None,
+    resume: Paused | None,
+) -> _BatchStart:
+    call, holder, cache = pausable_call(model, batch, kwargs, pause, resume)
+    if resume is not None:
+        return _BatchStart(
+            call, resume.inputs, None, resume.scores, resume.steps, resume.record, holder, cache
+        )
+    if gen.seed is not None:
+        torch.manual_seed(gen.seed)
+    masks = _masks(model, active, cast(list[str], batch))  # texts if any
+    scores = None if logprobs is None else StepLogprobs(logprobs)
+    return _BatchStart(call, batch, masks, scores, [], {}, holder, cache)
 
 
 def text_logits(

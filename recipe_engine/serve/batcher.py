@@ -3,7 +3,7 @@ thread that takes whatever is waiting (up to max_batch rows) as one batch (`batc
 
 Scheduling is at step granularity: a request that arrives while a batch generates does not wait
 for its end. The running batch pauses at its next step (its generate call stops between two
-steps and keeps its KV cache: execute/runner.py `Paused`) and the newcomer's batch starts; the
+steps and keeps its KV cache: execute/pausing.py `Paused`) and the newcomer's batch starts; the
 started batches then take turns, each running `slice_steps` steps while others wait, a
 newcomer first (counted in steps, not seconds: a short request finishes in its first turn
 however slow the steps are). Going on is the step the call would have run next, so every

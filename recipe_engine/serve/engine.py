@@ -6,16 +6,14 @@ Rows of different profiles and strengths share one generate pass (execute/runner
 keeps its own plan (its profile's, compiled once per strength: Profile.plan) and the engine
 merges them per batch with row masks (execute/rows.py), so a row computes what it would alone
 and no steering leaks between rows. What still splits a batch (`pass_groups`): sampling
-settings (one set per generate call), and a seeded sampled row, which runs alone.
+settings (one set per generate call), and a seeded sampled row, which runs alone. A row may
+have a sink (serve/streams.py): a streaming request hears its row's text pieces as they are
+generated and its result the step the row ends; a generate call whose rows have all ended or
+been abandoned by their requests stops early.
 
-A row may have a sink (serve/streams.py): a streaming request hears its row's text pieces as
-they are generated and its result the step the row ends; a generate call whose rows have all
-ended or been abandoned by their requests stops early.
-
-`batch_job` is the same work one slice at a time, for the batcher's scheduler: its generate
-calls pause between two steps when `pause()` says so (other work waits), the job yields, and
-the next `next()` goes on where the call stopped (the same KV cache: execute/runner.py
-`Paused`), so a row's tokens are those of the uninterrupted call.
+`batch_job` is the same work one slice at a time, for the batcher's scheduler: its calls
+pause between two steps when `pause()` says so, the job yields, and the next `next()` goes on
+where the call stopped (execute/pausing.py): a row's tokens are those of the whole call.
 """
 
 from __future__ import annotations
@@ -28,8 +26,9 @@ from recipe_engine.errors import NumericalFailure
 from recipe_engine.execute.gates import GateOutcome
 from recipe_engine.execute.logprobs import TokenLogprob, prompt_logprobs
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
+from recipe_engine.execute.pausing import Paused
 from recipe_engine.execute.rows import merge_row_plans
-from recipe_engine.execute.runner import PassResult, Paused, generate_pass
+from recipe_engine.execute.runner import PassResult, generate_pass
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
