@@ -1,6 +1,7 @@
 """Load test of `steer serve` on loopback: many concurrent clients, mixed steering profiles.
 
     python benchmarks/serve_load.py [--requests 200] [--clients 16] [--new-tokens 8]
+                                    [--scheduling-only]
 
 Starts `steer serve` (its own process: clients in this one do not compete with it for the
 GIL) with three profiles of the embedded model (the shipped sentiment vector at strengths 4, -4
@@ -11,7 +12,8 @@ profile, then the profiles mixed round-robin. Prints per phase the failed reques
 cross-talk (answers that differ from their reference: another request's steering leaked in),
 p50/p95 latency and throughput, then mixed / one-profile throughput. Then scheduling:
 - head of line: a 4-token request alone, and sent 0.2 s after a 110-token one (median of 5
-  each): the ratio is what the short request pays for arriving behind a long one;
+  each; the long one has min_tokens 110, so that it really runs 110 steps: checked): the
+  ratio is what the short request pays for arriving behind a long one;
 - a stop string hit at token 1 of max_tokens 120, against a 1-token request alone;
 - mixed max_tokens (4, 16, 64 round-robin) from --clients clients: req/s and generated tok/s.
 Nothing is asserted: read the numbers.
@@ -120,28 +122,38 @@ def _timed(url: str, **body: object) -> tuple[float, int]:
     return time.perf_counter() - started, reply.json()["usage"]["completion_tokens"]
 
 
+def _long(url: str, body: dict[str, object]) -> float:
+    seconds, tokens = _timed(url, **body)
+    assert tokens == body["max_tokens"], f"the long request generated {tokens} tokens"
+    return seconds
+
+
 def _scheduling(url: str, prompt: str, clients: int, requests: int) -> None:
     short = {"prompt": prompt, "max_tokens": 4, "temperature": 0}
-    long = {"prompt": prompt, "max_tokens": 110, "temperature": 0}
+    # min_tokens: the unsteered model ends this prompt at EOS within 10 tokens; the long
+    # request must really be generating when the short one comes.
+    long = {"prompt": prompt, "max_tokens": 110, "min_tokens": 110, "temperature": 0}
     alone = statistics.median(_timed(url, **short)[0] for _ in range(5))
+    long_alone = statistics.median(_long(url, long) for _ in range(3))
     behind: list[float] = []
     with ThreadPoolExecutor(2) as pool:
         for _ in range(5):
-            first = pool.submit(_timed, url, **long)
+            first = pool.submit(_long, url, long)
             time.sleep(0.2)
             behind.append(_timed(url, **short)[0])
             first.result()
     late = statistics.median(behind)
     print(
         f"head of line  4 tokens alone {alone:.3f} s, sent 0.2 s after a 110-token request "
-        f"{late:.3f} s: {late / alone:.2f}x (median of 5)"
+        f"{late:.3f} s: {late / alone:.2f}x (median of 5); the 110-token request alone "
+        f"{long_alone:.3f} s (median of 3)"
     )
     one = statistics.median(_timed(url, **{**short, "max_tokens": 1})[0] for _ in range(5))
     text = httpx.post(
         f"{url}/completions", json={"model": "tiny-sentiment", **short, "max_tokens": 1}
     ).json()["choices"][0]["text"]
     stopped = statistics.median(
-        _timed(url, **{**long, "max_tokens": 120, "stop": [text]})[0] for _ in range(5)
+        _timed(url, **{**short, "max_tokens": 120, "stop": [text]})[0] for _ in range(5)
     )
     print(
         f"stop string   hit at token 1 of 120: {stopped:.3f} s, a 1-token request {one:.3f} s: "
@@ -191,6 +203,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=200)
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--new-tokens", type=int, default=8)
+    parser.add_argument(
+        "--scheduling-only", action="store_true", help="skip the load phases (a quick run)"
+    )
     args = parser.parse_args()
     prompts = (REPO / "recipes" / "data" / "neutral.txt").read_text().splitlines()[:8]
     vector = REPO / "recipes" / "vectors" / "sentiment.safetensors"
@@ -203,6 +218,9 @@ def main() -> None:
         log = Path(tmp) / "serve.log"  # the server's JSON lines
         process, url = _start(folder, log)
         try:
+            if args.scheduling_only:
+                _scheduling(url, prompts[0], args.clients, max(30, args.requests // 4))
+                return
             pairs = [(p, q) for p in PROFILES for q in prompts]
             print(f"reference: {len(pairs)} (profile, prompt) pairs, one request at a time")
             reference = {

@@ -16,16 +16,24 @@ from typing import Any, TypeVar, cast
 
 import nnsight
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
 
 from recipe_engine.errors import UsageError
 from recipe_engine.execute.gates import GateOutcome, gate_outcomes
 from recipe_engine.execute.logprobs import StepLogprobs, TokenLogprob
+from recipe_engine.execute.pausing import (
+    PauseCheck,
+    Paused,
+    Prompts,
+    goes_on,
+    grown,
+    pausable,
+    pausable_call,
+)
 from recipe_engine.execute.positions import TextMasks, text_masks
 from recipe_engine.execute.reduce import FINITE_ONLY, StepReduction, TokenSet, reduce_step
 from recipe_engine.execute.rows import merge_row_plans
 from recipe_engine.execute.steer import apply_plan
+from recipe_engine.execute.step_tap import StepTap, tap_kwargs
 from recipe_engine.format.run_spec import GenerationSpec
 from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
@@ -45,6 +53,8 @@ class PassResult:
     gates: list[list[GateOutcome]] = field(default_factory=list)
     # per prompt, on request: each new token's log-probability and top k (EOS included)
     logprobs: list[list[TokenLogprob]] = field(default_factory=list)
+    # set: the call paused between two steps (`pause`); `generate_pass(resume=...)` goes on
+    paused: Paused | None = None
 
 
 # nnsight warns that an open `tracer.iter[:]` loop was "never reached" past the last step: that
@@ -67,8 +77,6 @@ def _sampling(gen: GenerationSpec) -> Iterator[None]:
 
 
 _Item = TypeVar("_Item")
-# Prompts as texts, or as token ids (given by a client: used as they are, nothing added).
-Prompts = Sequence[str] | Sequence[list[int]]
 
 
 def _batches(prompts: Sequence[_Item], size: int) -> list[list[_Item]]:
@@ -141,52 +149,6 @@ def _generation_kwargs(model: LoadedModel, gen: GenerationSpec) -> dict[str, Any
     return kwargs
 
 
-class _StepTap(BaseStreamer, StoppingCriteria):
-    """What a caller hears of a running generate call: transformers hands every step's new
-    token ids to a streamer (`put`) and asks its stopping criteria after each step. The first
-    `put` is the prompt ids, not a step: skipped."""
-
-    def __init__(
-        self,
-        on_step: Callable[[list[int]], None] | None,
-        stop: Callable[[], bool] | None,
-        logprobs: StepLogprobs | None = None,
-    ):
-        self.on_step = on_step
-        self.stop = stop
-        self.logprobs = logprobs
-        self.prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self.prompt_seen:
-            self.prompt_seen = True
-            return
-        if self.logprobs is not None:  # the step's token is known: its log-probability
-            self.logprobs.chosen(value)
-        if self.on_step is not None:
-            self.on_step([int(t) for t in value.reshape(-1).tolist()])
-
-    def end(self) -> None:
-        self.prompt_seen = False  # ready for the next batch
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **_: Any) -> torch.Tensor:
-        done = self.stop is not None and self.stop()
-        return torch.full((input_ids.shape[0],), done, dtype=torch.bool, device=input_ids.device)
-
-
-def _tap_kwargs(
-    on_step: Callable[[list[int]], None] | None,
-    stop: Callable[[], bool] | None,
-    logprobs: StepLogprobs | None = None,
-) -> dict[str, Any]:
-    """The generate kwargs that feed `on_step` and ask `stop` (none without a listener: the
-    call is then exactly what it was), and record each chosen token's log-probability."""
-    if on_step is None and logprobs is None:
-        return {}
-    tap = _StepTap(on_step, stop, logprobs)
-    return {"streamer": tap, "stopping_criteria": StoppingCriteriaList([tap])}
-
-
 def _split_generated(
     result: PassResult,
     ids: torch.Tensor,
@@ -239,6 +201,20 @@ def _keep_batch(
         result.logprobs.extend(_cut_at_eos(r, eos) for r in scores.rows(new))
 
 
+def _installs(model: LoadedModel, plan: RowPlans, plans: list[Plan]) -> bool:
+    """Whether a persistent pass installs its plan as an edit (see above generate_pass)."""
+    text_positions = any(batch_plan.text_positions() for batch_plan in plans)
+    return (
+        model.persistent_edits and not text_positions and isinstance(plan, Plan) and bool(plan.ops)
+    )
+
+
+def _first_logits(steps: list[Any]) -> torch.Tensor:
+    first = steps[0][1]
+    assert first is not None  # reduce_step keeps step 0's logits
+    return cast(torch.Tensor, first).float().cpu()
+
+
 # persistent=False: the plan is part of each generate trace.
 # persistent=True (edit mode): the plan is installed once as an in-place nnsight edit
 # (`model.edit(inplace=True)`, looping over every step), every batch is generated through the
@@ -246,6 +222,20 @@ def _keep_batch(
 # is clean afterwards even if generation fails. On a remote backend, which keeps no state between
 # requests, and for role or marker positions, whose token masks differ from batch to batch, the
 # plan goes into every call instead: the same computation.
+#
+# Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
+# `reduction` names what the report needs; the first step's logits are kept whole (the
+# next-token logits); everything is copied to the host once per batch.
+#
+# on_step (optional) hears each step: one new token id per row of the running batch, in row
+# order (a finished row gets the pad id); stop (asked after each step, only with on_step)
+# ends the batch early when it says so. Neither is called on a remote backend. logprobs=k
+# (local backend only) keeps each new token's log-probability and the top k of its step
+# (execute/logprobs.py), on the device until the batch ends.
+#
+# pause (asked after each step, when the call can pause: execute/pausing.py `pausable`) ends
+# the call early with `result.paused` set; `generate_pass(..., resume=result.paused)` with the
+# same model, plan, prompts and settings goes on, and its result is the whole call's.
 def generate_pass(
     model: LoadedModel,
     plan: RowPlans,
@@ -259,53 +249,44 @@ def generate_pass(
     on_step: Callable[[list[int]], None] | None = None,
     stop: Callable[[], bool] | None = None,
     logprobs: int | None = None,
+    pause: Callable[[], bool] | None = None,
+    resume: Paused | None = None,
 ) -> PassResult:
-    """Generate with the plan applied on every step. `prompts`: texts, or token ids.
-
-    on_step (optional) hears each step: one new token id per row of the running batch, in row
-    order (a finished row gets the pad id); stop (asked after each step, only with on_step)
-    ends the batch early when it says so. Neither is called on a remote backend. logprobs=k
-    (local backend only) keeps each new token's log-probability and the top k of its step
-    (execute/logprobs.py), on the device until the batch ends.
-
-    Each step's logits are reduced inside the trace, on the model's device (execute/reduce.py):
-    `reduction` names what the report needs; the first step's logits are kept whole (the
-    next-token logits); everything is copied to the host once per batch.
-
-    persistent: see the comment above this function.
-    """
+    """Generate with the plan applied on every step. `prompts`: texts, or token ids. What
+    on_step, stop, logprobs, pause and resume do: the comment above this function."""
     if logprobs is not None and model.remote:
         raise UsageError("log-probabilities of generated tokens need the local backend")
     kwargs = _generation_kwargs(model, gen)
     nn = model.nn
     plans = _batch_plans(plan, prompts, batch_size)  # merged per batch: one plan each
-    text_positions = any(batch_plan.text_positions() for batch_plan in plans)
-    persistent = persistent and model.persistent_edits and not text_positions
+    installed = persistent and _installs(model, plan, plans)
     eos = model.tokenizer.eos_token_id
     result = PassResult(torch.empty(0))
     firsts: list[torch.Tensor] = []
-    installed = persistent and isinstance(plan, Plan) and bool(plan.ops)
+    batches = _batches(prompts, batch_size)
+    ask = pause if pause is not None and pausable(model, gen, installed, len(batches)) else None
+    if resume is not None and (len(batches) != 1 or installed or model.remote):
+        raise ValueError("only a one-batch local call without edits can be resumed")
     with _sampling(gen), model.lock, torch.inference_mode():
         if installed:
             with nn.edit(inplace=True) as tracer:
                 for _ in tracer.iter[:]:
                     apply_plan(nn, plans[0])
         try:
-            for batch, batch_plan in zip(_batches(prompts, batch_size), plans, strict=True):
-                if gen.seed is not None:
-                    torch.manual_seed(gen.seed)
+            for batch, batch_plan in zip(batches, plans, strict=True):
                 active = Plan() if installed else batch_plan
-                masks = _masks(model, active, cast(list[str], batch))  # texts if it has any
-                scores = None if logprobs is None else StepLogprobs(logprobs)
+                start = _batch_start(model, active, batch, gen, kwargs, logprobs, ask, resume)
+                call, given, masks, scores = start.call, start.given, start.masks, start.scores
+                carried_steps, carried_record, holder = start.steps, start.record, start.holder
                 # A remote backend runs the call elsewhere: nothing comes back before its end.
-                tap = {} if model.remote else _tap_kwargs(on_step, stop, scores)
+                tap = {} if model.remote else tap_kwargs(on_step, stop, scores, holder)
                 # Inline, not in a helper: an open `iter[:]` loop ends the invoke, so nothing
                 # after it (a helper's `return`) would ever run. No comment lines inside the
                 # invoke: the remote round trip re-reads its source and loses track on them.
-                with nn.generate(**kwargs, **tap, **model.backend_kwargs) as tracer:
-                    with tracer.invoke(batch):
-                        steps = nnsight.save([])
-                        record = nnsight.save({})
+                with nn.generate(**call, **tap, **model.backend_kwargs) as tracer:
+                    with tracer.invoke(given):
+                        steps = nnsight.save(carried_steps)
+                        record = nnsight.save(carried_record)
                         for _ in tracer.iter[:]:
                             apply_plan(nn, active, text_masks=masks, record=record)
                             logits = nn.output.logits[:, -1, :]
@@ -314,9 +295,13 @@ def generate_pass(
                                 scores.remember(logits)
                     with tracer.invoke():
                         ids = tracer.result.save()
-                first = steps[0][1]
-                assert first is not None  # reduce_step keeps step 0's logits
-                firsts.append(first.float().cpu())
+                firsts.append(_first_logits(steps))
+                paused = isinstance(tap.get("streamer"), StepTap) and tap["streamer"].paused
+                if holder is not None and paused and goes_on(ids, len(steps), gen, eos):
+                    inputs = grown(ids, holder.mask)
+                    result.paused = Paused(inputs, start.cache, steps, record, scores, len(steps))
+                    result.next_logits = firsts[0]
+                    return result
                 _keep_batch(result, ids, steps, (eos, reduction, scores))
                 result.gates.extend(gate_outcomes(active, record, len(batch)))
                 if progress:
@@ -326,6 +311,42 @@ def generate_pass(
                 nn.clear_edits()
     result.next_logits = torch.cat(firsts)
     return result
+
+
+@dataclass
+class _BatchStart:
+    """What one batch's generate call starts from: fresh, or where a paused call stopped."""
+
+    call: dict[str, Any]  # generate's keyword arguments
+    given: Any  # the invoke's input: prompts, or a paused call's grown ids and mask
+    masks: TextMasks | None  # role/marker masks (fresh only: later steps hold 1 token a row)
+    scores: StepLogprobs | None
+    steps: list[Any]  # the reduced steps so far
+    record: dict[Any, Any]  # the gates' record so far
+    holder: PauseCheck | None  # asks `pause` between two steps (a pausable call only)
+    cache: Any  # the KV cache a pausable call keeps
+
+
+def _batch_start(
+    model: LoadedModel,
+    active: Plan,
+    batch: Any,
+    gen: GenerationSpec,
+    kwargs: dict[str, Any],
+    logprobs: int | None,
+    pause: Callable[[], bool] | None,
+    resume: Paused | None,
+) -> _BatchStart:
+    call, holder, cache = pausable_call(model, batch, kwargs, pause, resume)
+    if resume is not None:
+        return _BatchStart(
+            call, resume.inputs, None, resume.scores, resume.steps, resume.record, holder, cache
+        )
+    if gen.seed is not None:
+        torch.manual_seed(gen.seed)
+    masks = _masks(model, active, cast(list[str], batch))  # texts if any
+    scores = None if logprobs is None else StepLogprobs(logprobs)
+    return _BatchStart(call, batch, masks, scores, [], {}, holder, cache)
 
 
 def text_logits(

@@ -1,5 +1,15 @@
 """Requests that arrive together are completed together: a bounded queue of rows and one worker
-thread that takes whatever is waiting (up to max_batch rows) and hands it to `execute_batch`.
+thread that takes whatever is waiting (up to max_batch rows) as one batch (`batch_job`).
+
+Scheduling is at step granularity: a request that arrives while a batch generates does not wait
+for its end. The running batch pauses at its next step (its generate call stops between two
+steps and keeps its KV cache: execute/pausing.py `Paused`) and the newcomer's batch starts; the
+started batches then take turns, each running `slice_steps` steps while others wait, a
+newcomer first (counted in steps, not seconds: a short request finishes in its first turn
+however slow the steps are). Going on is the step the call would have run next, so every
+row's tokens are those of its batch run uninterrupted, each row with its own plan. At most
+`max_jobs` batches are started at once (each holds its cache); rows that come meanwhile wait
+in the queue and start together when one ends.
 
 The queue's bound is the back-pressure: a row that finds it full is refused at once (HTTP 429)
 instead of waiting behind work the server cannot finish in time. A row whose request gave up
@@ -16,11 +26,12 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from recipe_engine.resolve.loaded_model import LoadedModel
-from recipe_engine.serve.engine import Row, RowResult, execute_batch, pass_groups
+from recipe_engine.serve.engine import Job, Row, RowResult, batch_job, execute_batch, pass_groups
 from recipe_engine.serve.logs import JsonLog
 from recipe_engine.serve.streams import Listener, RowTap
 
@@ -64,6 +75,17 @@ class _Heard:
             self.tap.done(result)
 
 
+@dataclass
+class _Job:
+    """A started batch: its rows, their taps, and its work (`batch_job`) between two slices."""
+
+    batch: list[_Pending]
+    heard: list[_Heard]
+    work: Job
+    started: float = field(default_factory=time.perf_counter)
+    slices: int = 0  # how many turns it took (1: it never paused)
+
+
 def _profiles(rows: list[Row]) -> list[str]:
     """The profiles a batch served ("" for unsteered rows), for the log."""
     return sorted({"" if row.profile is None else row.profile.name for row in rows})
@@ -71,14 +93,26 @@ def _profiles(rows: list[Row]) -> list[str]:
 
 class Batcher:
     def __init__(
-        self, model: LoadedModel, log: JsonLog, *, max_queue: int, max_batch: int, wait_s: float
+        self,
+        model: LoadedModel,
+        log: JsonLog,
+        *,
+        max_queue: int,
+        max_batch: int,
+        wait_s: float,
+        slice_steps: int = 16,
+        max_jobs: int = 2,
     ) -> None:
         self.model = model
         self.log = log
         self.max_batch = max_batch
         self.wait_s = wait_s  # how long the first row of a batch waits for company
+        self.slice_steps = slice_steps  # a started batch's turn while others wait
+        self.max_jobs = max_jobs  # batches started at once
         self._queue: queue.Queue[_Pending] = queue.Queue(maxsize=max_queue)
-        self.batches_started = 0  # for tests and /health: batches handed to execute_batch
+        self.batches_started = 0  # for tests and /health: batches started (`batch_job`)
+        self._ready: deque[_Job] = deque()  # started batches waiting for their next turn
+        self._turn_steps = 0  # steps the running batch took in this turn
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="steer-serve-batcher", daemon=True)
 
@@ -113,9 +147,9 @@ class Batcher:
                 raise QueueFull from None
         return [item.future for item in pending]
 
-    def _collect(self) -> list[_Pending]:
+    def _collect(self, block: bool) -> list[_Pending]:
         try:
-            batch = [self._queue.get(timeout=0.1)]
+            batch = [self._queue.get(timeout=0.1) if block else self._queue.get_nowait()]
         except queue.Empty:
             return []
         deadline = time.monotonic() + self.wait_s
@@ -131,34 +165,68 @@ class Batcher:
                 break
         return [item for item in batch if item.future.set_running_or_notify_cancel()]
 
+    def _pause(self) -> bool:
+        """Asked between two steps of the running batch: should it pause for other work? For
+        rows that wait in the queue at once (when another batch may start); for a started
+        batch once this turn has lasted `slice_steps` steps."""
+        self._turn_steps += 1  # asked once per step
+        if self._queue.qsize() and 1 + len(self._ready) < self.max_jobs:
+            return True
+        return bool(self._ready) and self._turn_steps >= self.slice_steps
+
+    def _next(self) -> _Job | None:
+        """The batch whose turn it is: new rows first (while fewer than max_jobs batches are
+        started), else the started batch that waited longest."""
+        if not self._ready or (self._queue.qsize() and len(self._ready) < self.max_jobs):
+            batch = self._collect(block=not self._ready)
+            if batch:
+                self.batches_started += 1
+                rows = [item.row for item in batch]
+                heard = [_Heard(item.tap) for item in batch]
+                return _Job(batch, heard, batch_job(self.model, rows, heard, self._pause))
+        return self._ready.popleft() if self._ready else None
+
     def _loop(self) -> None:
         while not self._stop.is_set():
-            batch = self._collect()
-            if not batch:
-                continue
-            started = time.perf_counter()
-            self.batches_started += 1
-            rows = [item.row for item in batch]
-            heard = [_Heard(item.tap) for item in batch]
-            try:
-                results = execute_batch(self.model, rows, heard)
-            except Exception as exc:
-                self.log("batch_failed", rows=len(batch), error=f"{type(exc).__name__}: {exc}")
-                self._one_by_one(batch, heard, exc)
-                continue
-            # Logged before the answers go out: a client that reads the log after its answer
-            # finds its batch there.
-            elapsed = round(time.perf_counter() - started, 4)
-            self.log(
-                "batch",
-                rows=len(batch),
-                passes=len(pass_groups(self.model, rows)),  # generate passes it took
-                profiles=_profiles(rows),
-                seconds=elapsed,
-                waiting=self.waiting,
-            )
-            for item, result in zip(batch, results, strict=True):
-                item.future.set_result(result)
+            job = self._next()
+            if job is not None:
+                self._turn(job)
+        for job in self._ready:  # stopped with batches started: their requests get an error
+            job.work.close()
+            for item in job.batch:
+                if not item.future.done():
+                    item.future.set_exception(RuntimeError("the server stopped"))
+
+    def _turn(self, job: _Job) -> None:
+        """Run one slice of a started batch: to its end, or to a pause (back in line)."""
+        self._turn_steps = 0
+        job.slices += 1
+        try:
+            next(job.work)
+        except StopIteration as done:
+            self._finish(job, done.value)
+            return
+        except Exception as exc:
+            self.log("batch_failed", rows=len(job.batch), error=f"{type(exc).__name__}: {exc}")
+            self._one_by_one(job.batch, job.heard, exc)
+            return
+        self._ready.append(job)
+
+    def _finish(self, job: _Job, results: list[RowResult]) -> None:
+        # Logged before the answers go out: a client that reads the log after its answer
+        # finds its batch there.
+        rows = [item.row for item in job.batch]
+        self.log(
+            "batch",
+            rows=len(job.batch),
+            passes=len(pass_groups(self.model, rows)),  # generate passes it took
+            profiles=_profiles(rows),
+            seconds=round(time.perf_counter() - job.started, 4),
+            slices=job.slices,  # turns it took: more than 1 when it paused for other work
+            waiting=self.waiting,
+        )
+        for item, result in zip(job.batch, results, strict=True):
+            item.future.set_result(result)
 
     def _one_by_one(self, batch: list[_Pending], heard: list[_Heard], error: Exception) -> None:
         """A failed batch's rows, each on its own: the rows that fail alone get their own

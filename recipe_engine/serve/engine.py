@@ -6,23 +6,27 @@ Rows of different profiles and strengths share one generate pass (execute/runner
 keeps its own plan (its profile's, compiled once per strength: Profile.plan) and the engine
 merges them per batch with row masks (execute/rows.py), so a row computes what it would alone
 and no steering leaks between rows. What still splits a batch (`pass_groups`): sampling
-settings (one set per generate call), and a seeded sampled row, which runs alone.
+settings (one set per generate call), and a seeded sampled row, which runs alone. A row may
+have a sink (serve/streams.py): a streaming request hears its row's text pieces as they are
+generated and its result the step the row ends; a generate call whose rows have all ended or
+been abandoned by their requests stops early.
 
-A row may have a sink (serve/streams.py): a streaming request hears its row's text pieces as
-they are generated and its result the step the row ends; a generate call whose rows have all
-ended or been abandoned by their requests stops early.
+`batch_job` is the same work one slice at a time, for the batcher's scheduler: its calls
+pause between two steps when `pause()` says so, the job yields, and the next `next()` goes on
+where the call stopped (execute/pausing.py): a row's tokens are those of the whole call.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import Protocol, cast
 
 from recipe_engine.errors import NumericalFailure
 from recipe_engine.execute.gates import GateOutcome
 from recipe_engine.execute.logprobs import TokenLogprob, prompt_logprobs
 from recipe_engine.execute.numerics import is_non_finite_error, likely_cause, require_finite
+from recipe_engine.execute.pausing import Paused
 from recipe_engine.execute.rows import merge_row_plans
 from recipe_engine.execute.runner import PassResult, generate_pass
 from recipe_engine.format.run_spec import GenerationSpec
@@ -30,7 +34,10 @@ from recipe_engine.plan import Plan
 from recipe_engine.resolve.loaded_model import LoadedModel
 from recipe_engine.serve.profiles import Profile
 
-__all__ = ["Row", "RowResult", "RowSink", "execute_batch", "pass_groups"]
+__all__ = ["Row", "RowResult", "RowSink", "batch_job", "execute_batch", "pass_groups"]
+
+Pause = Callable[[], bool] | None  # asked between two steps: should the running call pause?
+Job = Generator[None, None, list["RowResult"]]  # yields at each pause, returns the results
 
 
 @dataclass(frozen=True)
@@ -173,8 +180,12 @@ class _Progress:
                 self.sent += piece
                 if piece and self.sink is not None:
                     self.sink.piece(piece)
-            # Only the new text can hold a stop string that was not there before.
-            if any(text.find(s, max(0, searched - len(s))) >= 0 for s in self.row.stop):
+            # Only the new text can hold a stop string that was not there before; none counts
+            # within the first min_tokens tokens (vLLM's rule: one ending there never does).
+            early = len(self.ids) <= (self.row.generation.min_new_tokens or 0)
+            if not early and any(
+                text.find(s, max(0, searched - len(s) + 1)) >= 0 for s in self.row.stop
+            ):
                 self.finish()
                 return
         if len(self.ids) >= self.row.generation.max_new_tokens:
@@ -250,7 +261,9 @@ def _prompt_scores(
     return out
 
 
-def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) -> list[RowResult]:
+def _run_group(
+    base: LoadedModel, rows: list[Row], sinks: list[RowSink | None], pause: Pause
+) -> Job:
     first = rows[0]
     model = base if first.profile is None else first.profile.compiled.model
     unsteered = Plan()
@@ -265,15 +278,21 @@ def _run_group(base: LoadedModel, rows: list[Row], sinks: list[RowSink | None]) 
     todo = [i for i, row in enumerate(rows) if row.new_tokens]
     if todo:
         generating = [rows[i] for i in todo]
-        results = _generate(model, generating, [plans[i] for i in todo], [sinks[i] for i in todo])
+        results = yield from _generate(
+            model, generating, [plans[i] for i in todo], [sinks[i] for i in todo], pause
+        )
         for i, (result, new) in zip(todo, results, strict=True):
             out[i] = _with_logprobs(model, rows[i], result, scored[i], new)
     return [r for r in out if r is not None]
 
 
 def _generate(
-    model: LoadedModel, rows: list[Row], plans: list[Plan], sinks: list[RowSink | None]
-) -> list[tuple[RowResult, list[TokenLogprob]]]:
+    model: LoadedModel,
+    rows: list[Row],
+    plans: list[Plan],
+    sinks: list[RowSink | None],
+    pause: Pause,
+) -> Generator[None, None, list[tuple[RowResult, list[TokenLogprob]]]]:
     # A row's tokens do not depend on how many more are generated after them, so the group
     # runs to its longest request and each row is cut to its own length.
     longest = max(r.generation.max_new_tokens for r in rows)
@@ -294,17 +313,25 @@ def _generate(
         prompts = [list(r.prompt_ids or ()) for r in rows]
     else:
         prompts = [r.prompt for r in rows]
+    resume: Paused | None = None
     try:
-        result = generate_pass(
-            model,
-            plans,
-            prompts,
-            gen,
-            batch_size=len(rows),
-            on_step=on_step if listened else None,
-            stop=lambda: all(row.over for row in progress),  # every row done or abandoned
-            logprobs=max(wanted) if wanted else None,
-        )
+        while True:
+            result = generate_pass(
+                model,
+                plans,
+                prompts,
+                gen,
+                batch_size=len(rows),
+                on_step=on_step if listened else None,
+                stop=lambda: all(row.over for row in progress),  # every row done or abandoned
+                logprobs=max(wanted) if wanted else None,
+                pause=pause,
+                resume=resume,
+            )
+            if result.paused is None:
+                break
+            resume = result.paused
+            yield  # other work runs; the next `next()` goes on from here
     except RuntimeError as exc:  # the sampler refuses NaN/Inf probabilities (as steer run)
         if not is_non_finite_error(exc):
             raise
@@ -341,18 +368,33 @@ def _generate(
     return out
 
 
+def batch_job(
+    model: LoadedModel,
+    rows: list[Row],
+    sinks: Sequence[RowSink | None] | None = None,
+    pause: Pause = None,
+) -> Job:
+    """`execute_batch` one slice at a time: yields each time one of its generate calls paused
+    (`pause()` said so between two steps), returns the results."""
+    results: list[RowResult | None] = [None] * len(rows)
+    heard = list(sinks) if sinks is not None else [None] * len(rows)
+    for indices in pass_groups(model, rows):
+        group = [rows[i] for i in indices]
+        done = yield from _run_group(model, group, [heard[i] for i in indices], pause)
+        for index, result in zip(indices, done, strict=True):
+            results[index] = result
+    return [r for r in results if r is not None]
+
+
 def execute_batch(
     model: LoadedModel, rows: list[Row], sinks: Sequence[RowSink | None] | None = None
 ) -> list[RowResult]:
     """Complete every row; results in the rows' order. `model` runs the unsteered rows (a
     profile's rows run on its compiled model: the same one, from the process's model cache).
     `sinks` (one per row, or None) hear the rows as they are generated."""
-    results: list[RowResult | None] = [None] * len(rows)
-    heard = list(sinks) if sinks is not None else [None] * len(rows)
-    for indices in pass_groups(model, rows):
-        group = [rows[i] for i in indices]
-        for index, result in zip(
-            indices, _run_group(model, group, [heard[i] for i in indices]), strict=True
-        ):
-            results[index] = result
-    return [r for r in results if r is not None]
+    job = batch_job(model, rows, sinks)  # never pauses: runs to its end at the first next()
+    try:
+        while True:
+            next(job)
+    except StopIteration as done:
+        return cast(list[RowResult], done.value)

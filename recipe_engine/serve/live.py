@@ -92,7 +92,10 @@ class _Choices:
             self.sent[index] = end
             return [stream_chunk(reply, index, self.heard[index][sent:end], None)]
         self.results[index] = item
-        choice = cut_at_stop(item, reply.prepared.stop)
+        # A stop string seen within min_tokens held the text back: it goes out now.
+        choice = cut_at_stop(
+            item, reply.prepared.stop, reply.prepared.rows[index].generation.min_new_tokens
+        )
         # What the reply has that was not sent (held back, or a character the token limit
         # cut). Sent text is the reply's prefix: pieces are its tokens' pieces (engine.py).
         rest = choice.text[sent:]

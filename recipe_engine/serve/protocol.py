@@ -63,6 +63,8 @@ class _Body(BaseModel):
 
     model: str = Field(min_length=1)
     max_tokens: int | None = Field(default=None, ge=0)  # 0: score the prompt (echo) only
+    # vLLM's: EOS and stop strings cannot end a row before this many tokens (0 or None: off)
+    min_tokens: int | None = Field(default=None, ge=0)
     temperature: float | None = Field(default=None, ge=0, le=2)
     top_p: float | None = Field(default=None, gt=0, le=1)
     top_k: int | None = Field(default=None, ge=-1)  # vLLM's; -1 or 0: off

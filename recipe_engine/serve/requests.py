@@ -153,7 +153,22 @@ def _generation(
         update["seed"] = body.seed
     if not update.get("do_sample", gen.do_sample):  # greedy: sampling knobs do nothing
         update.update(temperature=None, top_p=None, top_k=None)
+    if body.min_tokens is not None:
+        update["min_new_tokens"] = _min_tokens(body.min_tokens, update, gen)
     return gen.model_copy(update=update)
+
+
+def _min_tokens(asked: int, update: dict[str, object], gen: GenerationSpec) -> int | None:
+    """vLLM's `min_tokens` as transformers' min_new_tokens (0: off), at most max_tokens."""
+    most = update.get("max_new_tokens", gen.max_new_tokens)
+    if isinstance(most, int) and asked > most:
+        raise ApiError(
+            400,
+            f"min_tokens {asked} is more than the {most} tokens this request generates at "
+            f"most (max_tokens): lower min_tokens to {most} or less, or raise max_tokens",
+            param="min_tokens",
+        )
+    return asked or None
 
 
 def chat_prompt(state: ServerState, body: ChatRequest) -> str:

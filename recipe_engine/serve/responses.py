@@ -39,10 +39,14 @@ class Choice:
         return "".join(self.pieces)
 
 
-def cut_at_stop(result: RowResult, stops: list[str]) -> Choice:
-    """The tokens up to the first stop string (which is dropped, as OpenAI does)."""
+def cut_at_stop(result: RowResult, stops: list[str], min_tokens: int | None = None) -> Choice:
+    """The tokens up to the first stop string (which is dropped, as OpenAI does). A stop
+    string that ends within the first `min_tokens` tokens' text does not count (vLLM's rule:
+    the engine did not end the row there either)."""
     text = result.text
-    cuts = [text.find(s) for s in stops if s in text]
+    early = len("".join(result.pieces[: min_tokens or 0]))
+    found = [text.find(s, max(0, early - len(s) + 1)) for s in stops]
+    cuts = [at for at in found if at >= 0]
     if not cuts:
         return Choice(list(result.pieces), result.finish_reason)
     end = min(cuts)
@@ -112,7 +116,11 @@ class Reply:
     created: int = field(default_factory=lambda: int(time.time()))
 
     def choices(self) -> list[Choice]:
-        return [cut_at_stop(r, self.prepared.stop) for r in self.results]
+        rows = self.prepared.rows
+        return [
+            cut_at_stop(r, self.prepared.stop, row.generation.min_new_tokens)
+            for r, row in zip(self.results, rows, strict=True)
+        ]
 
     def usage(self) -> dict[str, int]:
         completion = sum(len(c.pieces) for c in self.choices())
